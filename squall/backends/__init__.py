@@ -1,0 +1,26 @@
+"""Backends: where durable state lives. `open_backend(url)` picks one by URL scheme.
+
+- `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` — embedded, one machine.
+- `redis://host:port/db` — distributed, shared by many nodes.
+"""
+
+from __future__ import annotations
+
+from squall.backends.base import Backend, Clock, Item, Message, NodeInfo, QueueStats, StreamRecord, Timer
+from squall.errors import ConfigError
+
+__all__ = ["Backend", "Clock", "Item", "Message", "NodeInfo", "QueueStats", "StreamRecord", "Timer",
+           "open_backend"]
+
+
+def open_backend(url: str, clock: Clock | None = None) -> Backend:
+    """Open the backend named by `url`. Raises ConfigError for an unknown scheme."""
+    if url.startswith("sqlite://"):
+        from squall.backends.sqlite import SQLiteBackend
+
+        return SQLiteBackend(url, clock=clock)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from squall.backends.redis import RedisBackend
+
+        return RedisBackend(url, clock=clock)
+    raise ConfigError(f"unknown backend URL {url!r}: expected sqlite:///path or redis://host:port/db")

@@ -1,0 +1,244 @@
+"""The `squall` command line. Every error is one readable line and a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from squall.errors import SquallError
+
+DEFAULT_STATE = ".squall/state.db"
+
+
+def default_backend(base: Path) -> str:
+    return f"sqlite:///{(base / DEFAULT_STATE).resolve()}"
+
+
+def backend_url(option: str | None, app_ref: str | None = None) -> str:
+    """--backend, else $SQUALL_BACKEND, else .squall/state.db next to the app (or here)."""
+    if option:
+        return option
+    if os.environ.get("SQUALL_BACKEND"):
+        return os.environ["SQUALL_BACKEND"]
+    from squall.loader import app_root
+
+    return default_backend(app_root(app_ref) if app_ref else Path.cwd())
+
+
+class SquallGroup(click.Group):
+    """Turns SquallError (and a few others) into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SquallError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+backend_option = click.option("--backend", "backend", metavar="URL", default=None,
+                              help="sqlite:///path or redis://host:port/db (env SQUALL_BACKEND; "
+                                   "default .squall/state.db next to the app)")
+
+
+@click.group(cls=SquallGroup)
+@click.version_option(package_name="squall")
+def main() -> None:
+    """Squall: a self-hosted serverless platform for Python."""
+
+
+def _node_options(fn):
+    fn = click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")(fn)
+    fn = click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+                      help="HTTP port.")(fn)
+    fn = click.option("--keep-alive", default=300.0, show_default=True, type=click.FloatRange(min=0),
+                      help="Seconds an idle instance stays warm.")(fn)
+    fn = click.option("--node-id", default=None, help="Name of this node in the cluster.")(fn)
+    return backend_option(fn)
+
+
+def _settings(keep_alive: float, node_id: str | None):
+    from squall.node import NodeSettings
+    from squall.runtime.base import RuntimeSettings
+
+    settings = NodeSettings(runtime=RuntimeSettings(keep_alive=keep_alive))
+    if node_id:
+        settings.node_id = node_id
+    return settings
+
+
+@main.command()
+@click.argument("app_ref", metavar="APP")
+@_node_options
+def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, backend: str | None) -> None:
+    """Run a production node for APP (a file like app.py, or module:attribute)."""
+    from squall.server import configure_logging, serve
+
+    configure_logging()
+    asyncio.run(serve(app_ref, backend_url(backend, app_ref), host, port, _settings(keep_alive, node_id)))
+
+
+@main.command()
+@click.argument("app_ref", metavar="APP")
+@_node_options
+@click.option("--reload/--no-reload", default=True, show_default=True, help="Restart when a file changes.")
+def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, backend: str | None,
+        reload: bool) -> None:
+    """Run APP on one machine with embedded state, restarting it when its files change."""
+    from squall.loader import app_root, load_app
+
+    load_app(app_ref)  # fail here, in one line, rather than in the child
+    url = backend_url(backend, app_ref)
+    args = [sys.executable, "-m", "squall", "run", app_ref, "--host", host, "--port", str(port),
+            "--keep-alive", str(keep_alive), "--backend", url] + (["--node-id", node_id] if node_id else [])
+    if not reload:
+        os.execv(sys.executable, args)
+    from squall.reloader import supervise
+
+    sys.exit(supervise(args, app_root(app_ref)))
+
+
+@main.command()
+@click.argument("app_ref", metavar="APP")
+@click.argument("function")
+@click.option("--data", default="null", help="The event, as JSON.")
+@backend_option
+def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
+    """Invoke FUNCTION of APP once and print its result as JSON (REPORT line on stderr)."""
+    try:
+        event = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--data is not valid JSON: {exc}") from None
+    from squall.backends import open_backend
+    from squall.loader import load_app
+    from squall.node import Node, NodeSettings
+
+    app = load_app(app_ref)
+    app.config(function)
+
+    async def once():
+        store = open_backend(backend_url(backend, app_ref))
+        node = Node(app, store, NodeSettings(consume=False), app_ref=app_ref)
+        await node.start()
+        try:
+            return await node.invoke(function, event)
+        finally:
+            await node.stop()
+            store.close()
+
+    invocation = asyncio.run(once())
+    click.echo(invocation.report_line(), err=True)
+    if invocation.ok:
+        click.echo(json.dumps(invocation.result))
+    else:
+        click.echo(json.dumps(invocation.error.to_dict()))
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("queue")
+@click.argument("body")
+@click.option("--delay", default=0.0, type=float, help="Seconds before the message is visible.")
+@click.option("--attribute", "-a", multiple=True, metavar="NAME=VALUE", help="A message attribute (repeatable).")
+@backend_option
+def send(queue: str, body: str, delay: float, attribute: tuple[str, ...], backend: str | None) -> None:
+    """Send BODY to QUEUE; prints the message id."""
+    from squall.backends import open_backend
+    from squall.services import Queue
+
+    attributes = {}
+    for item in attribute:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.ClickException(f"attribute {item!r} must look like NAME=VALUE")
+        attributes[name] = value
+    store = open_backend(backend_url(backend))
+    try:
+        click.echo(Queue(store, queue).send(body, delay_seconds=delay, attributes=attributes))
+    finally:
+        store.close()
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Include internal queues (async invocations).")
+@backend_option
+def queues(show_all: bool, backend: str | None) -> None:
+    """Depth, in-flight and DLQ depth of every declared queue."""
+    from squall.backends import open_backend
+
+    store = open_backend(backend_url(backend))
+    try:
+        rows = []
+        for name in store.queue_names():
+            config = store.queue_config(name) or {}
+            if "dlq_of" in config or (config.get("internal") and not show_all):
+                continue
+            stats = store.queue_stats(name)
+            dlq = config.get("dlq")
+            dlq_depth = store.queue_stats(dlq).total if dlq else 0
+            rows.append((name, stats.visible + stats.delayed, stats.in_flight, dlq or "-", dlq_depth))
+    finally:
+        store.close()
+    _table(["QUEUE", "DEPTH", "IN_FLIGHT", "DLQ", "DLQ_DEPTH"], rows)
+
+
+@main.group()
+def dlq() -> None:
+    """Inspect and redrive dead-letter queues."""
+
+
+def _dlq_of(store, queue: str) -> str:
+    from squall.errors import QueueNotFound
+
+    config = store.queue_config(queue)
+    if config is None:
+        raise QueueNotFound(f"unknown queue {queue!r}")
+    if not config.get("dlq"):
+        raise QueueNotFound(f"queue {queue!r} has no dead-letter queue")
+    return config["dlq"]
+
+
+@dlq.command("list")
+@click.argument("queue")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 10000))
+@backend_option
+def dlq_list(queue: str, limit: int, backend: str | None) -> None:
+    """Show messages in QUEUE's dead-letter queue."""
+    from squall.backends import open_backend
+
+    store = open_backend(backend_url(backend))
+    try:
+        for message in store.peek(_dlq_of(store, queue), limit):
+            click.echo(json.dumps({"messageId": message.id, "body": message.body,
+                                   "messageAttributes": message.attributes}))
+    finally:
+        store.close()
+
+
+@dlq.command("redrive")
+@click.argument("queue")
+@backend_option
+def dlq_redrive(queue: str, backend: str | None) -> None:
+    """Move every message in QUEUE's dead-letter queue back to QUEUE."""
+    from squall.backends import open_backend
+
+    store = open_backend(backend_url(backend))
+    try:
+        moved = store.redrive(_dlq_of(store, queue), queue)
+    finally:
+        store.close()
+    click.echo(f"redrove {moved} message(s) to {queue}")
+
+
+def _table(headers: list[str], rows: list[tuple]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths)).rstrip())

@@ -1,0 +1,71 @@
+"""Load an `App` from a file path or module reference ("app.py", "app.py:app", "pkg.mod:app")."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from squall.app import App
+from squall.errors import AppLoadError
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """('app.py', 'app') for 'app.py:app'; the attribute is optional."""
+    target, _, attr = ref.partition(":")
+    return target, attr or None
+
+
+def app_root(ref: str) -> Path:
+    """The directory the app lives in (state and relative paths are resolved from it)."""
+    target, _ = split_ref(ref)
+    if target.endswith(".py") or os.sep in target:
+        return Path(target).resolve().parent
+    return Path.cwd()
+
+
+def load_app(ref: str) -> App:
+    """Import the app module and return its App. Every failure is one AppLoadError line."""
+    target, attr = split_ref(ref)
+    root = app_root(ref)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        if target.endswith(".py"):
+            path = Path(target).resolve()
+            if not path.is_file():
+                raise AppLoadError(f"app file not found: {target}")
+            name = path.stem
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except AppLoadError:
+        raise
+    except SyntaxError as exc:
+        raise AppLoadError(f"cannot load {target}: syntax error at {Path(exc.filename or target).name}"
+                           f":{exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module may raise anything at import
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise AppLoadError(f"cannot load {target}: {type(exc).__name__}: {exc} "
+                           f"({Path(frame.filename).name}:{frame.lineno})") from None
+    if attr:
+        app = getattr(module, attr, None)
+        if not isinstance(app, App):
+            raise AppLoadError(f"{target} has no App named {attr!r}")
+    else:
+        apps = [v for v in vars(module).values() if isinstance(v, App)]
+        if len(apps) != 1:
+            raise AppLoadError(f"{target} must define exactly one App (found {len(apps)}); "
+                               f"name it with {target}:attribute")
+        app = apps[0]
+    app.root = str(root)
+    for function in app.functions:
+        app.resolve(function)  # 'module.handler' strings fail here, at load, not at first call
+    return app

@@ -1,0 +1,108 @@
+"""What every runtime offers the dispatch layer, and the pieces both runtimes share."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from squall.app import App, FunctionConfig
+from squall.backends import Backend
+from squall.errors import InvocationError, Throttled
+from squall.runtime.invocation import Invocation
+
+#: How a runtime hands a nested synchronous invocation (ctx.invoke) back to the node.
+NestedCall = Callable[[str, Any], Awaitable[Invocation]]
+
+
+@dataclass
+class RuntimeSettings:
+    #: seconds an idle instance is kept warm before it is reaped (scale to zero)
+    keep_alive: float = 300.0
+    #: concurrent instances of a function without reserved_concurrency, per node
+    max_instances: int = 64
+
+
+class ClusterSlots:
+    """Cluster-wide reserved concurrency: one backend slot per running instance.
+
+    Only used on a distributed backend; on one node the local pool's cap is the limit.
+    """
+
+    def __init__(self, backend: Backend, holder: str):
+        self.backend = backend
+        self.holder = holder
+
+    async def acquire(self, config: FunctionConfig, wait: float | None) -> str:
+        deadline = None if wait is None else time.monotonic() + wait
+        pause = 0.005
+        while True:
+            token = await asyncio.to_thread(self.backend.slot_acquire, f"fn.{config.name}",
+                                            config.reserved_concurrency, self.holder, config.timeout + 30)
+            if token is not None:
+                return token
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise throttled(config.name)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    async def release(self, config: FunctionConfig, token: str) -> None:
+        await asyncio.to_thread(self.backend.slot_release, f"fn.{config.name}", token)
+
+
+def throttled(function: str) -> Throttled:
+    return Throttled(f"Rate Exceeded: {function} is at its concurrency limit", "TooManyRequestsException")
+
+
+class Runtime(ABC):
+    """Runs invocations of an app's functions and reports what each one cost."""
+
+    def __init__(self, app: App, settings: RuntimeSettings | None = None, nested: NestedCall | None = None,
+                 slots: ClusterSlots | None = None, node: str = ""):
+        self.app = app
+        self.settings = settings or RuntimeSettings()
+        self.nested = nested
+        self.slots = slots
+        self.node = node
+
+    async def start(self) -> None:
+        """Prepare (and pre-warm provisioned instances)."""
+
+    async def stop(self) -> None:
+        """Release every instance."""
+
+    async def invoke(self, function: str, event: Any, *, trigger: str = "invoke",
+                     request_id: str | None = None, wait: float | None = None) -> Invocation:
+        """Run one invocation. Never raises for what the function did: the error is in
+        the returned Invocation. `wait` bounds the time spent waiting for a free instance
+        (None: wait as long as it takes); past it the outcome is `throttled`.
+        Raises FunctionNotFound for an unknown function.
+        """
+        config = self.app.config(function)
+        request_id = request_id or str(uuid.uuid4())
+        start = time.time()
+        token = None
+        try:
+            if self.slots is not None and config.reserved_concurrency is not None:
+                token = await self.slots.acquire(config, wait)
+            invocation = await self._run(config, event, trigger, request_id, wait)
+        except InvocationError as error:
+            invocation = Invocation(request_id, function, trigger, start, (time.time() - start) * 1000,
+                                    config.memory_mb, error=error)
+        finally:
+            if token is not None:
+                await self.slots.release(config, token)
+        invocation.node = self.node
+        return invocation
+
+    @abstractmethod
+    async def _run(self, config: FunctionConfig, event: Any, trigger: str, request_id: str,
+                   wait: float | None) -> Invocation:
+        """Run on an instance; raise InvocationError for failures before the handler ran."""
+
+    def instance_counts(self) -> dict[str, dict[str, int]]:
+        """Per function: instances alive and busy (for the dashboard and `squall nodes`)."""
+        return {}

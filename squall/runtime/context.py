@@ -1,0 +1,107 @@
+"""The `ctx` a handler receives: what a Lambda context offers, plus the platform services."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol
+
+from squall.app import App
+from squall.backends import Backend
+from squall.errors import PayloadTooLarge
+from squall.services import Queue, Table, async_queue
+
+#: Lambda's payload limits for synchronous and asynchronous invocations.
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_ASYNC_PAYLOAD = 256 * 1024
+
+
+class Caller(Protocol):
+    """Runs a synchronous invocation on behalf of a handler (`ctx.invoke`)."""
+
+    def __call__(self, function: str, payload: Any) -> Any: ...
+
+
+class Logger:
+    """Structured JSON log lines (Lambda's JSON log format) carrying the request id."""
+
+    def __init__(self, function: str, request_id: str, stream=None):
+        self.function = function
+        self.request_id = request_id
+        self.stream = stream or sys.stdout
+
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        line = {"timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "level": level, "message": message, "function": self.function, "requestId": self.request_id}
+        line.update(fields)
+        self.stream.write(json.dumps(line, default=str) + "\n")
+        self.stream.flush()
+
+    def debug(self, message: str, **fields: Any) -> None:
+        self.log("DEBUG", message, **fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self.log("INFO", message, **fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self.log("WARN", message, **fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        self.log("ERROR", message, **fields)
+
+
+class Context:
+    """Passed as the second argument of every handler.
+
+    Lambda attributes: `aws_request_id`, `function_name`, `function_version`,
+    `memory_limit_in_mb`, `invoked_function_arn`, `get_remaining_time_in_millis()`.
+    Services: `table(name)`, `queue(name)`, `invoke(...)`, `invoke_async(...)`, `log`.
+    """
+
+    function_version = "$LATEST"
+
+    def __init__(self, app: App, function: str, request_id: str, deadline: float,
+                 backend: Callable[[], Backend], caller: Caller, known_queues: set[str]):
+        config = app.config(function)
+        self.app = app
+        self.function_name = function
+        self.aws_request_id = request_id
+        self.memory_limit_in_mb = config.memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function}"
+        self.log_group_name = f"/aws/lambda/{function}"
+        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{request_id[:8]}"
+        self.log = Logger(function, request_id)
+        self._deadline = deadline
+        self._backend = backend
+        self._caller = caller
+        self._known_queues = known_queues
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+    def table(self, name: str) -> Table:
+        return Table(self._backend(), name)
+
+    def queue(self, name: str) -> Queue:
+        return Queue(self._backend(), name, known=self._known_queues)
+
+    def invoke(self, function: str, payload: Any = None) -> Any:
+        """Invoke a function synchronously and return its result (raises FunctionError)."""
+        self.app.config(function)
+        _check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
+        return self._caller(function, payload)
+
+    def invoke_async(self, function: str, payload: Any = None) -> str:
+        """Queue an asynchronous invocation (retried twice on failure); returns its id."""
+        self.app.config(function)
+        body = _check_payload(payload, MAX_ASYNC_PAYLOAD, "asynchronous")
+        return self._backend().enqueue(async_queue(function), body)
+
+
+def _check_payload(payload: Any, limit: int, kind: str) -> str:
+    body = json.dumps(payload)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"{kind} invocation payload is {len(body)} bytes; the limit is {limit} bytes")
+    return body

@@ -1,0 +1,74 @@
+"""The inline runtime: handlers run in the caller's process, on worker threads.
+
+Used by `squall.testing` so a user's tests can patch, step through and inspect their
+handlers. It keeps the dispatch semantics (events, results, errors, concurrency caps,
+metering) but not isolation: a timeout is reported once the handler returns, and memory
+limits are not enforced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from squall.app import App, FunctionConfig
+from squall.backends import Backend
+from squall.errors import FunctionTimeout
+from squall.runtime.base import NestedCall, Runtime, RuntimeSettings, throttled
+from squall.runtime.context import Context
+from squall.runtime.instance import max_memory_mb
+from squall.runtime.invocation import Invocation, error_from_dict, run_handler
+
+
+class InlineRuntime(Runtime):
+    def __init__(self, app: App, backend: Backend, settings: RuntimeSettings | None = None,
+                 nested: NestedCall | None = None, node: str = ""):
+        super().__init__(app, settings, nested, None, node)
+        self.backend = backend
+        self._started: set[str] = set()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._known_queues: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    async def _run(self, config: FunctionConfig, event: Any, trigger: str, request_id: str,
+                   wait: float | None) -> Invocation:
+        limit = self._limits.setdefault(config.name, asyncio.Semaphore(
+            config.reserved_concurrency if config.reserved_concurrency is not None else self.settings.max_instances))
+        try:
+            await asyncio.wait_for(limit.acquire(), wait)
+        except asyncio.TimeoutError:
+            raise throttled(config.name) from None
+        try:
+            cold = config.name not in self._started
+            began = time.perf_counter()
+            handler = self.app.resolve(config.name)
+            init_ms = (time.perf_counter() - began) * 1000 if cold else None
+            self._started.add(config.name)
+            start = time.time()
+            ctx = Context(self.app, config.name, request_id, start + config.timeout, lambda: self.backend,
+                          self._call, self._known_queues)
+            began = time.perf_counter()
+            ok, payload = await asyncio.to_thread(run_handler, handler, event, ctx)
+            duration = (time.perf_counter() - began) * 1000
+        finally:
+            limit.release()
+        invocation = Invocation(request_id, config.name, trigger, start, duration, config.memory_mb, cold=cold,
+                                init_ms=init_ms, max_memory_mb=max_memory_mb())
+        if duration > config.timeout * 1000:
+            invocation.error = FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds",
+                                               "Sandbox.Timedout")
+        elif ok:
+            invocation.result = payload
+        else:
+            invocation.error = error_from_dict(payload)
+        return invocation
+
+    def _call(self, function: str, payload: Any) -> Any:
+        """ctx.invoke from a handler thread: run the invocation on the node's loop."""
+        assert self._loop is not None
+        coroutine = self.nested(function, payload) if self.nested else self.invoke(function, payload)
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result().unwrap()

@@ -1,0 +1,91 @@
+"""The inside of a function instance: a process forked from the zygote that serves one
+function, one invocation at a time, until the node closes its socket or kills it."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import threading
+import time
+from typing import Any
+
+from squall.app import App
+from squall.backends import Backend, open_backend
+from squall.runtime import wire
+from squall.runtime.context import Context
+from squall.runtime.invocation import error_from_dict, run_handler
+
+MIB = 1024 * 1024
+
+
+def limit_memory(memory_mb: int) -> None:
+    """Cap the address space at what the instance was forked with plus `memory_mb`.
+
+    The zygote's pages (interpreter and imported app) are shared and already mapped, so
+    the budget is what the function may allocate on top of them; going over it raises
+    MemoryError inside the handler, which the instance reports as Runtime.OutOfMemory.
+    """
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = mapped + memory_mb * MIB
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def max_memory_mb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+class _Instance:
+    def __init__(self, sock: socket.socket, app: App, function: str, backend_url: str):
+        self.sock = sock
+        self.app = app
+        self.function = function
+        self.backend_url = backend_url
+        self._backend: Backend | None = None
+        self._call_lock = threading.Lock()
+        self.known_queues: set[str] = set()
+
+    def backend(self) -> Backend:
+        """Opened on first use, in this process: connections never cross a fork."""
+        if self._backend is None:
+            self._backend = open_backend(self.backend_url)
+        return self._backend
+
+    def call(self, function: str, payload: Any) -> Any:
+        """ctx.invoke: ask the node to run the invocation and wait for its result."""
+        with self._call_lock:
+            wire.send(self.sock, ("call", function, payload))
+            _, ok, value = wire.recv(self.sock)
+        if ok:
+            return value
+        raise error_from_dict(value)
+
+    def serve(self, started: float) -> None:
+        config = self.app.config(self.function)
+        try:
+            handler = self.app.resolve(self.function)
+            limit_memory(config.memory_mb)
+        except Exception as exc:  # noqa: BLE001 - reported to the node as an init error
+            wire.send(self.sock, ("init_error", {"errorMessage": str(exc), "errorType": "Runtime.ImportModuleError",
+                                                 "stackTrace": []}))
+            return
+        wire.send(self.sock, ("ready", (time.perf_counter() - started) * 1000))
+        while True:
+            try:
+                _, request_id, event, deadline = wire.recv(self.sock)
+            except (EOFError, ConnectionError):
+                return
+            ctx = Context(self.app, self.function, request_id, deadline, self.backend, self.call,
+                          self.known_queues)
+            began = time.perf_counter()
+            ok, payload = run_handler(handler, event, ctx)
+            duration = (time.perf_counter() - began) * 1000
+            wire.send(self.sock, ("result", ok, payload, duration, max_memory_mb()))
+            if not ok and payload["errorType"] == "Runtime.OutOfMemory":
+                return  # the heap may be in any state: the node replaces this instance
+
+
+def serve(sock: socket.socket, app: App, function: str, backend_url: str, started: float) -> None:
+    """Entry point in the forked child; returns when the instance should exit."""
+    _Instance(sock, app, function, backend_url).serve(started)

@@ -1,0 +1,343 @@
+"""The process runtime: isolated function instances forked from a zygote.
+
+Each instance is a process serving one function, one invocation at a time (Lambda's
+model). Warm instances are reused most-recently-used first, so the others go idle and are
+reaped after the keep-alive (scale to zero); `provisioned_concurrency` instances are
+started up front and never reaped; `reserved_concurrency` caps instances. A timeout
+kills the instance; a crash or out-of-memory replaces it. The node is never at risk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from squall.app import App, FunctionConfig
+from squall.errors import AppLoadError, FunctionTimeout, InstanceCrashed, InvocationError
+from squall.runtime import wire
+from squall.runtime.base import ClusterSlots, NestedCall, Runtime, RuntimeSettings, throttled
+from squall.runtime.invocation import Invocation, error_from_dict
+
+
+class Zygote:
+    """The node's handle on its zygote process (see squall.runtime.zygote)."""
+
+    def __init__(self, app_ref: str, backend_url: str):
+        self.app_ref = app_ref
+        self.backend_url = backend_url
+        self.process: subprocess.Popen | None = None
+        self.control: socket.socket | None = None
+        self._tokens = itertools.count(1)
+        self._forks: dict[int, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._ready: asyncio.Future | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url],
+            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+        theirs.close()
+        ours.setblocking(False)
+        self.control = ours
+        self._ready = loop.create_future()
+        loop.add_reader(ours, self._on_message)
+        kind, value = await self._ready
+        if kind == "error":
+            await self.stop()
+            raise AppLoadError(value)
+
+    def _on_message(self) -> None:
+        assert self.control is not None
+        while True:
+            try:
+                data = self.control.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._lost()
+                return
+            message = pickle.loads(data)
+            if message[0] in ("ready", "error"):
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_result(message)
+            elif message[0] == "forked":
+                future = self._forks.pop(message[1], None)
+                if future is not None and not future.done():
+                    future.set_result(message[2])
+            elif message[0] == "exited":
+                self._exit_future(message[1]).set_result(message[2])
+
+    def _lost(self) -> None:
+        """The zygote died: fail whatever waits on it."""
+        asyncio.get_running_loop().remove_reader(self.control)
+        error = InstanceCrashed("the zygote process exited", "Runtime.ExitError")
+        for future in [*self._forks.values(), self._ready]:
+            if future is not None and not future.done():
+                if future is self._ready:
+                    future.set_result(("error", "the zygote process exited while loading the app"))
+                else:
+                    future.set_exception(error)
+        self._forks.clear()
+
+    def _exit_future(self, pid: int) -> asyncio.Future[int]:
+        future = self._exits.get(pid)
+        if future is None or future.done():
+            future = self._exits[pid] = asyncio.get_running_loop().create_future()
+        return future
+
+    async def fork(self, function: str) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.control is None or self.process is None or self.process.poll() is not None:
+            raise InstanceCrashed("the zygote process is not running", "Runtime.ExitError")
+        ours, theirs = socket.socketpair()
+        token = next(self._tokens)
+        future = self._forks[token] = asyncio.get_running_loop().create_future()
+        message = pickle.dumps(("fork", token, function))
+        while True:
+            try:
+                socket.send_fds(self.control, [message], [theirs.fileno()])
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+        theirs.close()
+        pid = await future
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        return pid, reader, writer
+
+    async def exit_status(self, pid: int, timeout: float = 1.0) -> int | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._exit_future(pid)), timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._exits.pop(pid, None)
+
+    def forget(self, pid: int) -> None:
+        """Drop the exit notice of an instance the node killed itself."""
+        future = self._exits.pop(pid, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    async def stop(self) -> None:
+        if self.control is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(self.control)
+            except (ValueError, RuntimeError):
+                pass
+            self.control.close()
+            self.control = None
+        if self.process is not None:
+            try:
+                await asyncio.to_thread(self.process.wait, 5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                await asyncio.to_thread(self.process.wait)
+
+
+@dataclass(eq=False)
+class Instance:
+    pid: int
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    init_ms: float
+    last_used: float = field(default_factory=time.monotonic)
+    invocations: int = 0
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.writer.close()
+
+
+class FunctionPool:
+    """The instances of one function on this node."""
+
+    def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote):
+        self.config = config
+        self.zygote = zygote
+        self.idle: list[Instance] = []
+        self.live = 0
+        self.busy = 0
+        self.permits = asyncio.Semaphore(cap)
+
+    async def acquire(self, wait: float | None) -> tuple[Instance, bool]:
+        """A free instance (and whether it was a cold start); waits for a permit."""
+        if wait is None:
+            await self.permits.acquire()
+        else:
+            try:
+                await asyncio.wait_for(self.permits.acquire(), wait)
+            except asyncio.TimeoutError:
+                raise throttled(self.config.name) from None
+        self.busy += 1
+        try:
+            while self.idle:
+                instance = self.idle.pop()
+                if not instance.reader.at_eof():
+                    return instance, False
+                self.discard(instance)
+            return await self.spawn(), True
+        except BaseException:
+            self.busy -= 1
+            self.permits.release()
+            raise
+
+    def release(self, instance: Instance | None) -> None:
+        """Give back the permit; a healthy instance goes back to the idle list."""
+        if instance is not None:
+            instance.last_used = time.monotonic()
+            self.idle.append(instance)
+        self.busy -= 1
+        self.permits.release()
+
+    async def spawn(self) -> Instance:
+        started = time.perf_counter()
+        pid, reader, writer = await self.zygote.fork(self.config.name)
+        self.live += 1
+        try:
+            kind, value = await asyncio.wait_for(wire.read(reader), 30)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
+            kind, value = "init_error", {"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"}
+        if kind != "ready":
+            self.live -= 1
+            writer.close()
+            raise error_from_dict(value) if isinstance(value, dict) else InstanceCrashed(str(value))
+        return Instance(pid, reader, writer, (time.perf_counter() - started) * 1000)
+
+    def discard(self, instance: Instance) -> None:
+        instance.kill()
+        self.zygote.forget(instance.pid)
+        self.live -= 1
+
+    def reap(self, keep_alive: float) -> int:
+        """Stop instances idle longer than keep_alive, keeping the provisioned ones."""
+        now = time.monotonic()
+        keep = self.config.provisioned_concurrency
+        expired = [i for i in self.idle[:max(0, len(self.idle) - keep)] if now - i.last_used > keep_alive]
+        for instance in expired:
+            self.idle.remove(instance)
+            self.discard(instance)
+        return len(expired)
+
+
+class ProcessRuntime(Runtime):
+    """Runs each function in its own forked instances."""
+
+    def __init__(self, app: App, app_ref: str, backend_url: str, settings: RuntimeSettings | None = None,
+                 nested: NestedCall | None = None, slots: ClusterSlots | None = None, node: str = ""):
+        super().__init__(app, settings, nested, slots, node)
+        self.zygote = Zygote(app_ref, backend_url)
+        self.pools: dict[str, FunctionPool] = {}
+        self._reaper: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.zygote.start()
+        for name, config in self.app.functions.items():
+            cap = config.reserved_concurrency if config.reserved_concurrency is not None else self.settings.max_instances
+            self.pools[name] = FunctionPool(config, cap, self.zygote)
+        warm = [pool.spawn() for pool in self.pools.values() for _ in range(pool.config.provisioned_concurrency)]
+        for pool, instance in zip([p for p in self.pools.values() for _ in range(p.config.provisioned_concurrency)],
+                                  await asyncio.gather(*warm)):
+            instance.last_used = time.monotonic()
+            pool.idle.append(instance)
+        self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for pool in self.pools.values():
+            for instance in pool.idle:
+                pool.discard(instance)
+            pool.idle.clear()
+        await self.zygote.stop()
+
+    async def _reap_forever(self) -> None:
+        interval = min(1.0, max(0.05, self.settings.keep_alive / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for pool in self.pools.values():
+                pool.reap(self.settings.keep_alive)
+
+    def instance_counts(self) -> dict[str, dict[str, int]]:
+        return {name: {"instances": pool.live, "busy": pool.busy} for name, pool in self.pools.items()}
+
+    async def _run(self, config: FunctionConfig, event: Any, trigger: str, request_id: str,
+                   wait: float | None) -> Invocation:
+        pool = self.pools[config.name]
+        start = time.time()
+        instance, cold = await pool.acquire(wait)
+        healthy: Instance | None = None
+        try:
+            deadline = time.time() + config.timeout
+            result = await self._exchange(instance, config, (request_id, event, deadline), deadline)
+            _, ok, payload, duration, max_memory = result
+            invocation = Invocation(request_id, config.name, trigger, start, duration, config.memory_mb,
+                                    cold=cold, init_ms=instance.init_ms if cold else None,
+                                    max_memory_mb=max_memory)
+            if ok:
+                invocation.result = payload
+                healthy = instance
+            else:
+                invocation.error = error_from_dict(payload)
+                if payload.get("errorType") != "Runtime.OutOfMemory":
+                    healthy = instance
+            instance.invocations += 1
+            return invocation
+        except InvocationError as error:
+            return Invocation(request_id, config.name, trigger, start, (time.time() - start) * 1000,
+                              config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
+                              error=error)
+        finally:
+            if healthy is None:
+                pool.discard(instance)
+            pool.release(healthy)
+
+    async def _exchange(self, instance: Instance, config: FunctionConfig, request: tuple, deadline: float) -> tuple:
+        """Send the invocation; serve nested ctx.invoke calls until the result arrives."""
+        instance.writer.write(wire.encode(("invoke", *request)))
+        try:
+            while True:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(wire.read(instance.reader), remaining)
+                if message[0] == "result":
+                    return message
+                _, function, payload = message  # ("call", function, payload)
+                nested = await asyncio.wait_for(self._nested(function, payload), max(0.0, deadline - time.time()))
+                reply = ("reply", True, nested.result) if nested.ok else ("reply", False, nested.error.to_dict())
+                instance.writer.write(wire.encode(reply))
+        except asyncio.TimeoutError:
+            raise FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds", "Sandbox.Timedout") from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            status = await self.zygote.exit_status(instance.pid)
+            raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
+
+    async def _nested(self, function: str, payload: Any) -> Invocation:
+        if self.nested is None:
+            return await self.invoke(function, payload, trigger="invoke")
+        return await self.nested(function, payload)
+
+
+def describe_exit(status: int | None) -> str:
+    """Lambda's wording for how a runtime process ended."""
+    if status is None:
+        return "exited"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return f"signal: {signal.Signals(sig).name}" if sig in signal.Signals._value2member_map_ else f"signal: {sig}"
+    return f"exit status {os.WEXITSTATUS(status)}"

@@ -1,0 +1,114 @@
+"""The zygote: a process that has imported the app and forks function instances on request.
+
+A cold start is then a fork (a few milliseconds), not an interpreter start and app import.
+It speaks to its node over a SOCK_SEQPACKET socket: the node sends ("fork", token,
+function) with one end of a fresh socketpair attached (SCM_RIGHTS); the zygote answers
+("forked", token, pid), and ("exited", pid, status) whenever a child ends, so the node can
+say how an instance died (exit code or signal).
+
+Run as `python -m squall.runtime.zygote FD APP_REF BACKEND_URL`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from squall.backends import open_backend
+from squall.errors import SquallError
+from squall.loader import load_app
+from squall.runtime import instance
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so nothing is orphaned."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: instances still exit on EOF
+        pass
+
+
+def main(fd: int, app_ref: str, backend_url: str) -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the node, which shuts us down
+    control = socket.socket(fileno=fd)
+    try:
+        app = load_app(app_ref)
+        open_backend(backend_url).close()  # imports the backend's modules before any fork
+    except SquallError as exc:
+        control.send(pickle.dumps(("error", str(exc))))
+        sys.exit(1)
+    control.send(pickle.dumps(("ready", os.getpid())))
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(control, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj == wake_r:
+                _drain(wake_r)
+                _report_exits(control)
+                continue
+            data, fds, _, _ = socket.recv_fds(control, 65536, 1)
+            if not data:
+                sys.exit(0)  # the node has gone
+            _, token, function = pickle.loads(data)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            started = time.perf_counter()
+            pid = os.fork()
+            if pid == 0:
+                selector.close()
+                control.close()
+                os.close(wake_r)
+                os.close(wake_w)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                die_with_parent()
+                code = 0
+                try:
+                    instance.serve(socket.socket(fileno=fds[0]), app, function, backend_url, started)
+                except BaseException:  # noqa: BLE001 - an instance never unwinds into the zygote loop
+                    code = 1
+                finally:
+                    sys.stdout.flush()
+                    os._exit(code)
+            os.close(fds[0])
+            control.send(pickle.dumps(("forked", token, pid)))
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _report_exits(control: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        control.send(pickle.dumps(("exited", pid, status)))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2], sys.argv[3])

@@ -1,0 +1,49 @@
+"""Serve a node behind the gateway: what `squall run` (and each `squall dev` reload) runs."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sys
+
+import uvicorn
+
+from squall.backends import open_backend
+from squall.gateway import build_gateway
+from squall.loader import load_app
+from squall.node import Node, NodeSettings
+
+log = logging.getLogger("squall")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+async def serve(app_ref: str, backend_url: str, host: str, port: int, settings: NodeSettings) -> None:
+    """Start a node and its gateway; return after SIGINT/SIGTERM and a graceful stop."""
+    loop = asyncio.get_running_loop()
+    # backend calls run on threads: enough of them for every consumer and request in flight
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="squall"))
+    app = load_app(app_ref)
+    backend = open_backend(backend_url)
+    node = Node(app, backend, settings, app_ref=app_ref)
+    await node.start()
+    config = uvicorn.Config(build_gateway(node), host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="off", server_header=False)
+    server = uvicorn.Server(config)
+    log.info("node %s serving app %r on http://%s:%d (backend %s)", settings.node_id, app.name, host, port,
+             backend_url)
+    for route in app.routes:
+        log.info("  route %-7s %s -> %s", route.method, route.path, route.function)
+    for trigger in app.queue_triggers:
+        log.info("  queue %s -> %s (batch %d, dlq %s)", trigger.queue, trigger.function, trigger.batch_size,
+                 trigger.dlq)
+    try:
+        await server.serve()
+    finally:
+        log.info("node %s stopping", settings.node_id)
+        await node.stop()
+        backend.close()

@@ -1,0 +1,125 @@
+"""Platform services a function reaches through `ctx`: tables and queues.
+
+The same clients serve handlers (inside instances), the CLI (`squall send`) and the test
+harness, so limits and errors are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from squall.app import TABLE_NAME, check_name, check_queue_name
+from squall.backends import Backend
+from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
+
+#: SQS limits.
+MAX_MESSAGE_BYTES = 256 * 1024
+MAX_DELAY_SECONDS = 900
+
+
+def async_queue(function: str) -> str:
+    """The internal queue holding a function's asynchronous invocations."""
+    return f"async.{function}"
+
+
+class Table:
+    """A key-value table. Values are anything JSON can encode."""
+
+    def __init__(self, backend: Backend, name: str, feed: bool = False):
+        self.backend = backend
+        self.name = check_name("table", name, TABLE_NAME)
+        self.feed = feed
+
+    def get(self, key: str, default: Any = None) -> Any:
+        item = self.backend.table_get(self.name, self._key(key))
+        return default if item is None else item.value
+
+    def put(self, key: str, value: Any, *, if_version: int | None = None, if_absent: bool = False) -> int:
+        """Write `value`; returns the new version. Conditions raise ConditionFailed."""
+        _check_json(value, f"value for {self.name}[{key!r}]")
+        return self.backend.table_put(self.name, self._key(key), value, if_version=if_version,
+                                      if_absent=if_absent, feed=self.feed).version
+
+    def delete(self, key: str, *, if_version: int | None = None) -> Any:
+        """Delete; returns the old value (None if there was none)."""
+        old = self.backend.table_delete(self.name, self._key(key), if_version=if_version, feed=self.feed)
+        return None if old is None else old.value
+
+    def scan(self, prefix: str = "", limit: int | None = None) -> Iterator[tuple[str, Any]]:
+        """(key, value) pairs in key order, fetched page by page."""
+        after: str | None = None
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            items = self.backend.table_scan(self.name, prefix=prefix, start_after=after, limit=page)
+            for item in items:
+                yield item.key, item.value
+            if len(items) < page:
+                return
+            after = items[-1].key
+            if remaining is not None:
+                remaining -= len(items)
+
+    def _key(self, key: Any) -> str:
+        if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
+            raise ConfigError(f"invalid key {key!r} for table {self.name!r}: must be a non-empty string")
+        return str(key)
+
+
+class Queue:
+    """Send side of a declared queue (SQS SendMessage semantics and limits)."""
+
+    def __init__(self, backend: Backend, name: str, known: set[str] | None = None):
+        self.backend = backend
+        self.name = check_queue_name(name)
+        if known is None or name not in known:
+            if backend.queue_config(name) is None:
+                names = ", ".join(q for q in backend.queue_names() if not q.startswith("async.")) or "none"
+                raise QueueNotFound(f"unknown queue {name!r} (queues: {names})")
+            if known is not None:
+                known.add(name)
+
+    def send(self, body: str, delay_seconds: float = 0, attributes: dict[str, Any] | None = None) -> str:
+        """Enqueue `body`; returns the message id once it is committed."""
+        return self.backend.enqueue(self.name, *check_message(body, delay_seconds, attributes))
+
+    def send_batch(self, bodies: list[str]) -> list[str]:
+        """Enqueue several bodies in one commit."""
+        return self.backend.enqueue_batch(self.name, [check_message(b, 0, None) for b in bodies])
+
+
+def check_message(body: Any, delay_seconds: Any = 0, attributes: dict[str, Any] | None = None
+                  ) -> tuple[str, dict[str, Any], float]:
+    """Validate a message as SQS would; returns (body, attributes, delay)."""
+    if not isinstance(body, str):
+        raise ConfigError(f"message body must be a string, not {type(body).__name__} (use json.dumps)")
+    if body == "":
+        raise ConfigError("message body must not be empty")
+    if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float)) \
+            or not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+        raise ConfigError(f"invalid delay_seconds {delay_seconds!r}: must be 0 to {MAX_DELAY_SECONDS}")
+    attributes = attributes or {}
+    if not isinstance(attributes, dict):
+        raise ConfigError("message attributes must be a dict of name -> value")
+    size = len(body.encode()) + sum(len(k.encode()) + len(json.dumps(v)) for k, v in attributes.items())
+    if size > MAX_MESSAGE_BYTES:
+        raise PayloadTooLarge(f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (256 KiB)")
+    return body, {k: message_attribute(k, v) for k, v in attributes.items()}, float(delay_seconds)
+
+
+def message_attribute(name: str, value: Any) -> dict[str, Any]:
+    """An SQS messageAttributes entry: plain values are typed String or Number."""
+    if isinstance(value, dict) and "dataType" in value:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"message attribute {name!r} must be a string or number, not {type(value).__name__}")
+    data_type = "String" if isinstance(value, str) else "Number"
+    return {"stringValue": str(value), "stringListValues": [], "binaryListValues": [], "dataType": data_type}
+
+
+def _check_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} is not JSON-serialisable: {exc}") from None
