@@ -32,6 +32,20 @@ def backend_url(option: str | None, app_ref: str | None = None) -> str:
     return default_backend(app_root(app_ref) if app_ref else Path.cwd())
 
 
+def objects_url(option: str | None, backend: str, app_ref: str | None = None) -> str:
+    """--objects, else $SQUALL_OBJECTS, else `objects/` beside a SQLite state file
+    (or .squall/objects next to the app)."""
+    if option:
+        return option
+    if os.environ.get("SQUALL_OBJECTS"):
+        return os.environ["SQUALL_OBJECTS"]
+    if backend.startswith("sqlite:///"):
+        return str(Path(backend[len("sqlite:///"):].split("?", 1)[0]).resolve().parent / "objects")
+    from squall.loader import app_root
+
+    return str((app_root(app_ref) if app_ref else Path.cwd()) / ".squall" / "objects")
+
+
 class SquallGroup(click.Group):
     """Turns SquallError (and a few others) into one line on stderr and exit code 1."""
 
@@ -62,6 +76,9 @@ def _node_options(fn):
     fn = click.option("--keep-alive", default=300.0, show_default=True, type=click.FloatRange(min=0),
                       help="Seconds an idle instance stays warm.")(fn)
     fn = click.option("--node-id", default=None, help="Name of this node in the cluster.")(fn)
+    fn = click.option("--objects", "objects", metavar="PATH|URL", default=None,
+                      help="Object store: a (shared) directory or s3://bucket/prefix (env SQUALL_OBJECTS; "
+                           "default objects/ beside the state).")(fn)
     return backend_option(fn)
 
 
@@ -78,27 +95,30 @@ def _settings(keep_alive: float, node_id: str | None):
 @main.command()
 @click.argument("app_ref", metavar="APP")
 @_node_options
-def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, backend: str | None) -> None:
+def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, objects: str | None,
+        backend: str | None) -> None:
     """Run a production node for APP (a file like app.py, or module:attribute)."""
     from squall.server import configure_logging, serve
 
     configure_logging()
-    asyncio.run(serve(app_ref, backend_url(backend, app_ref), host, port, _settings(keep_alive, node_id)))
+    url = backend_url(backend, app_ref)
+    asyncio.run(serve(app_ref, url, objects_url(objects, url, app_ref), host, port, _settings(keep_alive, node_id)))
 
 
 @main.command()
 @click.argument("app_ref", metavar="APP")
 @_node_options
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Restart when a file changes.")
-def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, backend: str | None,
-        reload: bool) -> None:
+def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, objects: str | None,
+        backend: str | None, reload: bool) -> None:
     """Run APP on one machine with embedded state, restarting it when its files change."""
     from squall.loader import app_root, load_app
 
     load_app(app_ref)  # fail here, in one line, rather than in the child
     url = backend_url(backend, app_ref)
     args = [sys.executable, "-m", "squall", "run", app_ref, "--host", host, "--port", str(port),
-            "--keep-alive", str(keep_alive), "--backend", url] + (["--node-id", node_id] if node_id else [])
+            "--keep-alive", str(keep_alive), "--backend", url, "--objects", objects_url(objects, url, app_ref)]
+    args += ["--node-id", node_id] if node_id else []
     if not reload:
         os.execv(sys.executable, args)
     from squall.reloader import supervise
@@ -125,8 +145,9 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
     app.config(function)
 
     async def once():
-        store = open_backend(backend_url(backend, app_ref))
-        node = Node(app, store, NodeSettings(consume=False), app_ref=app_ref)
+        url = backend_url(backend, app_ref)
+        store = open_backend(url)
+        node = Node(app, store, objects_url(None, url, app_ref), NodeSettings(consume=False), app_ref=app_ref)
         await node.start()
         try:
             return await node.invoke(function, event)

@@ -19,6 +19,7 @@ from squall.app import App, QueueTrigger
 from squall.backends import Backend
 from squall.dispatch.queues import ASYNC, SQS, QueueConsumer
 from squall.metering import Meter
+from squall.objects import open_objects
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
 from squall.runtime.invocation import Invocation
@@ -46,20 +47,22 @@ class NodeSettings:
 
 
 class Node:
-    def __init__(self, app: App, backend: Backend, settings: NodeSettings | None = None,
+    def __init__(self, app: App, backend: Backend, objects_url: str, settings: NodeSettings | None = None,
                  app_ref: str | None = None):
         """With `app_ref` functions run in forked instances; without, inline (tests)."""
         self.app = app
         self.backend = backend
+        self.objects_url = objects_url
         self.settings = settings or NodeSettings()
         node_id = self.settings.node_id
         slots = ClusterSlots(backend, node_id) if backend.distributed else None
         self.runtime: Runtime
         if app_ref is None:
-            self.runtime = InlineRuntime(app, backend, self.settings.runtime, self.invoke, node_id)
+            self.runtime = InlineRuntime(app, backend, open_objects(objects_url), self.settings.runtime,
+                                         self.invoke, node_id)
         else:
-            self.runtime = ProcessRuntime(app, app_ref, backend.url, self.settings.runtime, self.invoke,
-                                          slots, node_id)
+            self.runtime = ProcessRuntime(app, app_ref, backend.url, objects_url, self.settings.runtime,
+                                          self.invoke, slots, node_id)
         self.meter = Meter(backend, node_id)
         self.consumers = [self._consumer(t) for t in app.queue_triggers]
         self.consumers += [self._async_consumer(name) for name in app.functions]

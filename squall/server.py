@@ -22,20 +22,21 @@ def configure_logging() -> None:
                         stream=sys.stderr)
 
 
-async def serve(app_ref: str, backend_url: str, host: str, port: int, settings: NodeSettings) -> None:
+async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, port: int,
+                settings: NodeSettings) -> None:
     """Start a node and its gateway; return after SIGINT/SIGTERM and a graceful stop."""
     loop = asyncio.get_running_loop()
     # backend calls run on threads: enough of them for every consumer and request in flight
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="squall"))
     app = load_app(app_ref)
     backend = open_backend(backend_url)
-    node = Node(app, backend, settings, app_ref=app_ref)
+    node = Node(app, backend, objects_url, settings, app_ref=app_ref)
     await node.start()
     config = uvicorn.Config(build_gateway(node), host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off", server_header=False)
     server = uvicorn.Server(config)
-    log.info("node %s serving app %r on http://%s:%d (backend %s)", settings.node_id, app.name, host, port,
-             backend_url)
+    log.info("node %s serving app %r on http://%s:%d (backend %s, objects %s)", settings.node_id, app.name,
+             host, port, backend_url, objects_url)
     for route in app.routes:
         log.info("  route %-7s %s -> %s", route.method, route.path, route.function)
     for trigger in app.queue_triggers:

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from squall.app import TABLE_NAME, check_name, check_queue_name
 from squall.backends import Backend
 from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
+from squall.objects import ObjectStore, StoredObject
 
 #: SQS limits.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -65,6 +66,35 @@ class Table:
         if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
             raise ConfigError(f"invalid key {key!r} for table {self.name!r}: must be a non-empty string")
         return str(key)
+
+
+class Bucket:
+    """A bucket of objects (S3 semantics: put replaces, get returns bytes)."""
+
+    def __init__(self, store: ObjectStore, name: str):
+        self.store = store
+        self.name = name
+
+    def put(self, key: str, data: bytes | str, content_type: str | None = None,
+            metadata: dict[str, str] | None = None) -> StoredObject:
+        if isinstance(data, str):
+            data, content_type = data.encode(), content_type or "text/plain; charset=utf-8"
+        if not isinstance(data, (bytes, bytearray)):
+            raise ConfigError(f"object data must be bytes or str, not {type(data).__name__}")
+        return self.store.put(self.name, key, bytes(data), content_type or "application/octet-stream", metadata)
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes; NotFound if there is none."""
+        return self.store.get(self.name, key).data or b""
+
+    def head(self, key: str) -> StoredObject:
+        return self.store.get(self.name, key)
+
+    def delete(self, key: str) -> bool:
+        return self.store.delete(self.name, key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        return [o.key for o in self.store.list(self.name, prefix)]
 
 
 class Queue:

@@ -34,7 +34,7 @@ from squall.errors import QueueNotFound
 from squall.gateway import build_gateway
 from squall.node import Node, NodeSettings
 from squall.runtime.invocation import Invocation
-from squall.services import Queue, Table
+from squall.services import Bucket, Queue, Table
 
 #: Longer than any retry backoff, so advancing by it makes every released message visible.
 RETRY_HORIZON = 1200.0
@@ -66,7 +66,7 @@ class Harness:
         self.clock = ManualClock()
         self._dir = tempfile.mkdtemp(prefix="squall-test-")
         self.backend = open_backend(f"sqlite:///{self._dir}/state.db", clock=self.clock)
-        self.node = Node(app, self.backend, NodeSettings(consume=False, throttle_wait=0.5))
+        self.node = Node(app, self.backend, f"{self._dir}/objects", NodeSettings(consume=False, throttle_wait=0.5))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="squall-harness", daemon=True)
         self._thread.start()
@@ -154,6 +154,9 @@ class Harness:
 
     def table(self, name: str) -> Table:
         return Table(self.backend, name)
+
+    def objects(self, bucket: str) -> Bucket:
+        return Bucket(self.node.runtime.objects, bucket)
 
     # ---- lifecycle ----------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from typing import Any, Callable, Protocol
 from squall.app import App
 from squall.backends import Backend
 from squall.errors import PayloadTooLarge
-from squall.services import Queue, Table, async_queue
+from squall.objects import ObjectStore
+from squall.services import Bucket, Queue, Table, async_queue
 
 #: Lambda's payload limits for synchronous and asynchronous invocations.
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -57,13 +58,14 @@ class Context:
 
     Lambda attributes: `aws_request_id`, `function_name`, `function_version`,
     `memory_limit_in_mb`, `invoked_function_arn`, `get_remaining_time_in_millis()`.
-    Services: `table(name)`, `queue(name)`, `invoke(...)`, `invoke_async(...)`, `log`.
+    Services: `table(name)`, `queue(name)`, `objects(bucket)`, `invoke(...)`, `invoke_async(...)`, `log`.
     """
 
     function_version = "$LATEST"
 
     def __init__(self, app: App, function: str, request_id: str, deadline: float,
-                 backend: Callable[[], Backend], caller: Caller, known_queues: set[str]):
+                 backend: Callable[[], Backend], caller: Caller, known_queues: set[str],
+                 objects: Callable[[], ObjectStore]):
         config = app.config(function)
         self.app = app
         self.function_name = function
@@ -77,6 +79,7 @@ class Context:
         self._backend = backend
         self._caller = caller
         self._known_queues = known_queues
+        self._objects = objects
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
@@ -86,6 +89,9 @@ class Context:
 
     def queue(self, name: str) -> Queue:
         return Queue(self._backend(), name, known=self._known_queues)
+
+    def objects(self, bucket: str) -> Bucket:
+        return Bucket(self._objects(), bucket)
 
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke a function synchronously and return its result (raises FunctionError)."""

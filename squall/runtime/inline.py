@@ -14,6 +14,7 @@ from typing import Any
 
 from squall.app import App, FunctionConfig
 from squall.backends import Backend
+from squall.objects import ObjectStore
 from squall.errors import FunctionTimeout
 from squall.runtime.base import NestedCall, Runtime, RuntimeSettings, throttled
 from squall.runtime.context import Context
@@ -22,10 +23,11 @@ from squall.runtime.invocation import Invocation, error_from_dict, run_handler
 
 
 class InlineRuntime(Runtime):
-    def __init__(self, app: App, backend: Backend, settings: RuntimeSettings | None = None,
+    def __init__(self, app: App, backend: Backend, objects: ObjectStore, settings: RuntimeSettings | None = None,
                  nested: NestedCall | None = None, node: str = ""):
         super().__init__(app, settings, nested, None, node)
         self.backend = backend
+        self.objects = objects
         self._started: set[str] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._known_queues: set[str] = set()
@@ -50,7 +52,7 @@ class InlineRuntime(Runtime):
             self._started.add(config.name)
             start = time.time()
             ctx = Context(self.app, config.name, request_id, start + config.timeout, lambda: self.backend,
-                          self._call, self._known_queues)
+                          self._call, self._known_queues, lambda: self.objects)
             began = time.perf_counter()
             ok, payload = await asyncio.to_thread(run_handler, handler, event, ctx)
             duration = (time.perf_counter() - began) * 1000

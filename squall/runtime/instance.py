@@ -12,6 +12,7 @@ from typing import Any
 
 from squall.app import App
 from squall.backends import Backend, open_backend
+from squall.objects import ObjectStore, open_objects
 from squall.runtime import wire
 from squall.runtime.context import Context
 from squall.runtime.invocation import error_from_dict, run_handler
@@ -30,6 +31,7 @@ def limit_memory(memory_mb: int) -> None:
         mapped = int(statm.read().split()[0]) * resource.getpagesize()
     limit = mapped + memory_mb * MIB
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash ends at once, without a core dump
 
 
 def max_memory_mb() -> int:
@@ -37,12 +39,14 @@ def max_memory_mb() -> int:
 
 
 class _Instance:
-    def __init__(self, sock: socket.socket, app: App, function: str, backend_url: str):
+    def __init__(self, sock: socket.socket, app: App, function: str, backend_url: str, objects_url: str):
         self.sock = sock
         self.app = app
         self.function = function
         self.backend_url = backend_url
         self._backend: Backend | None = None
+        self.objects_url = objects_url
+        self._objects: ObjectStore | None = None
         self._call_lock = threading.Lock()
         self.known_queues: set[str] = set()
 
@@ -51,6 +55,11 @@ class _Instance:
         if self._backend is None:
             self._backend = open_backend(self.backend_url)
         return self._backend
+
+    def objects(self) -> ObjectStore:
+        if self._objects is None:
+            self._objects = open_objects(self.objects_url)
+        return self._objects
 
     def call(self, function: str, payload: Any) -> Any:
         """ctx.invoke: ask the node to run the invocation and wait for its result."""
@@ -77,7 +86,7 @@ class _Instance:
             except (EOFError, ConnectionError):
                 return
             ctx = Context(self.app, self.function, request_id, deadline, self.backend, self.call,
-                          self.known_queues)
+                          self.known_queues, self.objects)
             began = time.perf_counter()
             ok, payload = run_handler(handler, event, ctx)
             duration = (time.perf_counter() - began) * 1000
@@ -86,6 +95,7 @@ class _Instance:
                 return  # the heap may be in any state: the node replaces this instance
 
 
-def serve(sock: socket.socket, app: App, function: str, backend_url: str, started: float) -> None:
+def serve(sock: socket.socket, app: App, function: str, backend_url: str, objects_url: str,
+          started: float) -> None:
     """Entry point in the forked child; returns when the instance should exit."""
-    _Instance(sock, app, function, backend_url).serve(started)
+    _Instance(sock, app, function, backend_url, objects_url).serve(started)

@@ -92,9 +92,9 @@ def run_handler(handler: Any, event: Any, context: Any) -> tuple[bool, Any]:
         return False, {"errorMessage": f"function exceeded its memory limit ({context.memory_limit_in_mb} MB)",
                        "errorType": "Runtime.OutOfMemory", "stackTrace": []}
     except Exception as exc:  # noqa: BLE001 - a handler may raise anything; it becomes the error
-        stack = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the handler down, as Lambda shows
         return False, {"errorMessage": str(exc) or type(exc).__name__, "errorType": type(exc).__name__,
-                       "stackTrace": [line.rstrip("\n") for line in stack[1:]]}
+                       "stackTrace": [line.rstrip("\n") for line in traceback.format_list(frames)]}
     try:
         json.dumps(result)
     except (TypeError, ValueError) as exc:

@@ -31,9 +31,10 @@ from squall.runtime.invocation import Invocation, error_from_dict
 class Zygote:
     """The node's handle on its zygote process (see squall.runtime.zygote)."""
 
-    def __init__(self, app_ref: str, backend_url: str):
+    def __init__(self, app_ref: str, backend_url: str, objects_url: str):
         self.app_ref = app_ref
         self.backend_url = backend_url
+        self.objects_url = objects_url
         self.process: subprocess.Popen | None = None
         self.control: socket.socket | None = None
         self._tokens = itertools.count(1)
@@ -45,7 +46,8 @@ class Zygote:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url],
+            [sys.executable, "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
+             self.objects_url],
             pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2"})
         theirs.close()
         ours.setblocking(False)
@@ -237,10 +239,11 @@ class FunctionPool:
 class ProcessRuntime(Runtime):
     """Runs each function in its own forked instances."""
 
-    def __init__(self, app: App, app_ref: str, backend_url: str, settings: RuntimeSettings | None = None,
-                 nested: NestedCall | None = None, slots: ClusterSlots | None = None, node: str = ""):
+    def __init__(self, app: App, app_ref: str, backend_url: str, objects_url: str,
+                 settings: RuntimeSettings | None = None, nested: NestedCall | None = None,
+                 slots: ClusterSlots | None = None, node: str = ""):
         super().__init__(app, settings, nested, slots, node)
-        self.zygote = Zygote(app_ref, backend_url)
+        self.zygote = Zygote(app_ref, backend_url, objects_url)
         self.pools: dict[str, FunctionPool] = {}
         self._reaper: asyncio.Task | None = None
 

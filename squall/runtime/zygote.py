@@ -6,7 +6,7 @@ function) with one end of a fresh socketpair attached (SCM_RIGHTS); the zygote a
 ("forked", token, pid), and ("exited", pid, status) whenever a child ends, so the node can
 say how an instance died (exit code or signal).
 
-Run as `python -m squall.runtime.zygote FD APP_REF BACKEND_URL`.
+Run as `python -m squall.runtime.zygote FD APP_REF BACKEND_URL OBJECTS_URL`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def die_with_parent() -> None:
         pass
 
 
-def main(fd: int, app_ref: str, backend_url: str) -> None:
+def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the node, which shuts us down
     control = socket.socket(fileno=fd)
@@ -65,7 +65,7 @@ def main(fd: int, app_ref: str, backend_url: str) -> None:
                 continue
             data, fds, _, _ = socket.recv_fds(control, 65536, 1)
             if not data:
-                sys.exit(0)  # the node has gone
+                sys.exit(0)  # the node has gone; die_with_parent takes the instances
             _, token, function = pickle.loads(data)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -81,14 +81,17 @@ def main(fd: int, app_ref: str, backend_url: str) -> None:
                 die_with_parent()
                 code = 0
                 try:
-                    instance.serve(socket.socket(fileno=fds[0]), app, function, backend_url, started)
+                    instance.serve(socket.socket(fileno=fds[0]), app, function, backend_url, objects_url, started)
                 except BaseException:  # noqa: BLE001 - an instance never unwinds into the zygote loop
                     code = 1
                 finally:
                     sys.stdout.flush()
                     os._exit(code)
             os.close(fds[0])
-            control.send(pickle.dumps(("forked", token, pid)))
+            try:
+                control.send(pickle.dumps(("forked", token, pid)))
+            except OSError:
+                sys.exit(0)
 
 
 def _drain(fd: int) -> None:
@@ -107,8 +110,11 @@ def _report_exits(control: socket.socket) -> None:
             return
         if pid == 0:
             return
-        control.send(pickle.dumps(("exited", pid, status)))
+        try:
+            control.send(pickle.dumps(("exited", pid, status)))
+        except OSError:
+            sys.exit(0)  # the node has gone
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4])
