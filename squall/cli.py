@@ -211,6 +211,26 @@ def queues(show_all: bool, backend: str | None) -> None:
     _table(["QUEUE", "DEPTH", "IN_FLIGHT", "DLQ", "DLQ_DEPTH"], rows)
 
 
+@main.command()
+@backend_option
+def nodes(backend: str | None) -> None:
+    """Live nodes sharing the backend, with their load."""
+    import time
+
+    from squall.backends import open_backend
+
+    store = open_backend(backend_url(backend))
+    try:
+        live = store.nodes()
+    finally:
+        store.close()
+    now = time.time()
+    rows = [(n.node_id, n.info.get("app", "-"), n.info.get("host", "-"), n.info.get("pid", "-"),
+             n.info.get("instances", 0), n.info.get("busy", 0), n.info.get("invocations", 0),
+             f"{now - n.info.get('started', now):.0f}s") for n in live]
+    _table(["NODE", "APP", "HOST", "PID", "INSTANCES", "BUSY", "INVOCATIONS", "UPTIME"], rows)
+
+
 @main.group()
 def dlq() -> None:
     """Inspect and redrive dead-letter queues."""
