@@ -146,8 +146,9 @@ class Harness:
         return self.backend.queue_stats(queue)
 
     def dead_letters(self, queue: str) -> list[Message]:
-        """Messages in the dead-letter queue of `queue`."""
-        trigger = self.app.queue_trigger(queue)
+        """Messages in the dead-letter queue of `queue` (`async.<function>` for failed
+        asynchronous invocations)."""
+        trigger = next((c.trigger for c in self.node.consumers if c.trigger.queue == queue), None)
         if trigger is None:
             raise QueueNotFound(f"no consumer for queue {queue!r}")
         return self.backend.peek(trigger.dlq, 10000)

@@ -106,6 +106,7 @@ class QueueConsumer:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._runner: asyncio.Task | None = None
+        self._unreachable = False
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name=f"consumer:{self.trigger.queue}")
@@ -150,8 +151,13 @@ class QueueConsumer:
             await permits.acquire()
             try:
                 messages = await asyncio.to_thread(self.claim)
+                if self._unreachable:
+                    log.warning("queue %s: backend reachable again, consuming", self.trigger.queue)
+                    self._unreachable = False
             except SquallError as exc:
-                log.warning("queue %s: cannot claim messages: %s", self.trigger.queue, exc)
+                if not self._unreachable:
+                    log.warning("queue %s: cannot claim messages, retrying with backoff: %s", self.trigger.queue, exc)
+                self._unreachable = True
                 messages = []
                 idle = 1.0
             if not messages:
