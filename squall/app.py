@@ -155,14 +155,15 @@ class App:
 
     def function(self, handler: Handler | str | None = None, *, name: str | None = None,
                  timeout: float | None = None, memory_mb: int | None = None,
-                 reserved_concurrency: int | None = None, provisioned_concurrency: int | None = None):
+                 reserved_concurrency: int | None = None, provisioned_concurrency: int | None = None,
+                 **unknown: Any):
         """Declare a function invoked directly (`squall invoke`, `ctx.invoke`).
 
         Used as `@app.function(timeout=5)` or, for an existing Lambda handler module,
         `app.function(name="resize", handler="resize.handler")`.
         """
         options = dict(timeout=timeout, memory_mb=memory_mb, reserved_concurrency=reserved_concurrency,
-                       provisioned_concurrency=provisioned_concurrency)
+                       provisioned_concurrency=provisioned_concurrency, **unknown)
         return self._declare(handler, name, options, lambda fn: None)
 
     def http(self, method: str, path: str, handler: Handler | str | None = None, *,
@@ -215,7 +216,7 @@ class App:
         settings = {k: v for k, v in options.items() if v is not None}
 
         def register(fn: Handler | str) -> Handler | str:
-            fn_name = name or (fn.replace(".", "_") if isinstance(fn, str) else getattr(fn, "__name__", ""))
+            fn_name = name if name is not None else (fn.replace(".", "_") if isinstance(fn, str) else getattr(fn, "__name__", ""))
             self._add_function(FunctionConfig(fn_name, fn, **settings), explicit=settings)
             add_trigger(fn_name)
             return fn

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from squall.backends import open_backend
+from squall.metering import read_records
 from squall.services import Queue
 from tests.conftest import RedisServer
 from tests.support import NodeProcess, free_port, squall, wait_until, write_app
@@ -44,6 +45,18 @@ APP = """
         start = time.time()
         time.sleep(0.3)
         ctx.table("spans").put(event["Records"][0]["body"], [start, time.time()])
+
+    @app.http("POST", "/fanout/{n}")
+    def fanout(event, ctx):
+        count = int(event["pathParameters"]["n"])
+        for i in range(count):
+            ctx.invoke_async("record", {"i": i})
+        return {"queued": count}
+
+    @app.function()
+    def record(event, ctx):
+        time.sleep(0.05)
+        ctx.table("async-done").put(str(event["i"]), {"node": NODE})
 
     @app.http("PUT", "/objects/{key}")
     def put_object(event, ctx):
@@ -118,6 +131,25 @@ def test_nodes_drain_one_queue_together(cluster, redis_url):
     workers = {item.value["node"] for item in store.table_scan("done", limit=1000)}
     assert len(workers) >= 2, f"only {workers} did work"
     assert store.queue_stats("work").total == 0
+    store.close()
+
+
+def test_async_invocations_and_metering_span_nodes(cluster, redis_url):
+    nodes = cluster(3)
+    with nodes[0].client() as client:
+        assert client.post("/fanout/60").json() == {"queued": 60}
+    wait_until(lambda: done_count(redis_url, "async-done") == 60, timeout=60, message="60 async invocations")
+    store = open_backend(redis_url)
+    workers = {item.value["node"] for item in store.table_scan("async-done", limit=100)}
+    assert len(workers) >= 2, f"only {workers} ran async invocations"
+
+    def metered():
+        records = list(read_records(store))
+        return {r["node"] for r in records if r["function"] == "record"} if len(
+            [r for r in records if r["function"] == "record"]) == 60 else None
+
+    metered_nodes = wait_until(metered, timeout=10, message="metering records of all 60 invocations")
+    assert metered_nodes == {f"node-{i}" for i in range(3)} & metered_nodes and len(metered_nodes) >= 2
     store.close()
 
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from squall.app import HttpRoute
+from squall.app import HTTP_METHODS, HttpRoute
 from squall.gateway.events import MalformedResponse, error_response, http_event, http_response
 from squall.node import Node
 
@@ -29,6 +29,10 @@ ERROR_STATUS = {"error": (500, "Internal Server Error"), "timeout": (504, "Endpo
                 "throttled": (429, "Too Many Requests")}
 
 
+#: What an `ANY` route matches (Starlette's default for methods=None is GET and HEAD only).
+ANY_METHODS = sorted(HTTP_METHODS - {"ANY"})
+
+
 def starlette_path(path: str) -> str:
     """`/files/{proxy+}` (API Gateway's greedy parameter) -> `/files/{proxy:path}`."""
     return path.replace("+}", ":path}")
@@ -36,7 +40,7 @@ def starlette_path(path: str) -> str:
 
 def build_gateway(node: Node, max_body: int = MAX_BODY_BYTES) -> Starlette:
     routes = [Route(starlette_path(r.path), _endpoint(node, r, max_body),
-                    methods=None if r.method == "ANY" else [r.method]) for r in node.app.routes]
+                    methods=ANY_METHODS if r.method == "ANY" else [r.method]) for r in node.app.routes]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
 
