@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -42,6 +43,9 @@ async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, por
     for trigger in app.queue_triggers:
         log.info("  queue %s -> %s (batch %d, dlq %s)", trigger.queue, trigger.function, trigger.batch_size,
                  trigger.dlq)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default action
+    # that would kill the process before the node's graceful stop below, so make it a no-op
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         await server.serve()
     finally:

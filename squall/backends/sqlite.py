@@ -8,9 +8,13 @@ has committed to the WAL; with `synchronous=NORMAL` (the default) that survives 
 process, `?synchronous=full` also survives power loss.
 
 Lists of ids and receipts are passed as one JSON array and expanded with `json_each`, so
-a batch is one statement whatever its size (no limit on bound variables). Lookups by
-receipt write `+queue` so the planner uses the receipt index rather than scanning the
-queue's part of the visibility index.
+a batch is one statement whatever its size (no limit on bound variables).
+
+A message receipt is "<seq>.<random hex>": the row's key and a random token drawn at each
+receive. Lookups by receipt are then primary-key lookups, and claiming needs no index on
+a random column (maintaining one was most of the cost of a claim). Statements that look a
+row up by key write `+queue` so the planner does not prefer the queue's visibility index.
+Needs SQLite 3.35 or later (RETURNING).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from squall.errors import BackendUnavailable, ConditionFailed, ConfigError
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 
-#: a fresh random receipt per row, generated inside the statement that claims the row
-_RANDOM_RECEIPT = "lower(hex(randomblob(16)))"
+#: a fresh random non-negative 63-bit token per row, drawn by the statement that claims it
+_RANDOM_TOKEN = "(random() & 0x7FFFFFFFFFFFFFFF)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (
@@ -50,11 +54,10 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at REAL NOT NULL,
     visible_at REAL NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt TEXT,
+    receipt INTEGER,  -- the random token of the current receipt; NULL until received
     first_received_at REAL
 );
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS items (
     tbl TEXT NOT NULL,
@@ -143,6 +146,19 @@ def _dumps(value: Any) -> str:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _receipt(seq: int, token: int) -> str:
+    return f"{seq}.{token:x}"
+
+
+def _parse_receipt(receipt: str) -> tuple[int, int] | None:
+    """(seq, token) of a receipt; None if it is not one of ours (so it matches nothing)."""
+    seq, _, token = receipt.partition(".")
+    try:
+        return int(seq), int(token, 16)
+    except ValueError:
+        return None
 
 
 def _prefix_end(prefix: str) -> str | None:
@@ -255,7 +271,10 @@ class SQLiteBackend(Backend):
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, committed on exit and rolled back on an exception."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:  # locked past busy_timeout, disk I/O error...
+            raise BackendUnavailable(f"cannot write to SQLite database {self.path}: {e}") from e
         try:
             yield conn
         except BaseException:
@@ -284,6 +303,8 @@ class SQLiteBackend(Backend):
         return self.enqueue_batch(queue, [(body, attributes, delay)])[0]
 
     def enqueue_batch(self, queue: str, entries: list[tuple[str, dict[str, Any] | None, float]]) -> list[str]:
+        if not entries:
+            return []
         now = self.clock()
         ids = [_new_id() for _ in entries]
         rows = [(message_id, queue, body, _dumps(attributes or {}), now, now + max(delay, 0.0))
@@ -296,7 +317,6 @@ class SQLiteBackend(Backend):
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
         now = self.clock()
-        redrive_policy = max_receives is not None and dlq is not None
         claimed: list[Message] = []
         with self._write() as conn:
             # each round claims or dead-letters every row it selects, so it ends as soon
@@ -308,16 +328,16 @@ class SQLiteBackend(Backend):
                     (queue, now, max_messages - len(claimed))).fetchall()
                 if not candidates:
                     break
-                exhausted = [seq for seq, count in candidates if redrive_policy and count >= max_receives]
-                if exhausted:
-                    self._move(conn, exhausted, dlq, now)
+                if max_receives is not None and dlq is not None:
+                    if exhausted := [seq for seq, count in candidates if count >= max_receives]:
+                        self._move(conn, exhausted, dlq, now)
                     candidates = [(seq, count) for seq, count in candidates if count < max_receives]
-                    if not candidates:
-                        continue
+                if not candidates:
+                    continue
                 order = {seq: rank for rank, (seq, _) in enumerate(candidates)}
                 rows = conn.execute(
                     f"UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
-                    f"receipt = {_RANDOM_RECEIPT}, first_received_at = coalesce(first_received_at, ?) "
+                    f"receipt = {_RANDOM_TOKEN}, first_received_at = coalesce(first_received_at, ?) "
                     f"WHERE seq IN (SELECT value FROM json_each(?)) RETURNING {_MESSAGE_COLUMNS}",
                     (now + visibility_timeout, now, json.dumps(list(order)))).fetchall()
                 rows.sort(key=lambda row: order[row[0]])  # RETURNING order is unspecified
@@ -325,26 +345,32 @@ class SQLiteBackend(Backend):
         return claimed
 
     def ack(self, queue: str, receipts: list[str]) -> int:
-        if not receipts:
+        keys = [key for key in map(_parse_receipt, receipts) if key is not None]
+        if not keys:
             return 0
         with self._write() as conn:
-            return conn.execute("DELETE FROM messages WHERE receipt IN (SELECT value FROM json_each(?)) "
-                                "AND +queue = ?", (json.dumps(receipts), queue)).rowcount
+            return conn.execute(
+                "DELETE FROM messages WHERE (seq, receipt) IN "
+                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) "
+                "AND +queue = ?", (json.dumps(keys), queue)).rowcount
 
     def release(self, queue: str, receipt: str, delay: float = 0.0) -> bool:
+        if (key := _parse_receipt(receipt)) is None:
+            return False
         visible_at = self.clock() + max(delay, 0.0)
         with self._write() as conn:
-            return conn.execute("UPDATE messages SET visible_at = ? WHERE receipt = ? AND +queue = ?",
-                                (visible_at, receipt, queue)).rowcount == 1
+            return conn.execute("UPDATE messages SET visible_at = ? WHERE seq = ? AND receipt = ? AND +queue = ?",
+                                (visible_at, *key, queue)).rowcount == 1
 
     def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
+        if (key := _parse_receipt(receipt)) is None:
+            return False
         now = self.clock()
         with self._write() as conn:
-            row = conn.execute("SELECT seq FROM messages WHERE receipt = ? AND +queue = ?",
-                               (receipt, queue)).fetchone()
-            if row is None:
+            if conn.execute("SELECT 1 FROM messages WHERE seq = ? AND receipt = ? AND +queue = ?",
+                            (*key, queue)).fetchone() is None:
                 return False
-            self._move(conn, [row[0]], dlq, now)
+            self._move(conn, [key[0]], dlq, now)
             return True
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
@@ -377,17 +403,17 @@ class SQLiteBackend(Backend):
     def peek(self, queue: str, limit: int = 10) -> list[Message]:
         rows = self._conn().execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE queue = ? ORDER BY seq LIMIT ?", (queue, limit))
-        return [self._message(row, receipt="") for row in rows]
+        return [self._message(row, peeked=True) for row in rows]
 
     def purge(self, queue: str) -> int:
         with self._write() as conn:
             return conn.execute("DELETE FROM messages WHERE queue = ?", (queue,)).rowcount
 
     @staticmethod
-    def _message(row: tuple, receipt: str | None = None) -> Message:
-        _, message_id, queue, body, attributes, row_receipt, receive_count, sent_at, first_received = row
+    def _message(row: tuple, peeked: bool = False) -> Message:
+        seq, message_id, queue, body, attributes, token, receive_count, sent_at, first_received = row
         return Message(id=message_id, queue=queue, body=body, attributes=json.loads(attributes),
-                       receipt=row_receipt if receipt is None else receipt, receive_count=receive_count,
+                       receipt="" if peeked else _receipt(seq, token), receive_count=receive_count,
                        sent_at=sent_at, first_received_at=first_received or 0.0)
 
     # ---- tables -------------------------------------------------------------------
@@ -526,9 +552,9 @@ class SQLiteBackend(Backend):
         now = self.clock()
         with self._write() as conn:
             rows = conn.execute(
-                f"UPDATE timers SET visible_at = ?, receipt = {_RANDOM_RECEIPT} WHERE grp = ? AND key IN "
-                f"(SELECT key FROM timers WHERE grp = ? AND visible_at <= ? ORDER BY visible_at, key LIMIT ?) "
-                f"RETURNING key, due, payload, receipt",
+                "UPDATE timers SET visible_at = ?, receipt = lower(hex(randomblob(16))) WHERE grp = ? AND key IN "
+                "(SELECT key FROM timers WHERE grp = ? AND visible_at <= ? ORDER BY visible_at, key LIMIT ?) "
+                "RETURNING key, due, payload, receipt",
                 (now + lease, group, group, now, limit)).fetchall()
         return [Timer(group, key, due, payload, receipt) for key, due, payload, receipt in sorted(
             rows, key=lambda row: (row[1], row[0]))]

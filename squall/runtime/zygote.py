@@ -63,7 +63,10 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                 _drain(wake_r)
                 _report_exits(control)
                 continue
-            data, fds, _, _ = socket.recv_fds(control, 65536, 1)
+            try:
+                data, fds, _, _ = socket.recv_fds(control, 65536, 1)
+            except ConnectionError:  # the node closed with our exit notices unread
+                data = b""
             if not data:
                 sys.exit(0)  # the node has gone; die_with_parent takes the instances
             _, token, function = pickle.loads(data)
