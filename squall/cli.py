@@ -171,10 +171,12 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
 @click.option("--attribute", "-a", multiple=True, metavar="NAME=VALUE", help="A message attribute (repeatable).")
 @backend_option
 def send(queue: str, body: str, delay: float, attribute: tuple[str, ...], backend: str | None) -> None:
-    """Send BODY to QUEUE; prints the message id."""
+    """Send BODY to QUEUE ('-' reads it from stdin); prints the message id."""
     from squall.backends import open_backend
     from squall.services import Queue
 
+    if body == "-":
+        body = sys.stdin.read()
     attributes = {}
     for item in attribute:
         name, sep, value = item.partition("=")
