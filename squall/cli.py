@@ -60,7 +60,7 @@ class SquallGroup(click.Group):
 
 backend_option = click.option("--backend", "backend", metavar="URL", default=None,
                               help="sqlite:///path or redis://host:port/db (env SQUALL_BACKEND; "
-                                   "default .squall/state.db next to the app)")
+                                   "default .squall/state.db next to the app, or here without one)")
 
 
 @click.group(cls=SquallGroup)

@@ -10,7 +10,7 @@ import json
 from typing import Any, Iterator
 
 from squall.app import TABLE_NAME, check_name, check_queue_name
-from squall.backends import Backend
+from squall.backends import Backend, Item
 from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
 from squall.objects import ObjectStore, StoredObject
 
@@ -35,6 +35,10 @@ class Table:
     def get(self, key: str, default: Any = None) -> Any:
         item = self.backend.table_get(self.name, self._key(key))
         return default if item is None else item.value
+
+    def get_item(self, key: str) -> Item | None:
+        """The item with its version, for a read-modify-write with `put(..., if_version=)`."""
+        return self.backend.table_get(self.name, self._key(key))
 
     def put(self, key: str, value: Any, *, if_version: int | None = None, if_absent: bool = False) -> int:
         """Write `value`; returns the new version. Conditions raise ConditionFailed."""

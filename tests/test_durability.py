@@ -43,14 +43,14 @@ def test_sigkilled_node_loses_no_message(tmp_path):
         Queue(backend, "work").send_batch(bodies)
 
         with NodeProcess(app, backend=url) as node:
-            wait_until(lambda: processed_count(backend) >= MESSAGES // 10, timeout=30, message="some progress")
+            wait_until(lambda: processed_count(backend) >= MESSAGES // 10, timeout=60, message="some progress")
             node.kill()
         after_kill = processed_count(backend)
         assert after_kill < MESSAGES, "the node finished before it could be killed"
         assert backend.queue_stats("work").in_flight > 0  # batches were claimed and never acknowledged
 
         with NodeProcess(app, backend=url):
-            wait_until(lambda: processed_count(backend) == MESSAGES, timeout=40, message="every message processed")
+            wait_until(lambda: processed_count(backend) == MESSAGES, timeout=90, message="every message processed")
             wait_until(lambda: backend.queue_stats("work").total == 0, timeout=10, message="the queue to empty")
 
         assert [item.key for item in backend.table_scan("processed", limit=MESSAGES + 1)] == sorted(bodies)

@@ -31,6 +31,7 @@ APP = """
 
 
     @app.http("GET", "/users/{user_id}/orders/{order_id}")
+    @app.http("PUT", "/users/{user_id}/orders/{order_id}")
     @app.http("POST", "/echo")
     @app.http("GET", "/files/{proxy+}")
     @app.http("ANY", "/any")
@@ -343,6 +344,8 @@ def test_wrong_method_is_405_json(client):
     body = assert_json_error(response, 405)
     assert "DELETE" in body["message"]
     assert "GET" in response.headers["allow"]
+    assert "PUT" in response.headers["allow"]  # every method of the path, not just the first route's
+    assert client.put("/users/1/orders/2").json()["routeKey"] == "PUT /users/{user_id}/orders/{order_id}"
 
 
 def test_body_over_6_mib_is_413(client):

@@ -156,9 +156,10 @@ def _parse_receipt(receipt: str) -> tuple[int, int] | None:
     """(seq, token) of a receipt; None if it is not one of ours (so it matches nothing)."""
     seq, _, token = receipt.partition(".")
     try:
-        return int(seq), int(token, 16)
+        key = int(seq), int(token, 16)
     except ValueError:
         return None
+    return key if all(0 <= part < 1 << 63 for part in key) else None  # SQLite integers are 64-bit
 
 
 def _prefix_end(prefix: str) -> str | None:
@@ -277,11 +278,11 @@ class SQLiteBackend(Backend):
             raise BackendUnavailable(f"cannot write to SQLite database {self.path}: {e}") from e
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # some errors have already rolled it back
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     # ---- queues -------------------------------------------------------------------
 

@@ -39,8 +39,15 @@ def starlette_path(path: str) -> str:
 
 
 def build_gateway(node: Node, max_body: int = MAX_BODY_BYTES) -> Starlette:
-    routes = [Route(starlette_path(r.path), _endpoint(node, r, max_body),
-                    methods=ANY_METHODS if r.method == "ANY" else [r.method]) for r in node.app.routes]
+    """One Starlette route per path, dispatching on the method, so a 405 lists every
+    method the path accepts in its Allow header."""
+    by_path: dict[str, dict[str, HttpRoute]] = {}
+    for route in node.app.routes:
+        methods = ANY_METHODS if route.method == "ANY" else [route.method]
+        for method in methods:
+            by_path.setdefault(route.path, {}).setdefault(method, route)
+    routes = [Route(starlette_path(path), _endpoint(node, table, max_body), methods=sorted(table))
+              for path, table in by_path.items()]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
 
@@ -56,8 +63,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return error_response(exc.status_code, exc.detail)
 
 
-def _endpoint(node: Node, route: HttpRoute, max_body: int):
+def _endpoint(node: Node, routes: dict[str, HttpRoute], max_body: int):
     async def endpoint(request: Request) -> Response:
+        route = routes.get(request.method) or routes["GET"]  # Starlette answers HEAD with GET
         request_id = str(uuid.uuid4())
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:

@@ -46,7 +46,10 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
     except SquallError as exc:
         control.send(pickle.dumps(("error", str(exc))))
         sys.exit(1)
-    control.send(pickle.dumps(("ready", os.getpid())))
+    try:
+        control.send(pickle.dumps(("ready", os.getpid())))
+    except OSError:
+        sys.exit(0)  # the node stopped while we loaded the app
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
