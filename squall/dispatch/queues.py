@@ -100,7 +100,7 @@ class QueueConsumer:
         self.backend = backend
         self.invoke = invoke
         self.trigger = trigger
-        self.concurrency = max(1, concurrency)
+        self.concurrency = concurrency
         self.delivery = delivery
         self.retry_base = trigger.visibility_timeout if retry_base is None else retry_base
         self._stopping = asyncio.Event()
@@ -109,6 +109,8 @@ class QueueConsumer:
         self._unreachable = False
 
     def start(self) -> None:
+        if self.concurrency == 0:
+            return  # reserved_concurrency=0 throttles the function: its messages wait, as on Lambda
         self._runner = asyncio.create_task(self._run(), name=f"consumer:{self.trigger.queue}")
 
     async def stop(self) -> None:
