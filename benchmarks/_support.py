@@ -1,0 +1,102 @@
+"""Helpers shared by the benchmark scripts: child processes, ports, percentiles, load check.
+
+The scripts move their own directory to the end of sys.path before importing anything
+(`http.py` and `queue.py` would otherwise shadow the standard library modules of those
+names), so this module is found there, after the standard library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Fraction of all cores busy over `seconds` (from /proc/stat), to warn about noise."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return 0.0
+    total = total1 - total0
+    return 0.0 if total <= 0 else 1 - (idle1 - idle0) / total
+
+
+def warn_if_busy() -> None:
+    """Print a warning when other processes already use the CPU: figures would be low."""
+    busy = cpu_busy()
+    cores = os.cpu_count() or 1
+    print(f"machine: {cores} cores, {busy * 100:.0f}% busy before the run", flush=True)
+    if busy > 0.15:
+        print("WARNING: other processes are using the CPU; the figures below will be lower and noisier",
+              flush=True)
+
+
+def wait_listening(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on port {port} within {timeout}s:\n"
+                       f"{log.read_text(errors='replace')}")
+
+
+@contextlib.contextmanager
+def child(args: list[str], cwd: Path, log: Path, port: int | None = None) -> Iterator[subprocess.Popen]:
+    """A server process (its own session, output to `log`); SIGTERM then SIGKILL on exit."""
+    with open(log, "ab") as out:
+        process = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        if port is not None:
+            wait_listening(port, process, log)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the node's zygote and instances too
+        process.wait()
+
+
+def squall_run(app: Path, backend_url: str, port: int, *extra: str) -> list[str]:
+    """The command line of a production node (`squall run`)."""
+    return [PYTHON, "-m", "squall", "run", str(app), "--port", str(port), "--backend", backend_url, *extra]

@@ -1,0 +1,176 @@
+"""HTTP benchmark: a warm hello-world route through `squall run` vs the same handler on bare
+Starlette + uvicorn, both loaded by the same `wrk` in the same run.
+
+Both servers are single uvicorn processes with the same options (httptools, the default
+loop, no access log, warning log level); Squall adds what it is for:
+the request becomes an API Gateway v2 event, crosses to an isolated function instance
+(a forked process) and back, and is metered. Target: squall/bare >= 0.5.
+
+    python benchmarks/http.py [--duration 8] [--connections 8] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This directory would shadow the standard library's `http` module: search it last.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
+
+import argparse  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+import urllib.request  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa: E402
+
+TARGET_RATIO = 0.5
+
+HANDLER = """
+import json
+
+BODY = json.dumps({"message": "hello"})
+
+
+def hello(event, ctx):
+    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": BODY}
+"""
+
+SQUALL_APP = """
+from handler import hello
+from squall import App
+
+app = App("bench")
+app.http("GET", "/hello", hello)
+"""
+
+BARE_APP = """
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from handler import hello
+
+
+async def endpoint(request):
+    result = hello({"rawPath": request.url.path}, None)
+    return Response(result["body"], result["statusCode"], result["headers"])
+
+
+app = Starlette(routes=[Route("/hello", endpoint, methods=["GET"])])
+"""
+
+#: what `squall run` gives uvicorn.Config (squall/server.py), as uvicorn command-line options
+UVICORN_OPTIONS = ["--log-level", "warning", "--no-access-log", "--lifespan", "off", "--no-server-header"]
+
+
+@dataclass
+class Result:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # non-2xx responses and socket errors
+
+
+def parse_wrk(output: str) -> Result:
+    """Throughput, the 50th/99th latency percentiles and error counts from `wrk --latency`."""
+    def duration_ms(text: str) -> float:
+        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Result(requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+                  p50_ms=duration_ms(percentiles["50"]), p99_ms=duration_ms(percentiles["99"]),
+                  requests=int(re.search(r"(\d+) requests in", output).group(1)),
+                  errors=errors + (int(non_2xx.group(1)) if non_2xx else 0))
+
+
+def wrk(url: str, seconds: int, connections: int, threads: int) -> Result:
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+    return parse_wrk(done.stdout)
+
+
+def check(url: str) -> None:
+    """One request by hand: the route must answer 200 before it is measured."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}")
+
+
+def summary(results: list[Result]) -> Result:
+    """The median of each figure over the rounds (errors are summed)."""
+    return Result(statistics.median(r.requests_per_s for r in results), statistics.median(r.p50_ms for r in results),
+                  statistics.median(r.p99_ms for r in results), sum(r.requests for r in results),
+                  sum(r.errors for r in results))
+
+
+def row(name: str, r: Result) -> str:
+    errors = f"  ({r.errors} errors)" if r.errors else ""
+    return f"{name:<28}{r.requests_per_s:>11,.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{errors}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=8, help="seconds of load per round and server")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections (both servers)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 leaves a core to the servers)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of load before measuring")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    warn_if_busy()
+
+    with tempfile.TemporaryDirectory(prefix="squall-bench-http-") as tmp:
+        directory = Path(tmp)
+        for name, source in [("handler.py", HANDLER), ("app.py", SQUALL_APP), ("bare.py", BARE_APP)]:
+            (directory / name).write_text(textwrap.dedent(source).lstrip())
+        squall_port, bare_port = free_port(), free_port()
+        squall_cmd = squall_run(directory / "app.py", f"sqlite:///{directory / 'state.db'}", squall_port)
+        bare_cmd = [PYTHON, "-m", "uvicorn", "bare:app", "--host", "127.0.0.1", "--port", str(bare_port),
+                    *UVICORN_OPTIONS]
+        servers = {"squall run (isolated)": f"http://127.0.0.1:{squall_port}/hello",
+                   "bare starlette+uvicorn": f"http://127.0.0.1:{bare_port}/hello"}
+        results: dict[str, list[Result]] = {name: [] for name in servers}
+        with child(squall_cmd, directory, directory / "squall.log", squall_port), \
+                child(bare_cmd, directory, directory / "bare.log", bare_port):
+            for name, url in servers.items():
+                check(url)
+                wrk(url, args.warmup, args.connections, args.threads)
+            print(f"wrk: {args.connections} connections, {args.threads} thread(s), {args.duration:g} s x "
+                  f"{args.rounds} rounds per server, after {args.warmup:g} s of warm-up\n")
+            print(f"{'round / server':<28}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}")
+            for round_number in range(1, args.rounds + 1):
+                for name, url in servers.items():
+                    result = wrk(url, args.duration, args.connections, args.threads)
+                    results[name].append(result)
+                    print(row(f"{round_number}  {name}", result), flush=True)
+
+    squall, bare = (summary(results[name]) for name in servers)
+    print("\nmedian over rounds")
+    for name, result in zip(servers, (squall, bare)):
+        print(row(name, result))
+    ratio = squall.requests_per_s / bare.requests_per_s
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"\nratio squall/bare (req/s): {ratio:.2f}  ({verdict} the target >= {TARGET_RATIO})")
+    if squall.errors or bare.errors:
+        print("WARNING: some requests failed (non-2xx or socket errors); see the rows above")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
