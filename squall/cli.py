@@ -98,11 +98,11 @@ def _settings(keep_alive: float, node_id: str | None):
 def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, objects: str | None,
         backend: str | None) -> None:
     """Run a production node for APP (a file like app.py, or module:attribute)."""
-    from squall.server import configure_logging, serve
+    from squall.server import configure_logging, run_node
 
     configure_logging()
     url = backend_url(backend, app_ref)
-    asyncio.run(serve(app_ref, url, objects_url(objects, url, app_ref), host, port, _settings(keep_alive, node_id)))
+    run_node(app_ref, url, objects_url(objects, url, app_ref), host, port, _settings(keep_alive, node_id))
 
 
 @main.command()

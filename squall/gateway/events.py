@@ -1,16 +1,17 @@
-"""Requests to API Gateway HTTP API (payload format 2.0) events, and results to responses."""
+"""Requests to API Gateway HTTP API (payload format 2.0) events, and results to responses.
+
+Both directions work on the raw ASGI scope and raw header lists: the gateway runs this
+for every request, so it avoids building request and response objects it does not need.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import time
-import uuid
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
-
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from squall.app import HttpRoute
 from squall.aws import ACCOUNT
@@ -18,17 +19,20 @@ from squall.aws import ACCOUNT
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
               "application/x-www-form-urlencoded", "+json", "+xml")
 
+RawHeaders = list[tuple[bytes, bytes]]
+
 
 def is_text(content_type: str) -> bool:
     base = content_type.split(";", 1)[0].strip().lower()
     return any(base.startswith(t) or base.endswith(t) for t in TEXT_TYPES)
 
 
-def http_event(request: Request, route: HttpRoute, body: bytes, request_id: str | None = None) -> dict[str, Any]:
-    """The event API Gateway sends a Lambda proxy integration (format 2.0)."""
+def request_headers(scope: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Headers as HTTP API delivers them: names lower-cased, repeats joined with commas,
+    and cookies split out into their own list."""
     headers: dict[str, str] = {}
     cookies: list[str] = []
-    for raw_name, raw_value in request.scope["headers"]:
+    for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         if name == "cookie":
             cookies.extend(c.strip() for c in value.split(";") if c.strip())
@@ -36,25 +40,32 @@ def http_event(request: Request, route: HttpRoute, body: bytes, request_id: str 
             headers[name] = f"{headers[name]},{value}"
         else:
             headers[name] = value
+    return headers, cookies
+
+
+def http_event(scope: dict[str, Any], route: HttpRoute, headers: dict[str, str], cookies: list[str],
+               body: bytes, request_id: str) -> dict[str, Any]:
+    """The event API Gateway sends a Lambda proxy integration (format 2.0)."""
     now = time.time()
-    request_id = request_id or str(uuid.uuid4())
-    raw_query = request.scope.get("query_string", b"").decode("latin-1")
-    client = request.scope.get("client")
+    path = scope["path"]
+    raw_query = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client")
+    host = headers.get("host", "localhost")
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.route_key if route.method != "ANY" else f"ANY {route.path}",
-        "rawPath": request.scope["path"],
+        "rawPath": path,
         "rawQueryString": raw_query,
         "headers": headers,
         "requestContext": {
             "accountId": ACCOUNT,
             "apiId": "squall",
-            "domainName": headers.get("host", "localhost"),
-            "domainPrefix": headers.get("host", "localhost").split(".", 1)[0],
+            "domainName": host,
+            "domainPrefix": host.split(".", 1)[0],
             "http": {
-                "method": request.method,
-                "path": request.scope["path"],
-                "protocol": f"HTTP/{request.scope.get('http_version', '1.1')}",
+                "method": scope["method"],
+                "path": path,
+                "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
                 "sourceIp": client[0] if client else "",
                 "userAgent": headers.get("user-agent", ""),
             },
@@ -73,8 +84,9 @@ def http_event(request: Request, route: HttpRoute, body: bytes, request_id: str 
         for key, value in parse_qsl(raw_query, keep_blank_values=True):
             query[key] = f"{query[key]},{value}" if key in query else value
         event["queryStringParameters"] = query
-    if request.path_params:
-        event["pathParameters"] = {k: str(v) for k, v in request.path_params.items()}
+    path_params = scope.get("path_params")
+    if path_params:
+        event["pathParameters"] = {k: str(v) for k, v in path_params.items()}
     if body:
         if is_text(headers.get("content-type", "text/plain")):
             try:
@@ -90,7 +102,25 @@ class MalformedResponse(ValueError):
     """The handler returned a proxy response API Gateway could not use."""
 
 
-def http_response(result: Any) -> Response:
+@dataclass
+class HttpResponse:
+    """A response ready for the wire; an ASGI app that sends itself."""
+
+    status: int
+    body: bytes = b""
+    headers: RawHeaders = field(default_factory=list)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+JSON = (b"content-type", b"application/json")
+TEXT = (b"content-type", b"text/plain; charset=utf-8")
+
+
+def http_response(result: Any) -> HttpResponse:
     """Map a handler's return value to a response, as HTTP API does for format 2.0.
 
     A dict with `statusCode` is a Lambda proxy response; any other dict, list, number or
@@ -99,18 +129,18 @@ def http_response(result: Any) -> Response:
     """
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
         response = http_response(result[0])
-        response.status_code = result[1]
+        response.status = result[1]
         return response
     if isinstance(result, dict) and "statusCode" in result:
         return proxy_response(result)
     if result is None:
-        return Response(status_code=204)
+        return HttpResponse(204)
     if isinstance(result, str):
-        return Response(result, media_type="text/plain; charset=utf-8")
-    return Response(json.dumps(result), media_type="application/json")
+        return HttpResponse(200, result.encode(), [TEXT])
+    return HttpResponse(200, json.dumps(result).encode(), [JSON])
 
 
-def proxy_response(result: dict[str, Any]) -> Response:
+def proxy_response(result: dict[str, Any]) -> HttpResponse:
     status = result.get("statusCode")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise MalformedResponse(f"statusCode must be an integer from 100 to 599, not {status!r}")
@@ -124,20 +154,24 @@ def proxy_response(result: dict[str, Any]) -> Response:
     headers = result.get("headers") or {}
     if not isinstance(headers, dict):
         raise MalformedResponse("headers must be an object")
-    response = Response(content, status_code=status)
-    if "content-type" not in {k.lower() for k in headers}:
-        response.headers["content-type"] = "application/json"
-    for name, value in headers.items():
-        response.headers[str(name)] = str(value)
+    # one value per name (the last one given wins, as names are case-insensitive)
+    single = {str(name).lower(): str(value) for name, value in headers.items()}
+    single.pop("content-length", None)  # recomputed from the body
+    single.setdefault("content-type", "application/json")
+    pairs = list(single.items())
     for name, values in (result.get("multiValueHeaders") or {}).items():
-        for value in values:
-            response.headers.append(str(name), str(value))
-    for cookie in result.get("cookies") or []:
-        response.headers.append("set-cookie", str(cookie))
-    return response
+        pairs.extend((str(name).lower(), str(value)) for value in values)
+    pairs.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or [])
+    try:
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+    except UnicodeEncodeError as exc:
+        raise MalformedResponse(f"header names and values must be Latin-1: {exc.object!r}") from None
+    return HttpResponse(status, content, raw)
 
 
-def error_response(status: int, message: str, request_id: str | None = None, **extra: Any) -> JSONResponse:
-    body = {"message": message, **extra}
-    headers = {"apigw-requestid": request_id} if request_id else None
-    return JSONResponse(body, status_code=status, headers=headers)
+def error_response(status: int, message: str, request_id: str | None = None, **extra: Any) -> HttpResponse:
+    """API Gateway's JSON error body: {"message": ...}."""
+    headers = [JSON]
+    if request_id:
+        headers.append((b"apigw-requestid", request_id.encode()))
+    return HttpResponse(status, json.dumps({"message": message, **extra}).encode(), headers)

@@ -9,16 +9,14 @@ response, 504 on timeout. Every error body is JSON: {"message": ...}.
 from __future__ import annotations
 
 import json
-import uuid
+from typing import Any
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from squall.app import HTTP_METHODS, HttpRoute
-from squall.gateway.events import MalformedResponse, error_response, http_event, http_response
+from squall.aws import request_id as new_request_id
+from squall.gateway.events import HttpResponse, MalformedResponse, error_response, http_event, http_response, \
+    request_headers
 from squall.node import Node
 
 #: Lambda's synchronous invocation payload limit.
@@ -38,50 +36,99 @@ def starlette_path(path: str) -> str:
     return path.replace("+}", ":path}")
 
 
-def build_gateway(node: Node, max_body: int = MAX_BODY_BYTES) -> Starlette:
-    """One Starlette route per path, dispatching on the method, so a 405 lists every
-    method the path accepts in its Allow header."""
+def build_gateway(node: Node, max_body: int = MAX_BODY_BYTES) -> Gateway:
+    """The gateway of a node's app: one route per path, dispatching on the method, so a
+    405 lists every method the path accepts in its Allow header."""
     by_path: dict[str, dict[str, HttpRoute]] = {}
     for route in node.app.routes:
         methods = ANY_METHODS if route.method == "ANY" else [route.method]
         for method in methods:
             by_path.setdefault(route.path, {}).setdefault(method, route)
-    routes = [Route(starlette_path(path), _endpoint(node, table, max_body), methods=sorted(table))
-              for path, table in by_path.items()]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return Gateway([Route(starlette_path(path), Endpoint(node, table, max_body), methods=sorted(table))
+                    for path, table in by_path.items()])
 
 
-async def _http_error(request: Request, exc: HTTPException) -> Response:
-    if exc.status_code == 404:
-        return error_response(404, f"no route matches {request.method} {request.url.path}", error="RouteNotFound")
-    if exc.status_code == 405:
-        response = error_response(405, f"method {request.method} is not allowed on {request.url.path}",
-                                  error="MethodNotAllowed")
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
-    return error_response(exc.status_code, exc.detail)
+class Gateway:
+    """The ASGI app: Starlette's routes match paths (with typed and greedy parameters);
+    the matched endpoint is called directly, without a middleware stack per request."""
+
+    def __init__(self, routes: list[Route]):
+        self.routes = routes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1000})  # API Gateway HTTP APIs have no WebSockets
+            return
+        allowed: set[str] = set()
+        for route in self.routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                await route.endpoint(scope, receive, send)
+                return
+            if match is Match.PARTIAL:
+                allowed |= route.methods or set()
+        method, path = scope["method"], scope["path"]
+        if allowed:
+            response = error_response(405, f"method {method} is not allowed on {path}", error="MethodNotAllowed")
+            response.headers.append((b"allow", ", ".join(sorted(allowed)).encode()))
+        else:
+            response = error_response(404, f"no route matches {method} {path}", error="RouteNotFound")
+        await response(scope, receive, send)
 
 
-def _endpoint(node: Node, routes: dict[str, HttpRoute], max_body: int):
-    async def endpoint(request: Request) -> Response:
-        route = routes.get(request.method) or routes["GET"]  # Starlette answers HEAD with GET
-        request_id = str(uuid.uuid4())
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body:
-            return _too_large(max_body, request_id)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return _too_large(max_body, request_id)
-        if body and request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+async def _lifespan(receive: Any, send: Any) -> None:
+    """Nothing to start or stop here: the node's life is managed by whoever built it."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class Endpoint:
+    """The ASGI endpoint of one path: request -> event -> invocation -> response."""
+
+    def __init__(self, node: Node, routes: dict[str, HttpRoute], max_body: int):
+        self.node = node
+        self.routes = routes
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        response = await self.respond(scope, receive)
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def respond(self, scope: dict[str, Any], receive: Any) -> HttpResponse | None:
+        """The response, or None when the client went away before sending its body."""
+        route = self.routes.get(scope["method"]) or self.routes["GET"]  # Starlette answers HEAD with GET
+        request_id = new_request_id()
+        headers, cookies = request_headers(scope)
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body:
+            return _too_large(self.max_body, request_id)
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
+                return _too_large(self.max_body, request_id)
+            if not message.get("more_body", False):
+                break
+        if body and headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
             try:
                 json.loads(body)
             except ValueError as exc:
                 return error_response(400, f"malformed JSON body: {exc}", request_id, error="MalformedJSON")
-        event = http_event(request, route, bytes(body), request_id)
-        invocation = await node.invoke(route.function, event, "http", wait=node.settings.throttle_wait)
+        event = http_event(scope, route, headers, cookies, body, request_id)
+        invocation = await self.node.invoke(route.function, event, "http", wait=self.node.settings.throttle_wait)
         if not invocation.ok:
             status, message = ERROR_STATUS[invocation.outcome]
             return error_response(status, message, request_id, requestId=invocation.request_id)
@@ -89,11 +136,9 @@ def _endpoint(node: Node, routes: dict[str, HttpRoute], max_body: int):
             response = http_response(invocation.result)
         except MalformedResponse as exc:
             return error_response(502, f"malformed Lambda proxy response: {exc}", request_id)
-        response.headers["apigw-requestid"] = request_id
+        response.headers.append((b"apigw-requestid", request_id.encode()))
         return response
 
-    return endpoint
 
-
-def _too_large(limit: int, request_id: str) -> Response:
+def _too_large(limit: int, request_id: str) -> HttpResponse:
     return error_response(413, f"request body is over the {limit} byte limit", request_id, error="PayloadTooLarge")

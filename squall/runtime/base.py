@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from squall.app import App, FunctionConfig
+from squall.aws import request_id as new_request_id
 from squall.backends import Backend
 from squall.errors import InvocationError, Throttled
 from squall.runtime.invocation import Invocation
@@ -82,7 +82,7 @@ class Runtime(ABC):
         Raises FunctionNotFound for an unknown function.
         """
         config = self.app.config(function)
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or new_request_id()
         start = time.time()
         token = None
         try:

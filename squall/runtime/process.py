@@ -100,7 +100,7 @@ class Zygote:
             future = self._exits[pid] = asyncio.get_running_loop().create_future()
         return future
 
-    async def fork(self, function: str) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+    async def fork(self, function: str) -> tuple[int, wire.Channel]:
         if self.control is None or self.process is None or self.process.poll() is not None:
             raise InstanceCrashed("the zygote process is not running", "Runtime.ExitError")
         ours, theirs = socket.socketpair()
@@ -115,8 +115,8 @@ class Zygote:
                 await asyncio.sleep(0.001)
         theirs.close()
         pid = await future
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        return pid, reader, writer
+        _, channel = await asyncio.get_running_loop().create_unix_connection(wire.Channel, sock=ours)
+        return pid, channel
 
     async def exit_status(self, pid: int, timeout: float = 1.0) -> int | None:
         try:
@@ -151,8 +151,7 @@ class Zygote:
 @dataclass(eq=False)
 class Instance:
     pid: int
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    channel: wire.Channel
     init_ms: float
     last_used: float = field(default_factory=time.monotonic)
     invocations: int = 0
@@ -162,7 +161,7 @@ class Instance:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self.writer.close()
+        self.channel.close()
 
 
 class FunctionPool:
@@ -178,18 +177,19 @@ class FunctionPool:
 
     async def acquire(self, wait: float | None) -> tuple[Instance, bool]:
         """A free instance (and whether it was a cold start); waits for a permit."""
-        if wait is None:
+        if wait is None or not self.permits.locked():
             await self.permits.acquire()
         else:
             try:
-                await asyncio.wait_for(self.permits.acquire(), wait)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(wait):
+                    await self.permits.acquire()
+            except TimeoutError:
                 raise throttled(self.config.name) from None
         self.busy += 1
         try:
             while self.idle:
                 instance = self.idle.pop()
-                if not instance.reader.at_eof():
+                if not instance.channel.closed:
                     return instance, False
                 self.discard(instance)
             return await self.spawn(), True
@@ -208,17 +208,18 @@ class FunctionPool:
 
     async def spawn(self) -> Instance:
         started = time.perf_counter()
-        pid, reader, writer = await self.zygote.fork(self.config.name)
+        pid, channel = await self.zygote.fork(self.config.name)
         self.live += 1
         try:
-            kind, value = await asyncio.wait_for(wire.read(reader), 30)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
+            async with asyncio.timeout(30):
+                kind, value = await channel.receive()
+        except (ConnectionError, TimeoutError):
             kind, value = "init_error", {"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"}
         if kind != "ready":
             self.live -= 1
-            writer.close()
+            channel.close()
             raise error_from_dict(value) if isinstance(value, dict) else InstanceCrashed(str(value))
-        return Instance(pid, reader, writer, (time.perf_counter() - started) * 1000)
+        return Instance(pid, channel, (time.perf_counter() - started) * 1000)
 
     def discard(self, instance: Instance) -> None:
         instance.kill()
@@ -311,22 +312,22 @@ class ProcessRuntime(Runtime):
 
     async def _exchange(self, instance: Instance, config: FunctionConfig, request: tuple, deadline: float) -> tuple:
         """Send the invocation; serve nested ctx.invoke calls until the result arrives."""
-        instance.writer.write(wire.encode(("invoke", *request)))
+        channel = instance.channel
+        loop = asyncio.get_running_loop()
         try:
-            while True:
-                remaining = deadline - time.time()
-                if remaining <= 0:
-                    raise asyncio.TimeoutError
-                message = await asyncio.wait_for(wire.read(instance.reader), remaining)
-                if message[0] == "result":
-                    return message
-                _, function, payload = message  # ("call", function, payload)
-                nested = await asyncio.wait_for(self._nested(function, payload), max(0.0, deadline - time.time()))
-                reply = ("reply", True, nested.result) if nested.ok else ("reply", False, nested.error.to_dict())
-                instance.writer.write(wire.encode(reply))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout_at(loop.time() + (deadline - time.time())):
+                channel.send(("invoke", *request))
+                while True:
+                    message = await channel.receive()
+                    if message[0] == "result":
+                        return message
+                    _, function, payload = message  # ("call", function, payload)
+                    nested = await self._nested(function, payload)
+                    channel.send(("reply", True, nested.result) if nested.ok
+                                 else ("reply", False, nested.error.to_dict()))
+        except TimeoutError:
             raise FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds", "Sandbox.Timedout") from None
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except ConnectionError:
             status = await self.zygote.exit_status(instance.pid)
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
 

@@ -7,6 +7,7 @@ safe here and faster than JSON for the event dicts that cross on every invocatio
 from __future__ import annotations
 
 import asyncio
+import collections
 import pickle
 import socket
 import struct
@@ -41,7 +42,61 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read(reader: asyncio.StreamReader) -> Any:
-    """Read one message; asyncio.IncompleteReadError when the instance has gone."""
-    (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
-    return pickle.loads(await reader.readexactly(size))
+class Channel(asyncio.Protocol):
+    """The node's end of an instance's socket: framed messages in and out.
+
+    A protocol rather than a StreamReader: a message usually arrives in one read, and
+    is then decoded straight from that buffer and handed to the single waiter.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._buffer = bytearray()
+        self._messages: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self._buffer and len(data) >= HEADER.size and HEADER.unpack_from(data)[0] == len(data) - HEADER.size:
+            self._messages.append(pickle.loads(memoryview(data)[HEADER.size:]))  # the usual case: one whole frame
+        else:
+            self._buffer += data
+            while len(self._buffer) >= HEADER.size:
+                end = HEADER.size + HEADER.unpack_from(self._buffer)[0]
+                if len(self._buffer) < end:
+                    break
+                self._messages.append(pickle.loads(self._buffer[HEADER.size:end]))
+                del self._buffer[:end]
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def send(self, message: Any) -> None:
+        if self.transport is None or self.closed:
+            raise ConnectionResetError("the instance's socket is closed")
+        self.transport.write(encode(message))
+
+    async def receive(self) -> Any:
+        """The next message; ConnectionResetError once the instance has gone."""
+        while not self._messages:
+            if self.closed:
+                raise ConnectionResetError("the instance closed its socket")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._messages.popleft()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
