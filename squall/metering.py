@@ -2,6 +2,8 @@
 
 Records are buffered and written once a second as one stream record per flush (a JSON
 array), so metering costs one write per second per node instead of one per invocation.
+Each record is encoded as it is taken: encoding a second's worth at flush time would hold
+the GIL for milliseconds at a time and stall every request in flight.
 A node that is SIGKILLed loses at most the last second of metering, never an event.
 """
 
@@ -26,11 +28,11 @@ class Meter:
         self.node_id = node_id
         self.interval = interval
         self.counts: Counter[str] = Counter()
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[str] = []
         self._task: asyncio.Task | None = None
 
     def record(self, invocation: Invocation) -> None:
-        self._buffer.append(invocation.record())
+        self._buffer.append(json.dumps(invocation.record(), separators=(",", ":")))
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += invocation.cold
         self.counts[invocation.outcome] += 1
@@ -46,7 +48,7 @@ class Meter:
     def flush(self) -> None:
         batch, self._buffer = self._buffer, []
         if batch:
-            self.backend.stream_append(INVOCATIONS_STREAM, self.node_id, json.dumps(batch, separators=(",", ":")))
+            self.backend.stream_append(INVOCATIONS_STREAM, self.node_id, f"[{','.join(batch)}]")
 
     async def _flush_forever(self) -> None:
         while True:

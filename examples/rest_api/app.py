@@ -117,35 +117,26 @@ def remove(ctx, table: str, event) -> dict:
     return {"statusCode": 204}
 
 
-# ---- users ---------------------------------------------------------------------------
+# ---- users and products: the same five routes over their own table -----------------
 
-@app.http("POST", "/users")
-@json_api
-def create_user(event, ctx):
-    return create(ctx, "users", event, validate_user)
-
-
-@app.http("GET", "/users")
-def list_users(event, ctx):
-    return [user for _, user in ctx.table("users").scan()]
-
-
-@app.http("GET", "/users/{id}")
-@json_api
-def get_user(event, ctx):
-    return fetch(ctx, "users", event["pathParameters"]["id"])
-
-
-@app.http("PUT", "/users/{id}")
-@json_api
-def update_user(event, ctx):
-    return update(ctx, "users", event, validate_user)
+def crud(table: str, validate) -> None:
+    """Declare POST/GET /<table>, GET/PUT/DELETE /<table>/{id}: five functions, each with
+    its own instances, named like `create_user` and `list_users`."""
+    one = table[:-1]
+    app.http("POST", f"/{table}", json_api(lambda event, ctx: create(ctx, table, event, validate)),
+             name=f"create_{one}")
+    app.http("GET", f"/{table}", lambda event, ctx: [item for _, item in ctx.table(table).scan()],
+             name=f"list_{table}")
+    app.http("GET", f"/{table}/{{id}}", json_api(lambda event, ctx: fetch(ctx, table, event["pathParameters"]["id"])),
+             name=f"get_{one}")
+    app.http("PUT", f"/{table}/{{id}}", json_api(lambda event, ctx: update(ctx, table, event, validate)),
+             name=f"update_{one}")
+    app.http("DELETE", f"/{table}/{{id}}", json_api(lambda event, ctx: remove(ctx, table, event)),
+             name=f"delete_{one}")
 
 
-@app.http("DELETE", "/users/{id}")
-@json_api
-def delete_user(event, ctx):
-    return remove(ctx, "users", event)
+crud("users", validate_user)
+crud("products", validate_product)
 
 
 @app.http("GET", "/users/{id}/stats")
@@ -155,37 +146,6 @@ def user_stats(event, ctx):
     user = fetch(ctx, "users", event["pathParameters"]["id"])
     stats = ctx.table("user-stats").get(user["id"], {"orders": 0, "spent": 0})
     return {"user": user["id"], "orders": stats["orders"], "spent": stats["spent"]}
-
-
-# ---- products ------------------------------------------------------------------------
-
-@app.http("POST", "/products")
-@json_api
-def create_product(event, ctx):
-    return create(ctx, "products", event, validate_product)
-
-
-@app.http("GET", "/products")
-def list_products(event, ctx):
-    return [product for _, product in ctx.table("products").scan()]
-
-
-@app.http("GET", "/products/{id}")
-@json_api
-def get_product(event, ctx):
-    return fetch(ctx, "products", event["pathParameters"]["id"])
-
-
-@app.http("PUT", "/products/{id}")
-@json_api
-def update_product(event, ctx):
-    return update(ctx, "products", event, validate_product)
-
-
-@app.http("DELETE", "/products/{id}")
-@json_api
-def delete_product(event, ctx):
-    return remove(ctx, "products", event)
 
 
 # ---- orders --------------------------------------------------------------------------
