@@ -19,6 +19,8 @@ from squall.backends import Backend
 from squall.runtime.invocation import Invocation
 
 INVOCATIONS_STREAM = "squall.invocations"
+#: one encoder for every record (json.dumps with options would build a new one per call)
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 log = logging.getLogger("squall.metering")
 
 
@@ -32,7 +34,7 @@ class Meter:
         self._task: asyncio.Task | None = None
 
     def record(self, invocation: Invocation) -> None:
-        self._buffer.append(json.dumps(invocation.record(), separators=(",", ":")))
+        self._buffer.append(_encode(invocation.record()))
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += invocation.cold
         self.counts[invocation.outcome] += 1
