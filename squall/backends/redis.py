@@ -88,15 +88,36 @@ local function insert(q, msg, visible_at)
   return slot
 end
 
-local function remove(q, slot)
-  for _, h in ipairs({q.msg, q.count, q.first, q.rcpt}) do redis.call('HDEL', h, slot) end
-  for _, z in ipairs({q.vis, q.new, q.order}) do redis.call('ZREM', z, slot) end
+-- Run `command key args...` over a long argument list, CHUNK arguments (an even number, so
+-- pairs stay whole) per call: one command per structure instead of one per message, and
+-- never more arguments than unpack() allows.
+local CHUNK = 1000
+local function chunked(command, key, args)
+  for i = 1, #args, CHUNK do
+    redis.call(command, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+  end
+end
+
+-- HMGET over a long list of fields (false where a field is absent).
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, CHUNK do
+    for _, value in ipairs(redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))) do
+      out[#out + 1] = value
+    end
+  end
+  return out
+end
+
+local function remove(q, slots)
+  for _, h in ipairs({q.msg, q.count, q.first, q.rcpt}) do chunked('HDEL', h, slots) end
+  for _, z in ipairs({q.vis, q.new, q.order}) do chunked('ZREM', z, slots) end
 end
 
 -- Move a message to queue dst, visible now; its receive count starts again from 0.
 local function move(src, slot, dst, now)
   local msg = redis.call('HGET', src.msg, slot)
-  remove(src, slot)
+  remove(src, {slot})
   insert(dst, msg, now)
 end
 
@@ -136,55 +157,69 @@ end
 """,
     # KEYS: queue [, dlq]. ARGV: now, visible again at, max messages, nonce, max receives ('' = none).
     # Returns {message JSON, receive count, first received at, receipt} per message.
+    # Picks the messages first (dead-lettering those out of receives), then updates each
+    # structure once for all of them. Picked messages keep their place in `vis` until then,
+    # at its head, so the next range skips them by offset.
     "claim": """
 local q = queue(1)
 local dlq = KEYS[9] and queue(9)
 local now, deadline, want, nonce = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local max_receives = tonumber(ARGV[5])
--- with a zero visibility timeout claimed messages stay visible: skip them on the next pass
-local stays = tonumber(deadline) <= tonumber(now)
-local out, taken, still_visible = {}, {}, 0
-while #out < want do
-  local slots = redis.call('ZRANGEBYSCORE', q.vis, '-inf', now, 'LIMIT', 0, want - #out + still_visible)
-  local progressed = false
-  for _, slot in ipairs(slots) do
-    if #out == want then break end
-    if not taken[slot] then
-      progressed = true
-      local count = redis.call('HINCRBY', q.count, slot, 1)
-      if dlq and count > max_receives then
-        move(q, slot, dlq, now)
-      else
-        local first = now
-        if redis.call('HSETNX', q.first, slot, now) == 0 then first = redis.call('HGET', q.first, slot) end
-        local receipt = slot .. ':' .. nonce
-        redis.call('HSET', q.rcpt, slot, receipt)
-        redis.call('ZADD', q.vis, deadline, slot)
-        redis.call('ZREM', q.new, slot)
-        out[#out + 1] = {redis.call('HGET', q.msg, slot), count, first, receipt}
-        if stays then
-          taken[slot] = true
-          still_visible = still_visible + 1
-        end
-      end
+local slots, counts = {}, {}
+while #slots < want do
+  local found = redis.call('ZRANGEBYSCORE', q.vis, '-inf', now, 'LIMIT', #slots, want - #slots)
+  if #found == 0 then break end
+  for _, slot in ipairs(found) do
+    local count = redis.call('HINCRBY', q.count, slot, 1)
+    if dlq and count > max_receives then
+      move(q, slot, dlq, now)
+    else
+      slots[#slots + 1] = slot
+      counts[#counts + 1] = count
     end
   end
-  if not progressed then break end
 end
+local firsts, bodies = hmget(q.first, slots), hmget(q.msg, slots)
+local new_firsts, receipts, visible_at, out = {}, {}, {}, {}
+for i, slot in ipairs(slots) do
+  local first = firsts[i]
+  if not first then
+    first = now
+    new_firsts[#new_firsts + 1] = slot
+    new_firsts[#new_firsts + 1] = now
+  end
+  local receipt = slot .. ':' .. nonce
+  receipts[#receipts + 1] = slot
+  receipts[#receipts + 1] = receipt
+  visible_at[#visible_at + 1] = deadline
+  visible_at[#visible_at + 1] = slot
+  out[i] = {bodies[i], counts[i], first, receipt}
+end
+chunked('HSET', q.first, new_firsts)
+chunked('HSET', q.rcpt, receipts)
+chunked('ZADD', q.vis, visible_at)
+chunked('ZREM', q.new, slots)
 return out
 """,
-    # KEYS: queue. ARGV: receipts. Returns how many messages were deleted.
+    # KEYS: queue. ARGV: receipts. Returns how many messages were deleted (a receipt given
+    # twice counts once).
     "ack": """
 local q = queue(1)
-local deleted = 0
+local receipts, slots, seen = {}, {}, {}
 for _, receipt in ipairs(ARGV) do
-  local slot = held(q, receipt)
-  if slot then
-    remove(q, slot)
-    deleted = deleted + 1
+  local slot = string.match(receipt, '^(%d+):')
+  if slot and not seen[receipt] then
+    seen[receipt] = true
+    receipts[#receipts + 1] = receipt
+    slots[#slots + 1] = slot
   end
 end
-return deleted
+local held = {}
+for i, current in ipairs(hmget(q.rcpt, slots)) do
+  if current == receipts[i] then held[#held + 1] = slots[i] end
+end
+remove(q, held)
+return #held
 """,
     # KEYS: queue. ARGV: receipt, visible at.
     "release": """
