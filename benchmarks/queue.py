@@ -420,10 +420,10 @@ def main() -> int:
 
     if celery is not None:
         print_ratios(results, nodes)
-    batch100 = next(r for r in results if r.system == "squall" and r.batch_size == 100)
-    verdict = "meets" if batch100.rate >= TARGET_RATE else "misses"
-    print(f"\nsquall batch_size 100, 1 node: {batch100.rate:,.0f} messages/s "
-          f"({verdict} the SQLite target >= {TARGET_RATE:,}/s)")
+    if not shared:
+        batch100 = next(r for r in results if r.system == "squall" and r.batch_size == 100)
+        verdict = "meets" if batch100.rate >= TARGET_RATE else "misses"
+        print(f"\nbatch_size 100: {batch100.rate:,.0f} messages/s ({verdict} the SQLite target >= {TARGET_RATE:,}/s)")
     return 0
 
 
