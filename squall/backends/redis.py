@@ -70,22 +70,14 @@ QUEUE_PARTS = ("seq", "msg", "vis", "new", "order", "count", "first", "rcpt")
 RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6)
 #: Records read per XRANGE while looking for where retention cuts a shard.
 TRIM_BATCH = 500
+#: Messages moved per script by a redrive: a script blocks every other client while it runs.
+REDRIVE_BATCH = 1000
 
 # ---- Lua ------------------------------------------------------------------------------
 
 _QUEUE_LUA = """
 local function queue(at)
   return {%s}
-end
-
--- Append a message JSON to queue q; returns its slot.
-local function insert(q, msg, visible_at)
-  local seq = redis.call('INCR', q.seq)
-  local slot = string.format('%%016d', seq)
-  redis.call('HSET', q.msg, slot, msg)
-  redis.call('ZADD', q.vis, visible_at, slot)
-  redis.call('ZADD', q.order, seq, slot)
-  return slot
 end
 
 -- Run `command key args...` over a long argument list, CHUNK arguments (an even number, so
@@ -109,16 +101,37 @@ local function hmget(key, fields)
   return out
 end
 
+-- Append messages (JSON texts) to queue q, message i visible at visible_at[i]; returns
+-- their slots. One INCRBY reserves every sequence number.
+local function insert(q, msgs, visible_at)
+  if #msgs == 0 then return {} end
+  local first_seq = redis.call('INCRBY', q.seq, #msgs) - #msgs + 1
+  local slots, bodies, visible, order = {}, {}, {}, {}
+  for i, msg in ipairs(msgs) do
+    local seq = first_seq + i - 1
+    local slot = string.format('%%016d', seq)
+    slots[i] = slot
+    bodies[2 * i - 1], bodies[2 * i] = slot, msg
+    visible[2 * i - 1], visible[2 * i] = visible_at[i], slot
+    order[2 * i - 1], order[2 * i] = seq, slot
+  end
+  chunked('HSET', q.msg, bodies)
+  chunked('ZADD', q.vis, visible)
+  chunked('ZADD', q.order, order)
+  return slots
+end
+
 local function remove(q, slots)
   for _, h in ipairs({q.msg, q.count, q.first, q.rcpt}) do chunked('HDEL', h, slots) end
   for _, z in ipairs({q.vis, q.new, q.order}) do chunked('ZREM', z, slots) end
 end
 
--- Move a message to queue dst, visible now; its receive count starts again from 0.
-local function move(src, slot, dst, now)
-  local msg = redis.call('HGET', src.msg, slot)
-  remove(src, {slot})
-  insert(dst, msg, now)
+-- Move messages to queue dst in order, visible now; their receive counts start again from 0.
+local function move(src, slots, dst, now)
+  local msgs, visible_at = hmget(src.msg, slots), {}
+  for i = 1, #slots do visible_at[i] = now end
+  remove(src, slots)
+  insert(dst, msgs, visible_at)
 end
 
 -- The slot a receipt names, if the receipt is still current.
@@ -150,29 +163,38 @@ _QUEUE_SCRIPTS = {
     "enqueue": """
 local q = queue(1)
 local now = tonumber(ARGV[1])
+local msgs, visible_at = {}, {}
 for i = 2, #ARGV, 2 do
-  local slot = insert(q, ARGV[i], ARGV[i+1])
-  if tonumber(ARGV[i+1]) > now then redis.call('ZADD', q.new, ARGV[i+1], slot) end
+  msgs[#msgs + 1] = ARGV[i]
+  visible_at[#visible_at + 1] = ARGV[i+1]
 end
+local delayed = {}
+for i, slot in ipairs(insert(q, msgs, visible_at)) do
+  if tonumber(visible_at[i]) > now then
+    delayed[#delayed + 1] = visible_at[i]
+    delayed[#delayed + 1] = slot
+  end
+end
+chunked('ZADD', q.new, delayed)
 """,
     # KEYS: queue [, dlq]. ARGV: now, visible again at, max messages, nonce, max receives ('' = none).
     # Returns {message JSON, receive count, first received at, receipt} per message.
-    # Picks the messages first (dead-lettering those out of receives), then updates each
-    # structure once for all of them. Picked messages keep their place in `vis` until then,
-    # at its head, so the next range skips them by offset.
+    # Picks the messages first, setting aside those out of receives, then updates each
+    # structure once for all of them and moves the dead ones to the DLQ. Picked messages keep
+    # their place at the head of `vis` until then, so the next range skips them by offset.
     "claim": """
 local q = queue(1)
 local dlq = KEYS[9] and queue(9)
 local now, deadline, want, nonce = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local max_receives = tonumber(ARGV[5])
-local slots, counts = {}, {}
+local slots, counts, dead = {}, {}, {}
 while #slots < want do
-  local found = redis.call('ZRANGEBYSCORE', q.vis, '-inf', now, 'LIMIT', #slots, want - #slots)
+  local found = redis.call('ZRANGEBYSCORE', q.vis, '-inf', now, 'LIMIT', #slots + #dead, want - #slots)
   if #found == 0 then break end
   for _, slot in ipairs(found) do
     local count = redis.call('HINCRBY', q.count, slot, 1)
     if dlq and count > max_receives then
-      move(q, slot, dlq, now)
+      dead[#dead + 1] = slot
     else
       slots[#slots + 1] = slot
       counts[#counts + 1] = count
@@ -199,6 +221,7 @@ chunked('HSET', q.first, new_firsts)
 chunked('HSET', q.rcpt, receipts)
 chunked('ZADD', q.vis, visible_at)
 chunked('ZREM', q.new, slots)
+if #dead > 0 then move(q, dead, dlq, now) end
 return out
 """,
     # KEYS: queue. ARGV: receipts. Returns how many messages were deleted (a receipt given
@@ -234,14 +257,14 @@ return 1
 local q = queue(1)
 local slot = held(q, ARGV[1])
 if not slot then return 0 end
-move(q, slot, queue(9), ARGV[2])
+move(q, {slot}, queue(9), ARGV[2])
 return 1
 """,
-    # KEYS: source, target. ARGV: now, limit (-1 = all). Moves the visible messages.
+    # KEYS: source, target. ARGV: now, limit. Moves the messages visible at `now`.
     "redrive": """
 local src, dst = queue(1), queue(9)
 local slots = redis.call('ZRANGEBYSCORE', src.vis, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, slot in ipairs(slots) do move(src, slot, dst, ARGV[1]) end
+move(src, slots, dst, ARGV[1])
 return #slots
 """,
     # KEYS: queue. ARGV: limit. Returns {message JSON, receive count, first received at}.
@@ -526,8 +549,16 @@ class RedisBackend(Backend):
 
     @_reachable
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
-        return self._run("redrive", _queue_keys(source) + _queue_keys(target),
-                         [self.clock(), -1 if limit is None else limit])
+        """REDRIVE_BATCH messages per script, every one visible when the redrive began, so
+        a large DLQ does not stall the cluster and messages failing meanwhile stay put."""
+        keys, now, moved = _queue_keys(source) + _queue_keys(target), self.clock(), 0
+        while limit is None or moved < limit:
+            want = REDRIVE_BATCH if limit is None else min(REDRIVE_BATCH, limit - moved)
+            done = self._run("redrive", keys, [now, want])
+            moved += done
+            if done < want:
+                break
+        return moved
 
     @_reachable
     def queue_stats(self, queue: str) -> QueueStats:
