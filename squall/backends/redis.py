@@ -178,7 +178,9 @@ end
 chunked('ZADD', q.new, delayed)
 """,
     # KEYS: queue [, dlq]. ARGV: now, visible again at, max messages, nonce, max receives ('' = none).
-    # Returns {message JSON, receive count, first received at, receipt} per message.
+    # Returns one JSON array of [message, receive count, first received at, receipt] rows,
+    # parsed by one json.loads rather than one per message. The stored texts go in verbatim
+    # (message JSON, the first-received time as Python wrote it); the count is an integer.
     # Picks the messages first, setting aside those out of receives, then updates each
     # structure once for all of them and moves the dead ones to the DLQ. Picked messages keep
     # their place at the head of `vis` until then, so the next range skips them by offset.
@@ -215,14 +217,14 @@ for i, slot in ipairs(slots) do
   receipts[#receipts + 1] = receipt
   visible_at[#visible_at + 1] = deadline
   visible_at[#visible_at + 1] = slot
-  out[i] = {bodies[i], counts[i], first, receipt}
+  out[i] = '[' .. bodies[i] .. ',' .. counts[i] .. ',' .. first .. ',"' .. receipt .. '"]'
 end
 chunked('HSET', q.first, new_firsts)
 chunked('HSET', q.rcpt, receipts)
 chunked('ZADD', q.vis, visible_at)
 chunked('ZREM', q.new, slots)
 if #dead > 0 then move(q, dead, dlq, now) end
-return out
+return '[' .. table.concat(out, ',') .. ']'
 """,
     # KEYS: queue. ARGV: receipts. Returns how many messages were deleted (a receipt given
     # twice counts once).
@@ -432,11 +434,12 @@ def _item(key: str, stored: str | None) -> Item | None:
     return Item(key, data["v"], data["ver"])
 
 
-def _message(queue: str, stored: str, receive_count: int | str, first_received_at: str, receipt: str) -> Message:
-    data = json.loads(stored)
+def _message(queue: str, data: dict[str, Any], receive_count: int, first_received_at: float,
+             receipt: str) -> Message:
+    """A message from its stored JSON (parsed) and its receive state."""
     return Message(id=data["id"], queue=queue, body=data["body"], attributes=data["attributes"],
-                   receipt=receipt, receive_count=int(receive_count), sent_at=data["sent_at"],
-                   first_received_at=float(first_received_at))
+                   receipt=receipt, receive_count=receive_count, sent_at=data["sent_at"],
+                   first_received_at=first_received_at)
 
 
 def _seq(entry_id: str) -> int:
@@ -529,9 +532,9 @@ class RedisBackend(Backend):
         now = self.clock()
         redrive = max_receives is not None and dlq is not None
         keys = _queue_keys(queue) + (_queue_keys(dlq) if redrive else [])
-        rows = self._run("claim", keys, [now, now + visibility_timeout, max_messages, uuid.uuid4().hex,
-                                         max_receives if redrive else ""])
-        return [_message(queue, *row) for row in rows]
+        reply = self._run("claim", keys, [now, now + visibility_timeout, max_messages, uuid.uuid4().hex,
+                                          max_receives if redrive else ""])
+        return [_message(queue, *row) for row in json.loads(reply)]
 
     @_reachable
     def ack(self, queue: str, receipts: list[str]) -> int:
@@ -575,7 +578,7 @@ class RedisBackend(Backend):
     def peek(self, queue: str, limit: int = 10) -> list[Message]:
         if limit <= 0:
             return []
-        return [_message(queue, stored, count, first, "")
+        return [_message(queue, json.loads(stored), int(count), float(first), "")
                 for stored, count, first in self._run("peek", _queue_keys(queue), [limit])]
 
     @_reachable
