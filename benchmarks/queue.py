@@ -29,7 +29,7 @@ batch size 1 and >= 3x Celery at batch size 100, with the same number of nodes a
     python benchmarks/queue.py [--messages 20000] [--backend URL | --backend redis] [--nodes 1,2,4]
 
 `--backend redis` starts a throwaway redis-server (no persistence) on a free loopback port.
-Each consumer setup is a `Case` (fill, start consumers, release, probe progress, check);
+Each consumer setup is a `Case` (fill, start, ready, release, progress, first_taken, check);
 `time_drain` times any of them, so another queue system is one more class.
 """
 
