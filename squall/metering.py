@@ -2,8 +2,9 @@
 
 Records are buffered and written once a second as one stream record per flush (a JSON
 array), so metering costs one write per second per node instead of one per invocation.
-Each record is encoded as it is taken: encoding a second's worth at flush time would hold
-the GIL for milliseconds at a time and stall every request in flight.
+Each record is encoded as it is taken, with orjson (a tenth of the json module's cost, and
+this runs on every invocation): encoding a second's worth at flush time would hold the
+GIL for milliseconds and stall every request in flight.
 A node that is SIGKILLed loses at most the last second of metering, never an event.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+
+import orjson
 import logging
 from collections import Counter
 from typing import Any, Iterator
@@ -19,8 +22,6 @@ from squall.backends import Backend
 from squall.runtime.invocation import Invocation
 
 INVOCATIONS_STREAM = "squall.invocations"
-#: one encoder for every record (json.dumps with options would build a new one per call)
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 log = logging.getLogger("squall.metering")
 
 
@@ -30,11 +31,11 @@ class Meter:
         self.node_id = node_id
         self.interval = interval
         self.counts: Counter[str] = Counter()
-        self._buffer: list[str] = []
+        self._buffer: list[bytes] = []
         self._task: asyncio.Task | None = None
 
     def record(self, invocation: Invocation) -> None:
-        self._buffer.append(_encode(invocation.record()))
+        self._buffer.append(orjson.dumps(invocation.record()))
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += invocation.cold
         self.counts[invocation.outcome] += 1
@@ -50,7 +51,7 @@ class Meter:
     def flush(self) -> None:
         batch, self._buffer = self._buffer, []
         if batch:
-            self.backend.stream_append(INVOCATIONS_STREAM, self.node_id, f"[{','.join(batch)}]")
+            self.backend.stream_append(INVOCATIONS_STREAM, self.node_id, (b"[%s]" % b",".join(batch)).decode())
 
     async def _flush_forever(self) -> None:
         while True:

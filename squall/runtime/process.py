@@ -211,8 +211,7 @@ class FunctionPool:
         pid, channel = await self.zygote.fork(self.config.name)
         self.live += 1
         try:
-            async with asyncio.timeout(30):
-                kind, value = await channel.receive()
+            kind, value = await channel.receive(asyncio.get_running_loop().time() + 30)
         except (ConnectionError, TimeoutError):
             kind, value = "init_error", {"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"}
         if kind != "ready":
@@ -313,18 +312,17 @@ class ProcessRuntime(Runtime):
     async def _exchange(self, instance: Instance, config: FunctionConfig, request: tuple, deadline: float) -> tuple:
         """Send the invocation; serve nested ctx.invoke calls until the result arrives."""
         channel = instance.channel
-        loop = asyncio.get_running_loop()
+        expires = asyncio.get_running_loop().time() + (deadline - time.time())
         try:
-            async with asyncio.timeout_at(loop.time() + (deadline - time.time())):
-                channel.send(("invoke", *request))
-                while True:
-                    message = await channel.receive()
-                    if message[0] == "result":
-                        return message
-                    _, function, payload = message  # ("call", function, payload)
+            channel.send(("invoke", *request))
+            while True:
+                message = await channel.receive(expires)
+                if message[0] == "result":
+                    return message
+                _, function, payload = message  # ("call", function, payload)
+                async with asyncio.timeout_at(expires):
                     nested = await self._nested(function, payload)
-                    channel.send(("reply", True, nested.result) if nested.ok
-                                 else ("reply", False, nested.error.to_dict()))
+                channel.send(("reply", True, nested.result) if nested.ok else ("reply", False, nested.error.to_dict()))
         except TimeoutError:
             raise FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds", "Sandbox.Timedout") from None
         except ConnectionError:

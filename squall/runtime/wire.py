@@ -85,18 +85,28 @@ class Channel(asyncio.Protocol):
             raise ConnectionResetError("the instance's socket is closed")
         self.transport.write(encode(message))
 
-    async def receive(self) -> Any:
-        """The next message; ConnectionResetError once the instance has gone."""
+    async def receive(self, expires: float) -> Any:
+        """The next message. TimeoutError at `expires` (event loop time): one timer per
+        wait is cheaper than asyncio.timeout, and this runs once per invocation.
+        ConnectionResetError once the instance has gone."""
         while not self._messages:
             if self.closed:
                 raise ConnectionResetError("the instance closed its socket")
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_at(expires, _expire, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
         return self._messages.popleft()
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
