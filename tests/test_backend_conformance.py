@@ -555,6 +555,14 @@ def test_leases(backend, clock):
     assert backend.lease_acquire("leader", "a", 10) is True
 
 
+def test_releasing_an_expired_lease_reports_it_was_not_held(backend, clock):
+    assert backend.lease_acquire("leader", "a", 10) is True
+    clock.advance(11)
+    assert backend.lease_release("leader", "a") is False
+    assert backend.lease_holder("leader") is None
+    assert backend.lease_acquire("leader", "b", 10) is True
+
+
 def test_slots(backend, clock):
     first = backend.slot_acquire("fn", 2, "node-1", 10)
     second = backend.slot_acquire("fn", 2, "node-2", 10)

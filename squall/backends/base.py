@@ -279,7 +279,7 @@ class Backend(ABC):
 
     @abstractmethod
     def lease_release(self, name: str, holder: str) -> bool:
-        """Give up the lease if `holder` has it."""
+        """Give up the lease if `holder` has it. False if it had expired or is another's."""
 
     @abstractmethod
     def lease_holder(self, name: str) -> str | None:

@@ -343,11 +343,13 @@ end
 redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'expires', ARGV[3])
 return 1
 """,
-    # KEYS: lease. ARGV: holder.
+    # KEYS: lease. ARGV: holder, now. An expired lease is deleted too, but was not held.
     "lease_release": """
 if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
+local live = tonumber(redis.call('HGET', KEYS[1], 'expires')) > tonumber(ARGV[2])
 redis.call('DEL', KEYS[1])
-return 1
+if live then return 1 end
+return 0
 """,
     # KEYS: slots. ARGV: now, expires, limit, token.
     "slot_acquire": """
@@ -773,7 +775,7 @@ class RedisBackend(Backend):
 
     @_reachable
     def lease_release(self, name: str, holder: str) -> bool:
-        return bool(self._run("lease_release", [f"{PREFIX}lease:{name}"], [holder]))
+        return bool(self._run("lease_release", [f"{PREFIX}lease:{name}"], [holder, self.clock()]))
 
     @_reachable
     def lease_holder(self, name: str) -> str | None:
