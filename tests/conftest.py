@@ -24,9 +24,11 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server on a free loopback port, with AOF so restarts keep data."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *args: str, config: Path | None = None):
         self.directory = directory
         self.port = free_port()
+        self.args = list(args)  # more redis-server arguments (--replicaof, --sentinel)
+        self.config = config  # a config file redis-server may rewrite (Sentinel needs one)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -38,9 +40,9 @@ class RedisServer:
         if exe is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            [exe, *([str(self.config)] if self.config else []), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--protected-mode", "no"],
+             "--protected-mode", "no", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:

@@ -1,7 +1,8 @@
 """Backends: where durable state lives. `open_backend(url)` picks one by URL scheme.
 
 - `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` — embedded, one machine.
-- `redis://host:port/db` — distributed, shared by many nodes.
+- `redis://host:port/db` — distributed, shared by many nodes;
+  `redis+sentinel://host:port,host:port/service/db` for a Sentinel-managed primary.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ def open_backend(url: str, clock: Clock | None = None) -> Backend:
         from squall.backends.sqlite import SQLiteBackend
 
         return SQLiteBackend(url, clock=clock)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         from squall.backends.redis import RedisBackend
 
         return RedisBackend(url, clock=clock)
-    raise ConfigError(f"unknown backend URL {url!r}: expected sqlite:///path or redis://host:port/db")
+    raise ConfigError(f"unknown backend URL {url!r}: expected sqlite:///path, redis://host:port/db "
+                      "or redis+sentinel://host:port/service/db")

@@ -51,13 +51,15 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from squall.backends.base import (
     Backend, Clock, Item, Message, NodeInfo, QueueStats, StreamRecord, Timer, change_record, change_stream,
     shard_for,
 )
-from squall.errors import BackendUnavailable, ConditionFailed
+from squall.errors import BackendUnavailable, ConditionFailed, ConfigError
 
+SENTINEL_SCHEME = "redis+sentinel://"
 PREFIX = "squall:"
 QUEUES = PREFIX + "queues"
 STREAMS = PREFIX + "streams"
@@ -394,6 +396,25 @@ def _reachable(method: Callable[Concatenate[RedisBackend, P], R]) -> Callable[Co
     return wrapper
 
 
+def _sentinel_primary(url: str, options: dict[str, Any]) -> redis.Redis:
+    """`redis+sentinel://[:password@]host[:port][,host[:port]...]/service[/db]`: a client of
+    the primary the Sentinels name for `service`. Its pool asks them again on every new
+    connection, so after a failover the retries reach the promoted replica. The password,
+    if any, is the data servers' (Sentinels are reached without one)."""
+    parts = urlsplit(url)
+    password = parts.netloc.rpartition("@")[0].partition(":")[2] or None
+    sentinels = []
+    for address in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+        sentinels.append((host, int(port or 26379)))
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service or not all(h for h, _ in sentinels) or not (db or "0").isdigit():
+        raise ConfigError(f"invalid Sentinel URL {_redacted(url)!r}: expected "
+                          f"{SENTINEL_SCHEME}host:port[,host:port...]/service[/db]")
+    sentinel = Sentinel(sentinels, socket_connect_timeout=options["socket_connect_timeout"], socket_timeout=2.0)
+    return sentinel.master_for(service, db=int(db or 0), password=password, **options)
+
+
 def _redacted(url: str) -> str:
     """The URL without credentials or query (which may carry a password), for messages."""
     parts = urlsplit(url)
@@ -458,7 +479,8 @@ def _check_version(table: str, key: str, old: Item | None, if_version: int | Non
 
 
 class RedisBackend(Backend):
-    """The backend on a Redis server (`redis://host:port/db`, `rediss://...`, `unix:///path`)."""
+    """The backend on a Redis server (`redis://host:port/db`, `rediss://...`, `unix:///path`,
+    or a Sentinel-managed primary: `redis+sentinel://host:port[,host:port...]/service/db`)."""
 
     distributed = True
 
@@ -473,13 +495,15 @@ class RedisBackend(Backend):
         self._shards: dict[str, int] = {}
 
     def _connect(self) -> redis.Redis:
-        """A pooled client that retries with backoff across a server restart.
-
-        Options in the URL's query string (socket_timeout=...) override these defaults.
+        """A pooled client that retries with backoff across a server restart (or, behind
+        Sentinel, a failover). Options in a redis:// URL's query string (socket_timeout=...)
+        override these defaults.
         """
-        return redis.Redis.from_url(
-            self.url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=10.0,
-            retry=RETRY, retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        options: dict[str, Any] = dict(decode_responses=True, socket_connect_timeout=2.0, socket_timeout=10.0,
+                                       retry=RETRY, retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        if self.url.startswith(SENTINEL_SCHEME):
+            return _sentinel_primary(self.url, options)
+        return redis.Redis.from_url(self.url, **options)
 
     @property
     def _redis(self) -> redis.Redis:
