@@ -169,17 +169,21 @@ class QueueConsumer:
         return self.claim(batches) if batches else []
 
     async def _run(self) -> None:
-        idle = IDLE_POLL[0]
+        """Turn whenever there is something to settle or a slot to fill. After a claim that
+        found nothing, the next one waits for the idle backoff; batches finishing meanwhile
+        are settled at once, in turns that do not poll."""
+        loop = asyncio.get_running_loop()
+        idle, poll_at = IDLE_POLL[0], 0.0
         while True:
             self._wake.clear()  # whatever finishes from here on sets it again
             free = 0 if self._stopping else self.concurrency - self._in_flight
-            if not free and not self._finished:
+            batches = min(free, max(1, CLAIM_LIMIT // self.trigger.batch_size)) if loop.time() >= poll_at else 0
+            if not batches and not self._finished:
                 if self._stopping and not self._in_flight:
                     return
-                await self._wake.wait()
+                await self._pause(poll_at - loop.time() if free else None)
                 continue
             finished, self._finished = self._finished, []
-            batches = min(free, max(1, CLAIM_LIMIT // self.trigger.batch_size))
             try:
                 messages = await asyncio.to_thread(self._turn, finished, batches)
                 if self._unreachable:
@@ -193,10 +197,10 @@ class QueueConsumer:
                 idle = 1.0
             for start in range(0, len(messages), self.trigger.batch_size):
                 self._dispatch(messages[start:start + self.trigger.batch_size])
-            if messages or not batches:
+            if messages:
                 idle = IDLE_POLL[0]
-            else:  # nothing to claim: poll again after a pause, sooner if a batch finishes
-                await self._pause(idle)
+            elif batches or self._unreachable:  # nothing to claim: poll again after a pause
+                poll_at = loop.time() + idle
                 idle = min(idle * 2, IDLE_POLL[1])
 
     def _dispatch(self, messages: list[Message]) -> None:
@@ -215,7 +219,8 @@ class QueueConsumer:
             self._in_flight -= 1
             self._wake.set()
 
-    async def _pause(self, seconds: float) -> None:
+    async def _pause(self, seconds: float | None) -> None:
+        """Until a batch finishes or stop() is called, or `seconds` pass (None: no limit)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
