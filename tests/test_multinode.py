@@ -130,7 +130,7 @@ def test_nodes_drain_one_queue_together(cluster, redis_url):
     wait_until(lambda: done_count(redis_url, "done") == 600, timeout=60, message="600 messages processed")
     workers = {item.value["node"] for item in store.table_scan("done", limit=1000)}
     assert len(workers) >= 2, f"only {workers} did work"
-    assert store.queue_stats("work").total == 0
+    wait_until(lambda: store.queue_stats("work").total == 0, timeout=5, message="every message acknowledged")
     store.close()
 
 
