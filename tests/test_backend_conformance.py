@@ -198,6 +198,21 @@ def test_redrive_resets_counts(backend, clock):
     assert all(m.receive_count == 1 and m.sent_at == sent_at for m in messages)
 
 
+def test_large_batches_keep_send_order_through_claim_dead_letter_and_redrive(backend):
+    """More messages than a backend moves per internal step (Redis redrives 1,000 per script)."""
+    sent = [f"m{i}" for i in range(2500)]
+    backend.enqueue_batch("q", [(body, None, 0.0) for body in sent])
+    claimed = backend.claim("q", 2500, 30)
+    assert bodies(claimed) == sent
+    for m in claimed:
+        backend.dead_letter("q", m.receipt, "dlq")
+    assert backend.redrive("dlq", "q") == 2500
+    again = backend.claim("q", 2500, 30)
+    assert bodies(again) == sent
+    assert backend.ack("q", [m.receipt for m in again] + [again[0].receipt]) == 2500  # a repeat counts once
+    assert backend.queue_stats("q").total == 0 and backend.queue_stats("dlq").total == 0
+
+
 def test_stats(backend, clock):
     assert backend.queue_stats("empty") == QueueStats(0, 0, 0)
     backend.enqueue_batch("q", [("v1", None, 0.0), ("v2", None, 0.0), ("v3", None, 0.0), ("d", None, 100.0)])
