@@ -65,6 +65,10 @@ APP = """
             return {"statusCode": "teapot", "body": "{}"}
         if kind == "bad-body":
             return {"statusCode": 200, "body": {"not": "a string"}}
+        if kind == "bad-header":
+            return {"statusCode": 200, "headers": {"x-name": "Łukasz"}, "body": "{}"}
+        if kind == "large":  # arrives at the node in many reads
+            return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": "z" * (3 * 1024 * 1024)}
         raise KeyError(kind)
 
 
@@ -325,10 +329,27 @@ def test_none_result_is_204_without_body(client):
     assert response.content == b""
 
 
-@pytest.mark.parametrize("kind, problem", [("bad-status", "statusCode"), ("bad-body", "body")])
+@pytest.mark.parametrize("kind, problem", [("bad-status", "statusCode"), ("bad-body", "body"),
+                                           ("bad-header", "Latin-1")])
 def test_malformed_proxy_response_is_502(client, kind, problem):
     body = assert_json_error(client.get(f"/respond/{kind}"), 502)
     assert problem in body["message"]
+
+
+def test_a_large_response_crosses_from_the_instance_whole(client):
+    response = client.get("/respond/large")
+    assert response.status_code == 200
+    assert response.content == b"z" * (3 * 1024 * 1024)
+    assert client.get("/respond/string").text == "just text"  # the instance is still in step
+
+
+def test_websockets_are_refused(node):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{node.port}/respond/string", open_timeout=10)
+    assert refused.value.response.status_code == 403
 
 
 # ---- errors ---------------------------------------------------------------------------

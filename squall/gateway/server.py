@@ -56,11 +56,10 @@ class Gateway:
         self.routes = routes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
         if scope["type"] != "http":
-            await send({"type": "websocket.close", "code": 1000})  # API Gateway HTTP APIs have no WebSockets
+            # served with lifespan="off", so the only other kind is a WebSocket: HTTP APIs have none
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1000})
             return
         allowed: set[str] = set()
         for route in self.routes:
@@ -78,17 +77,6 @@ class Gateway:
         else:
             response = error_response(404, f"no route matches {method} {path}", error="RouteNotFound")
         await response(scope, receive, send)
-
-
-async def _lifespan(receive: Any, send: Any) -> None:
-    """Nothing to start or stop here: the node's life is managed by whoever built it."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 class Endpoint:
