@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-
-import orjson
 import logging
 from collections import Counter
 from typing import Any, Iterator
+
+import orjson
 
 from squall.backends import Backend
 from squall.runtime.invocation import Invocation

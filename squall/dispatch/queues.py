@@ -146,9 +146,14 @@ class QueueConsumer:
 
     async def process(self, messages: list[Message]) -> Invocation:
         """Invoke the function with one batch and settle every message."""
-        invocation = await self.invoke(self.trigger.function, self.delivery.event(messages), self.delivery.trigger)
-        await asyncio.to_thread(self.settle, [(messages, self.delivery.failures(invocation, messages))])
+        invocation, failed = await self._invoke(messages)
+        await asyncio.to_thread(self.settle, [(messages, failed)])
         return invocation
+
+    async def _invoke(self, messages: list[Message]) -> tuple[Invocation, set[str]]:
+        """Invoke the function with one batch: the invocation, and the ids that failed."""
+        invocation = await self.invoke(self.trigger.function, self.delivery.event(messages), self.delivery.trigger)
+        return invocation, self.delivery.failures(invocation, messages)
 
     def settle(self, finished: list[tuple[list[Message], set[str]]]) -> None:
         """Acknowledge every message that did not fail, in one call; retry the failed ones
@@ -212,9 +217,8 @@ class QueueConsumer:
     async def _handle(self, messages: list[Message]) -> None:
         """Invoke the function with one batch; the pump settles it on its next turn."""
         try:
-            invocation = await self.invoke(self.trigger.function, self.delivery.event(messages),
-                                           self.delivery.trigger)
-            self._finished.append((messages, self.delivery.failures(invocation, messages)))
+            _, failed = await self._invoke(messages)
+            self._finished.append((messages, failed))
         finally:
             self._in_flight -= 1
             self._wake.set()

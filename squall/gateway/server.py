@@ -15,8 +15,9 @@ from starlette.routing import Match, Route
 
 from squall.app import HTTP_METHODS, HttpRoute
 from squall.aws import request_id as new_request_id
-from squall.gateway.events import HttpResponse, MalformedResponse, error_response, http_event, http_response, \
-    request_headers
+from squall.gateway.events import (
+    HttpResponse, MalformedResponse, error_response, http_event, http_response, request_headers,
+)
 from squall.node import Node
 
 #: Lambda's synchronous invocation payload limit.

@@ -45,8 +45,8 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 class Channel(asyncio.Protocol):
     """The node's end of an instance's socket: framed messages in and out.
 
-    A protocol rather than a StreamReader: a message usually arrives in one read, and
-    is then decoded straight from that buffer and handed to the single waiter.
+    A protocol rather than a StreamReader: a message usually arrives in one read, and is
+    decoded from it without copying, then handed to the single waiter.
     """
 
     def __init__(self) -> None:
@@ -60,16 +60,24 @@ class Channel(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if not self._buffer and len(data) >= HEADER.size and HEADER.unpack_from(data)[0] == len(data) - HEADER.size:
-            self._messages.append(pickle.loads(memoryview(data)[HEADER.size:]))  # the usual case: one whole frame
-        else:
+        """Decode every whole frame straight from the bytes read (one, usually); keep only
+        an incomplete tail for the next read."""
+        buffered = bool(self._buffer)
+        if buffered:
             self._buffer += data
-            while len(self._buffer) >= HEADER.size:
-                end = HEADER.size + HEADER.unpack_from(self._buffer)[0]
-                if len(self._buffer) < end:
+            data = self._buffer
+        offset = 0
+        with memoryview(data) as view:
+            while len(data) - offset >= HEADER.size:
+                end = offset + HEADER.size + HEADER.unpack_from(data, offset)[0]
+                if len(data) < end:
                     break
-                self._messages.append(pickle.loads(self._buffer[HEADER.size:end]))
-                del self._buffer[:end]
+                self._messages.append(pickle.loads(view[offset + HEADER.size:end]))
+                offset = end
+        if buffered:
+            del self._buffer[:offset]
+        elif offset < len(data):
+            self._buffer = bytearray(data[offset:])
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
