@@ -34,6 +34,7 @@ from _support import PYTHON, percentile, warn_if_busy  # noqa: E402
 
 from squall.backends import open_backend  # noqa: E402
 from squall.loader import load_app  # noqa: E402
+from squall.core.pipeline import InvokeRequest  # noqa: E402
 from squall.node import Node, NodeSettings  # noqa: E402
 from squall.runtime.base import RuntimeSettings  # noqa: E402
 
@@ -66,7 +67,7 @@ async def cold_starts(node: Node, count: int) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {"wall": [], "init": [], "init+handler": []}
     for _ in range(count):
         started = time.perf_counter()
-        invocation = await node.invoke("noop", None)
+        invocation = await node.invoke(InvokeRequest("noop", None))
         wall = (time.perf_counter() - started) * 1000
         if not invocation.cold or not invocation.ok:
             raise RuntimeError(f"expected a successful cold start, got {invocation.record()}")
@@ -80,11 +81,11 @@ async def cold_starts(node: Node, count: int) -> dict[str, list[float]]:
 
 async def warm_overheads(node: Node, count: int) -> dict[str, list[float]]:
     """Invoke `count` times on one warm instance; round trip, and minus the handler's duration."""
-    await node.invoke("noop", None)  # the instance every call below reuses
+    await node.invoke(InvokeRequest("noop", None))  # the instance every call below reuses
     figures: dict[str, list[float]] = {"round trip": [], "overhead": []}
     for _ in range(count):
         started = time.perf_counter()
-        invocation = await node.invoke("noop", None)
+        invocation = await node.invoke(InvokeRequest("noop", None))
         wall = (time.perf_counter() - started) * 1000
         if invocation.cold or not invocation.ok:
             raise RuntimeError(f"expected a successful warm invocation, got {invocation.record()}")
@@ -109,10 +110,10 @@ async def measure(cold: int, warm: int) -> tuple[dict[str, list[float]], dict[st
         app_path.write_text(APP)
         backend = open_backend(f"sqlite:///{Path(tmp) / 'state.db'}")
         # idle instances are retired by hand (cold) or reused at once (warm): the reaper stays out of it
-        settings = NodeSettings(consume=False, runtime=RuntimeSettings(keep_alive=300))
+        settings = NodeSettings(runtime=RuntimeSettings(keep_alive=300))
         node = Node(load_app(str(app_path)), backend, objects_url=str(Path(tmp) / "objects"), settings=settings,
                     app_ref=str(app_path))
-        await node.start()
+        await node.start(background=False)
         try:
             await cold_starts(node, 10)  # warm-up: page cache, allocator, first-call imports
             cold_figures = await cold_starts(node, cold)

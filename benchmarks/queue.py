@@ -59,8 +59,9 @@ from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa:
 
 from squall.backends import Backend, open_backend  # noqa: E402
 from squall.loader import load_app  # noqa: E402
-from squall.metering import read_records  # noqa: E402
+from squall.observability.metering import read_records  # noqa: E402
 from squall.services import Queue  # noqa: E402
+from squall.sources import sources_for  # noqa: E402
 
 TARGET_RATE = 5000  # messages/s at batch size 100 on SQLite
 TARGET_RATIO = {1: 1.0, 100: 3.0}  # Squall / Celery on Redis, per batch size
@@ -426,8 +427,8 @@ def main() -> int:
             backend_url = stack.enter_context(throwaway_redis(workdir))
         backend = open_backend(backend_url)
         stack.callback(backend.close)
-        for name, config in load_app(str(app_path)).declared_queues().items():
-            backend.queue_declare(name, config)
+        for source in sources_for(load_app(str(app_path))):
+            source.provision(backend)
         celery = CeleryBaseline.create(workdir, backend_url) if shared and not args.no_celery else None
         print(f"backend {backend_url}; {args.messages:,} messages per case; {CORES} cores\n")
         print(f"{'system':<8}{'batch':>9}{'consumers':>11}{'messages/s':>12}{'seconds':>9}{'start-up s':>12}   check")

@@ -8,11 +8,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from squall.errors import SquallError
+
+if TYPE_CHECKING:
+    from squall.backends import Backend
+    from squall.node import NodeSettings
 
 DEFAULT_STATE = ".squall/state.db"
 
@@ -82,7 +86,7 @@ def _node_options(fn):
     return backend_option(fn)
 
 
-def _settings(keep_alive: float, node_id: str | None):
+def _settings(keep_alive: float, node_id: str | None) -> NodeSettings:
     from squall.node import NodeSettings
     from squall.runtime.base import RuntimeSettings
 
@@ -138,26 +142,28 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"--data is not valid JSON: {exc}") from None
     from squall.backends import open_backend
+    from squall.core.pipeline import InvokeRequest
     from squall.loader import load_app
-    from squall.node import Node, NodeSettings
+    from squall.node import Node
+    from squall.runtime.invocation import Invocation
 
     app = load_app(app_ref)
     app.config(function)
 
-    async def once():
+    async def once() -> Invocation:
         url = backend_url(backend, app_ref)
         store = open_backend(url)
-        node = Node(app, store, objects_url(None, url, app_ref), NodeSettings(consume=False), app_ref=app_ref)
-        await node.start()
+        node = Node(app, store, objects_url(None, url, app_ref), app_ref=app_ref)
+        await node.start(background=False)
         try:
-            return await node.invoke(function, event)
+            return await node.invoke(InvokeRequest(function, event))
         finally:
             await node.stop()
             store.close()
 
     invocation = asyncio.run(once())
     click.echo(invocation.report_line(), err=True)
-    if invocation.ok:
+    if invocation.error is None:
         click.echo(json.dumps(invocation.result))
     else:
         click.echo(json.dumps(invocation.error.to_dict()))
@@ -201,11 +207,11 @@ def queues(show_all: bool, backend: str | None) -> None:
     try:
         rows = []
         for name in store.queue_names():
-            config = store.queue_config(name) or {}
-            if "dlq_of" in config or (config.get("internal") and not show_all):
+            config = store.queue_config(name)
+            if config is None or config.is_dlq or (config.internal and not show_all):
                 continue
             stats = store.queue_stats(name)
-            dlq = config.get("dlq")
+            dlq = config.dlq
             dlq_depth = store.queue_stats(dlq).total if dlq else 0
             rows.append((name, stats.visible + stats.delayed, stats.in_flight, dlq or "-", dlq_depth))
     finally:
@@ -238,15 +244,15 @@ def dlq() -> None:
     """Inspect and redrive dead-letter queues."""
 
 
-def _dlq_of(store, queue: str) -> str:
+def _dlq_of(store: Backend, queue: str) -> str:
     from squall.errors import QueueNotFound
 
     config = store.queue_config(queue)
     if config is None:
         raise QueueNotFound(f"unknown queue {queue!r}")
-    if not config.get("dlq"):
+    if not config.dlq:
         raise QueueNotFound(f"queue {queue!r} has no dead-letter queue")
-    return config["dlq"]
+    return config.dlq
 
 
 @dlq.command("list")

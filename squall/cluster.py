@@ -8,7 +8,9 @@
   gives up extras and takes free or expired shards, so ownership rebalances as nodes
   join and leave without any coordinator.
 
-Both work unchanged on SQLite (one node: it always wins) and on Redis.
+Both work unchanged on SQLite (one node: it always wins) and on Redis. Both are services
+(`squall.core.lifecycle`): a node renews them every third of the TTL, and hands them back
+when it stops.
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from squall.backends import Backend
+from squall.core.lifecycle import PeriodicService, Progress
 
 log = logging.getLogger("squall.cluster")
 
 
-class LeaderLease:
+class LeaderLease(PeriodicService):
     def __init__(self, backend: Backend, name: str, holder: str, ttl: float = 10.0):
+        super().__init__()
+        self.name = f"leader-lease:{name}"
+        self.interval = ttl / 3
         self.backend = backend
-        self.name = f"leader.{name}"
+        self.lease = f"leader.{name}"
         self.holder = holder
         self.ttl = ttl
         self.is_leader = False
@@ -34,33 +41,31 @@ class LeaderLease:
     def renew(self) -> bool:
         """Take or keep the role; returns whether this node holds it now."""
         was = self.is_leader
-        self.is_leader = self.backend.lease_acquire(self.name, self.holder, self.ttl)
+        self.is_leader = False  # if the backend fails here: not leader until renewed
+        self.is_leader = self.backend.lease_acquire(self.lease, self.holder, self.ttl)
         if self.is_leader != was:
-            log.info("%s %s leadership of %s", self.holder, "took" if self.is_leader else "lost", self.name)
+            log.info("%s %s leadership of %s", self.holder, "took" if self.is_leader else "lost", self.lease)
         return self.is_leader
 
     def resign(self) -> None:
         if self.is_leader:
-            self.backend.lease_release(self.name, self.holder)
+            self.backend.lease_release(self.lease, self.holder)
             self.is_leader = False
 
-    async def run(self) -> None:
-        """Renew every third of the TTL until cancelled, then resign."""
-        try:
-            while True:
-                try:
-                    await asyncio.to_thread(self.renew)
-                except Exception as exc:  # noqa: BLE001 - a backend hiccup: not leader until renewed
-                    self.is_leader = False
-                    log.warning("leader lease %s: %s", self.name, exc)
-                await asyncio.sleep(self.ttl / 3)
-        finally:
-            await asyncio.to_thread(self.resign)
+    async def step(self) -> Progress:
+        await asyncio.to_thread(self.renew)
+        return Progress()
+
+    async def settle(self) -> None:
+        await asyncio.to_thread(self.resign)
 
 
-class ShardLeases:
+class ShardLeases(PeriodicService):
     def __init__(self, backend: Backend, stream: str, shards: int, holder: str, ttl: float = 10.0,
                  on_change: Callable[[set[int]], None] | None = None):
+        super().__init__()
+        self.name = f"shard-leases:{stream}"
+        self.interval = ttl / 3
         self.backend = backend
         self.stream = stream
         self.shards = shards
@@ -98,14 +103,34 @@ class ShardLeases:
             self.backend.lease_release(self._lease(shard), self.holder)
         self.owned = set()
 
-    async def run(self) -> None:
-        """Rebalance every third of the TTL until cancelled, then hand every shard back."""
+    async def step(self) -> Progress:
+        """Rebalance; on a backend error keep serving what we hold (the next round retries)."""
+        await asyncio.to_thread(self.rebalance)
+        return Progress()
+
+    async def settle(self) -> None:
+        await asyncio.to_thread(self.release_all)
+
+
+class Heartbeat(PeriodicService):
+    """Keeps this node in the registry (`squall nodes`) with a TTL of three heartbeats,
+    and takes it out when the node stops."""
+
+    name = "heartbeat"
+
+    def __init__(self, backend: Backend, node_id: str, info: Callable[[], dict[str, Any]], interval: float = 2.0):
+        super().__init__()
+        self.backend = backend
+        self.node_id = node_id
+        self.info = info
+        self.interval = interval
+
+    async def step(self) -> Progress:
+        await asyncio.to_thread(self.backend.node_heartbeat, self.node_id, self.info(), self.interval * 3)
+        return Progress()
+
+    async def settle(self) -> None:
         try:
-            while True:
-                try:
-                    await asyncio.to_thread(self.rebalance)
-                except Exception as exc:  # noqa: BLE001 - keep serving what we hold; retry next round
-                    log.warning("shard leases of %s: %s", self.stream, exc)
-                await asyncio.sleep(self.ttl / 3)
-        finally:
-            await asyncio.to_thread(self.release_all)
+            await asyncio.to_thread(self.backend.node_remove, self.node_id)
+        except Exception as exc:  # noqa: BLE001 - leaving the registry is best effort; the TTL expires
+            log.warning("could not deregister node %s: %s", self.node_id, exc)

@@ -7,6 +7,19 @@ the caller.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """How an invocation ended, as metering records it."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    CRASH = "crash"
+    THROTTLED = "throttled"
+
 
 class SquallError(Exception):
     """Base class of every error Squall raises on purpose."""
@@ -48,17 +61,21 @@ class InvocationError(SquallError):
     """An invocation did not return a result.
 
     `error_type` follows Lambda's names (`Runtime.ExitError`, `Sandbox.Timedout`...)
-    or is the handler's exception class name; `outcome` is the metering outcome.
+    or is the handler's exception class name; `outcome` is the metering outcome, and
+    `http_status` / `http_message` what API Gateway answers for it. Each subclass sets
+    all three, so a new kind of failure cannot leave a caller without a status.
     """
 
-    outcome = "error"
+    outcome = Outcome.ERROR
+    http_status = 500
+    http_message = "Internal Server Error"
 
     def __init__(self, message: str, error_type: str = "Error", stack: list[str] | None = None):
         super().__init__(message)
         self.error_type = error_type
         self.stack = stack or []
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         """The payload Lambda returns for a failed invocation."""
         return {"errorMessage": str(self), "errorType": self.error_type, "stackTrace": self.stack}
 
@@ -68,20 +85,30 @@ class FunctionError(InvocationError):
 
 
 class FunctionTimeout(InvocationError):
-    outcome = "timeout"
+    """The invocation ran over the function's timeout; its instance was killed."""
+
+    outcome = Outcome.TIMEOUT
+    http_status = 504
+    http_message = "Endpoint request timed out"
 
 
 class OutOfMemory(InvocationError):
-    outcome = "oom"
+    """The handler went over `memory_mb`; its instance was replaced."""
+
+    outcome = Outcome.OOM
+    http_status = 502
 
 
 class InstanceCrashed(InvocationError):
     """The instance process died (os._exit, a signal) before returning."""
 
-    outcome = "crash"
+    outcome = Outcome.CRASH
+    http_status = 502
 
 
 class Throttled(InvocationError):
     """No instance became free within the allowed wait (reserved concurrency)."""
 
-    outcome = "throttled"
+    outcome = Outcome.THROTTLED
+    http_status = 429
+    http_message = "Too Many Requests"

@@ -1,35 +1,42 @@
-"""A node: one process that runs an app's triggers, dispatch and runtime on a backend.
+"""A node: one process that runs an app's sources, pipeline and runtime on a backend.
 
 `squall dev` and `squall run` serve a node behind the HTTP gateway; `squall invoke` and
 the test harness drive one directly. Several nodes may share a distributed backend.
+
+The node knows no trigger kind. It asks every registered source (`squall.sources`) to
+provision the backend and for its services, runs every invocation through one pipeline
+(`squall.core.pipeline`: metering first, then `NodeSettings.interceptors`), and starts
+its services in order (`squall.core.lifecycle`): metering, retention, the instance
+reaper, services shared by sources, the sources' own, and last the heartbeat, so a node
+shows up in the registry only once it consumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from squall.app import App, QueueTrigger
+from squall.app import App
 from squall.backends import Backend
-from squall.dispatch.queues import ASYNC, SQS, QueueConsumer
-from squall.metering import Meter
+from squall.cluster import Heartbeat
+from squall.core.lifecycle import Service, Services
+from squall.core.pipeline import Interceptor, InvokeRequest, chain
+from squall.core.retention import DAY, Retention
 from squall.objects import open_objects
+from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
 from squall.runtime.invocation import Invocation
 from squall.runtime.process import ProcessRuntime
-from squall.services import async_queue
+from squall.sources import Source, sources_for
 
-log = logging.getLogger("squall.node")
-
-#: Lambda retries a failed asynchronous invocation twice.
-ASYNC_ATTEMPTS = 3
+S = TypeVar("S", bound=Service)
 
 
 @dataclass
@@ -41,8 +48,10 @@ class NodeSettings:
     async_retry_base: float = 1.0
     #: seconds between heartbeats in the node registry (the TTL is three times this)
     heartbeat: float = 2.0
-    #: start queue consumers (the test harness drains queues by hand instead)
-    consume: bool = True
+    #: seconds metering records are kept
+    metering_retention: float = DAY
+    #: interceptors every invocation passes through after metering, outermost first
+    interceptors: list[Interceptor] = field(default_factory=list)
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
 
@@ -55,70 +64,58 @@ class Node:
         self.objects_url = objects_url
         self.settings = settings or NodeSettings()
         node_id = self.settings.node_id
-        slots = ClusterSlots(backend, node_id) if backend.distributed else None
         self.runtime: Runtime
         if app_ref is None:
-            self.runtime = InlineRuntime(app, backend, open_objects(objects_url), self.settings.runtime,
-                                         self.invoke, node_id)
+            self.runtime = InlineRuntime(app, self.invoke, backend, open_objects(objects_url), self.settings.runtime,
+                                         node_id)
         else:
-            self.runtime = ProcessRuntime(app, app_ref, backend.url, objects_url, self.settings.runtime,
-                                          self.invoke, slots, node_id)
+            slots = ClusterSlots(backend, node_id) if backend.distributed else None
+            self.runtime = ProcessRuntime(app, self.invoke, app_ref, backend.url, objects_url, self.settings.runtime,
+                                          slots, node_id)
         self.meter = Meter(backend, node_id)
-        self.consumers = [self._consumer(t) for t in app.queue_triggers]
-        self.consumers += [self._async_consumer(name) for name in app.functions]
+        self._pipeline = chain([Metering(self.meter), *self.settings.interceptors], self.runtime.invoke)
+        self.sources: list[Source[Any]] = sources_for(app)
+        self._shared: dict[type[Service], Service] = {}
+        own = [service for source in self.sources for service in source.services(self)]
+        self.services = Services([
+            self.meter,
+            Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention}),
+            *self.runtime.services(),
+            *self._shared.values(),
+            *own,
+            Heartbeat(backend, node_id, self.info, self.settings.heartbeat),
+        ])
         self.started = time.time()
-        self._heartbeat: asyncio.Task | None = None
 
-    def _consumer(self, trigger: QueueTrigger) -> QueueConsumer:
-        reserved = self.app.config(trigger.function).reserved_concurrency
-        concurrency = trigger.max_concurrency if reserved is None else min(trigger.max_concurrency, reserved)
-        return QueueConsumer(self.backend, self.invoke, trigger, concurrency, SQS)
+    def shared(self, kind: type[S], factory: Callable[[], S]) -> S:
+        """The one service of class `kind` that several sources use (see NodeContext)."""
+        if kind not in self._shared:
+            self._shared[kind] = factory()
+        service = self._shared[kind]
+        assert isinstance(service, kind)
+        return service
 
-    def _async_consumer(self, function: str) -> QueueConsumer:
-        config = self.app.config(function)
-        trigger = QueueTrigger(async_queue(function), function, batch_size=1, max_receive_count=ASYNC_ATTEMPTS,
-                               visibility_timeout=config.timeout + 30, dlq=f"{async_queue(function)}-dlq")
-        concurrency = 8 if config.reserved_concurrency is None else config.reserved_concurrency
-        return QueueConsumer(self.backend, self.invoke, trigger, concurrency, ASYNC,
-                             retry_base=self.settings.async_retry_base)
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self._declare_queues)
+    async def start(self, background: bool = True) -> None:
+        """Provision every source, start the runtime and, unless `background` is False
+        (the harness and `squall invoke` drive the node themselves), every service."""
+        await asyncio.to_thread(self._provision)
         await self.runtime.start()
-        self.meter.start()
-        if self.settings.consume:
-            for consumer in self.consumers:
-                consumer.start()
-        self._heartbeat = asyncio.create_task(self._heartbeat_forever())
+        if background:
+            await self.services.start()
 
-    def _declare_queues(self) -> None:
-        for name, config in self.app.declared_queues().items():
-            self.backend.queue_declare(name, config)
-        for consumer in self.consumers:
-            if consumer.delivery is ASYNC:
-                self.backend.queue_declare(consumer.trigger.queue, {**consumer.trigger.queue_config(), "internal": True})
-                self.backend.queue_declare(consumer.trigger.dlq, {"dlq_of": consumer.trigger.queue, "internal": True})
+    def _provision(self) -> None:
+        for source in self.sources:
+            source.provision(self.backend)
 
     async def stop(self) -> None:
-        """Graceful: stop claiming, finish batches in flight, flush metering, leave."""
-        await asyncio.gather(*(c.stop() for c in self.consumers))
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        """Graceful: every service stops taking work and settles (consumers ack what is in
+        flight, metering flushes, the node leaves the registry), then the instances go."""
+        await self.services.stop()
         await self.runtime.stop()
-        await self.meter.stop()
-        try:
-            await asyncio.to_thread(self.backend.node_remove, self.settings.node_id)
-        except Exception as exc:  # noqa: BLE001 - leaving the registry is best effort; the TTL expires
-            log.warning("could not deregister node: %s", exc)
 
-    async def invoke(self, function: str, event: Any, trigger: str = "invoke",
-                     wait: float | None = None) -> Invocation:
-        """Run one invocation and meter it. Raises FunctionNotFound for an unknown name."""
-        invocation = await self.runtime.invoke(function, event, trigger=trigger, wait=wait)
-        self.meter.record(invocation)
-        if not invocation.ok:
-            log.info("%s %s %s: %s", function, invocation.request_id, invocation.outcome, invocation.error)
-        return invocation
+    async def invoke(self, request: InvokeRequest) -> Invocation:
+        """Run one invocation through the pipeline. Raises FunctionNotFound for an unknown name."""
+        return await self._pipeline(request)
 
     def info(self) -> dict[str, Any]:
         """What this node reports in the registry (`squall nodes`)."""
@@ -127,12 +124,3 @@ class Node:
                 "instances": sum(c["instances"] for c in counts.values()),
                 "busy": sum(c["busy"] for c in counts.values()),
                 "invocations": self.meter.counts["invocations"]}
-
-    async def _heartbeat_forever(self) -> None:
-        interval = self.settings.heartbeat
-        while True:
-            try:
-                await asyncio.to_thread(self.backend.node_heartbeat, self.settings.node_id, self.info(), interval * 3)
-            except Exception as exc:  # noqa: BLE001 - a missed heartbeat is retried; the node keeps serving
-                log.warning("heartbeat failed: %s", exc)
-            await asyncio.sleep(interval)

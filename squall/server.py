@@ -52,11 +52,9 @@ async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, por
     server = uvicorn.Server(config)
     log.info("node %s serving app %r on http://%s:%d (backend %s, objects %s)", settings.node_id, app.name,
              host, port, backend_url, objects_url)
-    for route in app.routes:
-        log.info("  route %-7s %s -> %s", route.method, route.path, route.function)
-    for trigger in app.queue_triggers:
-        log.info("  queue %s -> %s (batch %d, dlq %s)", trigger.queue, trigger.function, trigger.batch_size,
-                 trigger.dlq)
+    for source in node.sources:
+        for line in source.describe():
+            log.info("  %s", line)
     # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default action
     # that would kill the process before the node's graceful stop below, so make it a no-op
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -9,19 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from squall.app import TABLE_NAME, check_name, check_queue_name
 from squall.backends import Backend, Item
+from squall.core.checks import TABLE_NAME, check_name, check_queue_name
 from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
 from squall.objects import ObjectStore, StoredObject
 
 #: SQS limits.
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DELAY_SECONDS = 900
-
-
-def async_queue(function: str) -> str:
-    """The internal queue holding a function's asynchronous invocations."""
-    return f"async.{function}"
 
 
 class Table:
@@ -109,8 +104,9 @@ class Queue:
         self.name = check_queue_name(name)
         if known is None or name not in known:
             if backend.queue_config(name) is None:
-                names = ", ".join(q for q in backend.queue_names() if not q.startswith("async.")) or "none"
-                raise QueueNotFound(f"unknown queue {name!r} (queues: {names})")
+                configs = {q: backend.queue_config(q) for q in backend.queue_names()}
+                user = [q for q, config in configs.items() if config is not None and not config.internal]
+                raise QueueNotFound(f"unknown queue {name!r} (queues: {', '.join(user) or 'none'})")
             if known is not None:
                 known.add(name)
 

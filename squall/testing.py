@@ -13,7 +13,8 @@ def test_create_item():
 
 Handlers run inline (so mocks and breakpoints work) on the same dispatch code a node
 uses: the gateway's events and status codes, SQS batches, retries and dead letters, on a
-temporary SQLite backend whose clock only moves when you call `advance()`.
+temporary SQLite backend whose clock only moves when you call `advance()`. The node's
+services do not run in the background: `drain()` drives them one `step()` at a time.
 """
 
 from __future__ import annotations
@@ -23,18 +24,23 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from squall.app import App
 from squall.backends import Message, QueueStats, open_backend
+from squall.core.pipeline import InvokeRequest
 from squall.errors import QueueNotFound
 from squall.gateway import build_gateway
 from squall.node import Node, NodeSettings
+from squall.objects import open_objects
 from squall.runtime.invocation import Invocation
 from squall.services import Bucket, Queue, Table
+
+T = TypeVar("T")
 
 #: Longer than any retry backoff, so advancing by it makes every released message visible.
 RETRY_HORIZON = 1200.0
@@ -66,15 +72,16 @@ class Harness:
         self.clock = ManualClock()
         self._dir = tempfile.mkdtemp(prefix="squall-test-")
         self.backend = open_backend(f"sqlite:///{self._dir}/state.db", clock=self.clock)
-        self.node = Node(app, self.backend, f"{self._dir}/objects", NodeSettings(consume=False, throttle_wait=0.5))
+        self._objects = open_objects(f"{self._dir}/objects")
+        self.node = Node(app, self.backend, f"{self._dir}/objects", NodeSettings(throttle_wait=0.5))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="squall-harness", daemon=True)
         self._thread.start()
-        self._run(self.node.start())
+        self._run(self.node.start(background=False))
         self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_gateway(self.node)),
                                          base_url="http://testserver")
 
-    def _run(self, coroutine) -> Any:
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     # ---- HTTP ---------------------------------------------------------------------
@@ -103,7 +110,7 @@ class Harness:
 
     def invocation(self, function: str, payload: Any = None) -> Invocation:
         """The full Invocation record (outcome, duration, cold start...)."""
-        return self._run(self.node.invoke(function, payload))
+        return self._run(self.node.invoke(InvokeRequest(function, payload)))
 
     # ---- queues and tables --------------------------------------------------------
 
@@ -116,24 +123,19 @@ class Harness:
         Retries wait for their backoff: the clock is advanced past it, so a message that
         keeps failing ends in its dead-letter queue, exactly as it would on a node.
         """
-        consumers = [c for c in self.node.consumers if queue is None or c.trigger.queue == queue]
-        if not consumers:
+        services = [s for s in self.node.services.all if s.consumes and (queue is None or queue in s.consumes)]
+        if not services:
             raise QueueNotFound(f"no consumer for queue {queue!r}")
+        queues = set().union(*(s.consumes for s in services))
         result = DrainResult()
         while result.batches < max_batches:
-            progressed = False
-            for consumer in consumers:
-                messages = consumer.claim()
-                if messages:
-                    invocation = self._run(consumer.process(messages))
-                    failed = len(consumer.delivery.failures(invocation, messages))
-                    result.batches += 1
-                    result.failed += failed
-                    result.succeeded += len(messages) - failed
-                    progressed = True
-            if progressed:
+            progress = self._run(self.node.services.step(services))
+            result.batches += progress.invocations
+            result.succeeded += progress.succeeded
+            result.failed += progress.failed
+            if progress:
                 continue
-            if not any(self.backend.queue_stats(c.trigger.queue).total for c in consumers):
+            if not any(self.backend.queue_stats(q).total for q in queues):
                 return result
             self.clock.advance(RETRY_HORIZON)
         return result
@@ -148,16 +150,16 @@ class Harness:
     def dead_letters(self, queue: str) -> list[Message]:
         """Messages in the dead-letter queue of `queue` (`async.<function>` for failed
         asynchronous invocations)."""
-        trigger = next((c.trigger for c in self.node.consumers if c.trigger.queue == queue), None)
-        if trigger is None:
-            raise QueueNotFound(f"no consumer for queue {queue!r}")
-        return self.backend.peek(trigger.dlq, 10000)
+        config = self.backend.queue_config(queue)
+        if config is None or not config.dlq:
+            raise QueueNotFound(f"no dead-letter queue for queue {queue!r}")
+        return self.backend.peek(config.dlq, 10000)
 
     def table(self, name: str) -> Table:
         return Table(self.backend, name)
 
     def objects(self, bucket: str) -> Bucket:
-        return Bucket(self.node.runtime.objects, bucket)
+        return Bucket(self._objects, bucket)
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -170,7 +172,7 @@ class Harness:
         self.backend.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> "Harness":
+    def __enter__(self) -> Harness:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from squall.backends import open_backend
-from squall.metering import read_records
+from squall.observability.metering import read_records
 from squall.services import Queue
 from tests.conftest import RedisServer
 from tests.support import NodeProcess, free_port, squall, wait_until, write_app

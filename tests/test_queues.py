@@ -15,7 +15,7 @@ import time
 import pytest
 
 from squall.backends import open_backend
-from squall.metering import read_records
+from squall.observability.metering import read_records
 from squall.services import Queue, Table
 from tests.support import NodeProcess, squall, wait_until, write_app
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from squall.backends import open_backend
-from squall.metering import read_records
+from squall.observability.metering import read_records
 from tests.support import NodeProcess, squall, wait_until, write_app
 
 APP = """

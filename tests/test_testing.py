@@ -17,7 +17,7 @@ import pytest
 
 from squall import App
 from squall.errors import FunctionError, FunctionNotFound, FunctionTimeout, QueueNotFound
-from squall.services import async_queue
+from squall.sources.async_invoke import async_queue
 from squall.testing import Harness
 
 app = App("harnessed")

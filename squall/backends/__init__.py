@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
-from squall.backends.base import Backend, Clock, Item, Message, NodeInfo, QueueStats, StreamRecord, Timer
+from squall.backends.base import (
+    Backend, Clock, Item, Message, NodeInfo, QueueConfig, QueueStats, StreamRecord, Timer, Watch,
+)
 from squall.errors import ConfigError
 
-__all__ = ["Backend", "Clock", "Item", "Message", "NodeInfo", "QueueStats", "StreamRecord", "Timer",
-           "open_backend"]
+__all__ = ["Backend", "Clock", "Item", "Message", "NodeInfo", "QueueConfig", "QueueStats", "StreamRecord", "Timer",
+           "Watch", "open_backend"]
 
 
 def open_backend(url: str, clock: Clock | None = None) -> Backend:

@@ -45,6 +45,38 @@ class Message:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    """A queue's entry in the registry (provisional: replaced by the backend split)."""
+
+    dlq: str | None = None
+    dlq_of: str | None = None
+    function: str | None = None
+    max_receive_count: int | None = None
+    visibility_timeout: float | None = None
+    internal: bool = False
+
+    @property
+    def is_dlq(self) -> bool:
+        return self.dlq_of is not None
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in self.__dict__.items() if v is not None and v is not False})
+
+    @classmethod
+    def from_json(cls, name: str, text: str) -> "QueueConfig":
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in ("dlq", "dlq_of", "function", "max_receive_count",
+                                           "visibility_timeout", "internal") if k in data})
+
+
+class Watch:
+    """A subscription to enqueue notifications (provisional: a no-op)."""
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
 class QueueStats:
     visible: int
     in_flight: int
@@ -131,12 +163,25 @@ class Backend(ABC):
     # ---- queues -------------------------------------------------------------------
 
     @abstractmethod
-    def queue_declare(self, name: str, config: dict[str, Any]) -> None:
+    def queue_declare(self, name: str, config: QueueConfig) -> None:
         """Create or update a queue's entry in the registry (config: dlq, visibility...)."""
 
     @abstractmethod
-    def queue_config(self, name: str) -> dict[str, Any] | None:
+    def queue_config(self, name: str) -> QueueConfig | None:
         """The declared config of a queue, or None if it was never declared."""
+
+    def queues_next_visible(self, queues: list[str]) -> dict[str, float]:
+        """Provisional: per queue holding messages, the earliest visible time."""
+        found = {}
+        for queue in queues:
+            stats = self.queue_stats(queue)
+            if stats.total:
+                found[queue] = self.clock() if stats.visible else self.clock() + 1
+        return found
+
+    def watch_enqueues(self, callback: Callable[[str | None], None]) -> Watch:
+        """Provisional: no notifications."""
+        return Watch()
 
     @abstractmethod
     def queue_names(self) -> list[str]:
@@ -225,6 +270,10 @@ class Backend(ABC):
     @abstractmethod
     def stream_create(self, stream: str, shards: int) -> int:
         """Create a stream with `shards` shards if it does not exist. Returns its shard count."""
+
+    @abstractmethod
+    def stream_names(self) -> list[str]:
+        """Every stream's name, sorted."""
 
     @abstractmethod
     def stream_shards(self, stream: str) -> int:

@@ -54,7 +54,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from squall.backends.base import (
-    Backend, Clock, Item, Message, NodeInfo, QueueStats, StreamRecord, Timer, change_record, change_stream,
+    Backend, Clock, Item, Message, NodeInfo, QueueConfig, QueueStats, StreamRecord, Timer, change_record, change_stream,
     shard_for,
 )
 from squall.errors import BackendUnavailable, ConditionFailed, ConfigError
@@ -523,13 +523,20 @@ class RedisBackend(Backend):
     # ---- queues -------------------------------------------------------------------
 
     @_reachable
-    def queue_declare(self, name: str, config: dict[str, Any]) -> None:
-        self._redis.hset(QUEUES, name, _json(config))
+    def queue_declare(self, name: str, config: QueueConfig) -> None:
+        self._redis.hset(QUEUES, name, config.to_json())
 
     @_reachable
-    def queue_config(self, name: str) -> dict[str, Any] | None:
+    def queue_config(self, name: str) -> QueueConfig | None:
         stored = self._redis.hget(QUEUES, name)
-        return None if stored is None else json.loads(stored)
+        return None if stored is None else QueueConfig.from_json(name, stored)
+
+    @_reachable
+    def queues_next_visible(self, queues: list[str]) -> dict[str, float]:
+        pipe = self._redis.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zrange(dict(zip(QUEUE_PARTS, _queue_keys(queue)))["vis"], 0, 0, withscores=True)
+        return {queue: found[0][1] for queue, found in zip(queues, pipe.execute()) if found}
 
     @_reachable
     def queue_names(self) -> list[str]:
@@ -690,6 +697,10 @@ class RedisBackend(Backend):
         pipe.hsetnx(STREAMS, stream, shards)
         pipe.hget(STREAMS, stream)
         return int(pipe.execute()[1])
+
+    @_reachable
+    def stream_names(self) -> list[str]:
+        return sorted(self._redis.hkeys(STREAMS))
 
     @_reachable
     def stream_shards(self, stream: str) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from squall.backends.base import (
-    Backend, Clock, Item, Message, NodeInfo, QueueStats, StreamRecord, Timer, change_record,
+    Backend, Clock, Item, Message, NodeInfo, QueueConfig, QueueStats, StreamRecord, Timer, change_record,
     change_stream, shard_for,
 )
 from squall.errors import BackendUnavailable, ConditionFailed, ConfigError
@@ -286,15 +286,21 @@ class SQLiteBackend(Backend):
 
     # ---- queues -------------------------------------------------------------------
 
-    def queue_declare(self, name: str, config: dict[str, Any]) -> None:
+    def queue_declare(self, name: str, config: QueueConfig) -> None:
         with self._write() as conn:
             conn.execute("INSERT INTO queues (name, config) VALUES (?, ?) "
                          "ON CONFLICT (name) DO UPDATE SET config = excluded.config",
-                         (name, _dumps(config)))
+                         (name, config.to_json()))
 
-    def queue_config(self, name: str) -> dict[str, Any] | None:
+    def queue_config(self, name: str) -> QueueConfig | None:
         row = self._conn().execute("SELECT config FROM queues WHERE name = ?", (name,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return QueueConfig.from_json(name, row[0]) if row else None
+
+    def queues_next_visible(self, queues: list[str]) -> dict[str, float]:
+        rows = self._conn().execute(
+            "SELECT queue, min(visible_at) FROM messages WHERE queue IN (SELECT value FROM json_each(?)) "
+            "GROUP BY queue", (json.dumps(list(queues)),))
+        return dict(rows.fetchall())
 
     def queue_names(self) -> list[str]:
         return [name for (name,) in self._conn().execute("SELECT name FROM queues ORDER BY name")]
@@ -498,6 +504,9 @@ class SQLiteBackend(Backend):
                              [(stream, shard) for shard in range(shards)])
             return shards
         return conn.execute("SELECT shards FROM streams WHERE name = ?", (stream,)).fetchone()[0]
+
+    def stream_names(self) -> list[str]:
+        return [name for (name,) in self._conn().execute("SELECT name FROM streams ORDER BY name")]
 
     def stream_shards(self, stream: str) -> int:
         row = self._conn().execute("SELECT shards FROM streams WHERE name = ?", (stream,)).fetchone()

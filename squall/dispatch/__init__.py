@@ -1,2 +1,1 @@
-"""Dispatch: turns what triggers deliver into invocations, and outcomes into acks,
-retries and dead letters."""
+"""Dispatch: turning durable queue messages into invocations (claim, invoke, settle)."""

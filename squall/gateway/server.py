@@ -9,24 +9,19 @@ response, 504 on timeout. Every error body is JSON: {"message": ...}.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
-from squall.app import HTTP_METHODS, HttpRoute
 from squall.aws import request_id as new_request_id
-from squall.gateway.events import (
-    HttpResponse, MalformedResponse, error_response, http_event, http_response, request_headers,
-)
+from squall.core.pipeline import InvokeRequest
+from squall.events.apigw import http_event, request_headers
+from squall.gateway.responses import HttpResponse, MalformedResponse, error_response, http_response
 from squall.node import Node
+from squall.sources.http import HTTP_METHODS, HttpRoute
 
 #: Lambda's synchronous invocation payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
-
-ERROR_STATUS = {"error": (500, "Internal Server Error"), "timeout": (504, "Endpoint request timed out"),
-                "crash": (502, "Internal Server Error"), "oom": (502, "Internal Server Error"),
-                "throttled": (429, "Too Many Requests")}
-
 
 #: What an `ANY` route matches (Starlette's default for methods=None is GET and HEAD only).
 ANY_METHODS = sorted(HTTP_METHODS - {"ANY"})
@@ -56,7 +51,7 @@ class Gateway:
     def __init__(self, routes: list[Route]):
         self.routes = routes
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             # served with lifespan="off", so the only other kind is a WebSocket: HTTP APIs have none
             if scope["type"] == "websocket":
@@ -88,12 +83,12 @@ class Endpoint:
         self.routes = routes
         self.max_body = max_body
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.respond(scope, receive)
         if response is not None:
             await response(scope, receive, send)
 
-    async def respond(self, scope: dict[str, Any], receive: Any) -> HttpResponse | None:
+    async def respond(self, scope: Scope, receive: Receive) -> HttpResponse | None:
         """The response, or None when the client went away before sending its body."""
         route = self.routes.get(scope["method"]) or self.routes["GET"]  # Starlette answers HEAD with GET
         request_id = new_request_id()
@@ -101,26 +96,31 @@ class Endpoint:
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body:
             return _too_large(self.max_body, request_id)
-        body = b""
+        chunks: list[bytes] = []  # joined once: `body +=` per chunk is quadratic
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
-            body += message.get("body", b"")
-            if len(body) > self.max_body:
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_body:
                 return _too_large(self.max_body, request_id)
             if not message.get("more_body", False):
                 break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if body and headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
             try:
                 json.loads(body)
             except ValueError as exc:
                 return error_response(400, f"malformed JSON body: {exc}", request_id, error="MalformedJSON")
         event = http_event(scope, route, headers, cookies, body, request_id)
-        invocation = await self.node.invoke(route.function, event, "http", wait=self.node.settings.throttle_wait)
-        if not invocation.ok:
-            status, message = ERROR_STATUS[invocation.outcome]
-            return error_response(status, message, request_id, requestId=invocation.request_id)
+        invocation = await self.node.invoke(InvokeRequest(route.function, event, "http", route.route_key,
+                                                          wait=self.node.settings.throttle_wait))
+        error = invocation.error
+        if error is not None:
+            return error_response(error.http_status, error.http_message, request_id, requestId=invocation.request_id)
         try:
             response = http_response(invocation.result)
         except MalformedResponse as exc:

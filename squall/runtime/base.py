@@ -6,16 +6,16 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from squall.app import App, FunctionConfig
-from squall.aws import request_id as new_request_id
 from squall.backends import Backend
+from squall.core.lifecycle import Service
+from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import InvocationError, Throttled
 from squall.runtime.invocation import Invocation
 
-#: How a runtime hands a nested synchronous invocation (ctx.invoke) back to the node.
-NestedCall = Callable[[str, Any], Awaitable[Invocation]]
+if TYPE_CHECKING:
+    from squall.app import App, FunctionConfig
 
 
 @dataclass
@@ -36,12 +36,12 @@ class ClusterSlots:
         self.backend = backend
         self.holder = holder
 
-    async def acquire(self, config: FunctionConfig, wait: float | None) -> str:
+    async def acquire(self, config: FunctionConfig, limit: int, wait: float | None) -> str:
         deadline = None if wait is None else time.monotonic() + wait
         pause = 0.005
         while True:
-            token = await asyncio.to_thread(self.backend.slot_acquire, f"fn.{config.name}",
-                                            config.reserved_concurrency, self.holder, config.timeout + 30)
+            token = await asyncio.to_thread(self.backend.slot_acquire, f"fn.{config.name}", limit,
+                                            self.holder, config.timeout + 30)
             if token is not None:
                 return token
             if deadline is not None and time.monotonic() + pause > deadline:
@@ -58,9 +58,13 @@ def throttled(function: str) -> Throttled:
 
 
 class Runtime(ABC):
-    """Runs invocations of an app's functions and reports what each one cost."""
+    """Runs invocations of an app's functions and reports what each one cost.
 
-    def __init__(self, app: App, settings: RuntimeSettings | None = None, nested: NestedCall | None = None,
+    `nested` is the node's pipeline: a handler's `ctx.invoke` goes back through it, so a
+    nested invocation is metered (and traced) like any other.
+    """
+
+    def __init__(self, app: App, nested: Handler, settings: RuntimeSettings | None = None,
                  slots: ClusterSlots | None = None, node: str = ""):
         self.app = app
         self.settings = settings or RuntimeSettings()
@@ -74,34 +78,35 @@ class Runtime(ABC):
     async def stop(self) -> None:
         """Release every instance."""
 
-    async def invoke(self, function: str, event: Any, *, trigger: str = "invoke",
-                     request_id: str | None = None, wait: float | None = None) -> Invocation:
+    async def invoke(self, request: InvokeRequest) -> Invocation:
         """Run one invocation. Never raises for what the function did: the error is in
-        the returned Invocation. `wait` bounds the time spent waiting for a free instance
-        (None: wait as long as it takes); past it the outcome is `throttled`.
+        the returned Invocation. `request.wait` bounds the time spent waiting for a free
+        instance (None: wait as long as it takes); past it the outcome is `throttled`.
         Raises FunctionNotFound for an unknown function.
         """
-        config = self.app.config(function)
-        request_id = request_id or new_request_id()
+        config = self.app.config(request.function)
         start = time.time()
         token = None
         try:
             if self.slots is not None and config.reserved_concurrency is not None:
-                token = await self.slots.acquire(config, wait)
-            invocation = await self._run(config, event, trigger, request_id, wait)
+                token = await self.slots.acquire(config, config.reserved_concurrency, request.wait)
+            invocation = await self._run(config, request)
         except InvocationError as error:
-            invocation = Invocation(request_id, function, trigger, start, (time.time() - start) * 1000,
-                                    config.memory_mb, error=error)
+            invocation = Invocation(request.request_id, request.function, request.trigger, start,
+                                    (time.time() - start) * 1000, config.memory_mb, error=error)
         finally:
-            if token is not None:
+            if token is not None and self.slots is not None:
                 await self.slots.release(config, token)
         invocation.node = self.node
         return invocation
 
     @abstractmethod
-    async def _run(self, config: FunctionConfig, event: Any, trigger: str, request_id: str,
-                   wait: float | None) -> Invocation:
+    async def _run(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
         """Run on an instance; raise InvocationError for failures before the handler ran."""
+
+    def services(self) -> list[Service]:
+        """The runtime's own background loops (the instance reaper)."""
+        return []
 
     def instance_counts(self) -> dict[str, dict[str, int]]:
         """Per function: instances alive and busy (for the dashboard and `squall nodes`)."""

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from squall.app import App
+from squall import aws
 from squall.backends import Backend
 from squall.errors import PayloadTooLarge
 from squall.objects import ObjectStore
-from squall.services import Bucket, Queue, Table, async_queue
+from squall.services import Bucket, Queue, Table
+from squall.sources.async_invoke import async_queue
+
+if TYPE_CHECKING:
+    from squall.app import App
 
 #: Lambda's payload limits for synchronous and asynchronous invocations.
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -20,15 +26,16 @@ MAX_ASYNC_PAYLOAD = 256 * 1024
 
 
 class Caller(Protocol):
-    """Runs a synchronous invocation on behalf of a handler (`ctx.invoke`)."""
+    """Runs a synchronous invocation on behalf of a handler (`ctx.invoke`), carrying the
+    current invocation's headers."""
 
-    def __call__(self, function: str, payload: Any) -> Any: ...
+    def __call__(self, function: str, payload: Any, headers: Mapping[str, str]) -> Any: ...
 
 
 class Logger:
     """Structured JSON log lines (Lambda's JSON log format) carrying the request id."""
 
-    def __init__(self, function: str, request_id: str, stream=None):
+    def __init__(self, function: str, request_id: str, stream: TextIO | None = None):
         self.function = function
         self.request_id = request_id
         self.stream = stream or sys.stdout
@@ -59,21 +66,24 @@ class Context:
     Lambda attributes: `aws_request_id`, `function_name`, `function_version`,
     `memory_limit_in_mb`, `invoked_function_arn`, `get_remaining_time_in_millis()`.
     Services: `table(name)`, `queue(name)`, `objects(bucket)`, `invoke(...)`, `invoke_async(...)`, `log`.
+    `invocation_headers` is the invocation's context map, set by the platform's
+    interceptors (a trace context, for one); nested `ctx.invoke` calls carry it on.
     """
 
     function_version = "$LATEST"
 
     def __init__(self, app: App, function: str, request_id: str, deadline: float,
                  backend: Callable[[], Backend], caller: Caller, known_queues: set[str],
-                 objects: Callable[[], ObjectStore]):
+                 objects: Callable[[], ObjectStore], headers: Mapping[str, str] | None = None):
         config = app.config(function)
         self.app = app
         self.function_name = function
         self.aws_request_id = request_id
         self.memory_limit_in_mb = config.memory_mb
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function}"
+        self.invoked_function_arn = aws.arn("lambda", f"function:{function}")
         self.log_group_name = f"/aws/lambda/{function}"
-        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{request_id[:8]}"
+        self.log_stream_name = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{request_id[:8]}"
+        self.invocation_headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
         self.log = Logger(function, request_id)
         self._deadline = deadline
         self._backend = backend
@@ -97,7 +107,7 @@ class Context:
         """Invoke a function synchronously and return its result (raises FunctionError)."""
         self.app.config(function)
         _check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
-        return self._caller(function, payload)
+        return self._caller(function, payload, self.invocation_headers)
 
     def invoke_async(self, function: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation (retried twice on failure); returns its id."""

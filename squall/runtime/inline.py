@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from squall.app import App, FunctionConfig
 from squall.backends import Backend
-from squall.objects import ObjectStore
+from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import FunctionTimeout
-from squall.runtime.base import NestedCall, Runtime, RuntimeSettings, throttled
+from squall.objects import ObjectStore
+from squall.runtime.base import Runtime, RuntimeSettings, throttled
 from squall.runtime.context import Context
 from squall.runtime.instance import max_memory_mb
 from squall.runtime.invocation import Invocation, error_from_dict, run_handler
 
+if TYPE_CHECKING:
+    from squall.app import App, FunctionConfig
+
 
 class InlineRuntime(Runtime):
-    def __init__(self, app: App, backend: Backend, objects: ObjectStore, settings: RuntimeSettings | None = None,
-                 nested: NestedCall | None = None, node: str = ""):
-        super().__init__(app, settings, nested, None, node)
+    def __init__(self, app: App, nested: Handler, backend: Backend, objects: ObjectStore,
+                 settings: RuntimeSettings | None = None, node: str = ""):
+        super().__init__(app, nested, settings, None, node)
         self.backend = backend
         self.objects = objects
         self._started: set[str] = set()
@@ -36,13 +39,12 @@ class InlineRuntime(Runtime):
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
 
-    async def _run(self, config: FunctionConfig, event: Any, trigger: str, request_id: str,
-                   wait: float | None) -> Invocation:
+    async def _run(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
         limit = self._limits.setdefault(config.name, asyncio.Semaphore(
             config.reserved_concurrency if config.reserved_concurrency is not None else self.settings.max_instances))
         try:
-            await asyncio.wait_for(limit.acquire(), wait)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(limit.acquire(), request.wait)
+        except TimeoutError:
             raise throttled(config.name) from None
         try:
             cold = config.name not in self._started
@@ -51,15 +53,15 @@ class InlineRuntime(Runtime):
             init_ms = (time.perf_counter() - began) * 1000 if cold else None
             self._started.add(config.name)
             start = time.time()
-            ctx = Context(self.app, config.name, request_id, start + config.timeout, lambda: self.backend,
-                          self._call, self._known_queues, lambda: self.objects)
+            ctx = Context(self.app, config.name, request.request_id, start + config.timeout, lambda: self.backend,
+                          self._call, self._known_queues, lambda: self.objects, request.headers)
             began = time.perf_counter()
-            ok, payload = await asyncio.to_thread(run_handler, handler, event, ctx)
+            ok, payload = await asyncio.to_thread(run_handler, handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
         finally:
             limit.release()
-        invocation = Invocation(request_id, config.name, trigger, start, duration, config.memory_mb, cold=cold,
-                                init_ms=init_ms, max_memory_mb=max_memory_mb())
+        invocation = Invocation(request.request_id, config.name, request.trigger, start, duration, config.memory_mb,
+                                cold=cold, init_ms=init_ms, max_memory_mb=max_memory_mb())
         if duration > config.timeout * 1000:
             invocation.error = FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds",
                                                "Sandbox.Timedout")
@@ -69,8 +71,8 @@ class InlineRuntime(Runtime):
             invocation.error = error_from_dict(payload)
         return invocation
 
-    def _call(self, function: str, payload: Any) -> Any:
+    def _call(self, function: str, payload: Any, headers: dict[str, str]) -> Any:
         """ctx.invoke from a handler thread: run the invocation on the node's loop."""
         assert self._loop is not None
-        coroutine = self.nested(function, payload) if self.nested else self.invoke(function, payload)
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result().unwrap()
+        request = InvokeRequest(function, payload, headers=dict(headers))
+        return asyncio.run_coroutine_threadsafe(self.nested(request), self._loop).result().unwrap()

@@ -3,19 +3,21 @@ function, one invocation at a time, until the node closes its socket or kills it
 
 from __future__ import annotations
 
-import os
 import resource
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from squall.app import App
 from squall.backends import Backend, open_backend
 from squall.objects import ObjectStore, open_objects
 from squall.runtime import wire
 from squall.runtime.context import Context
 from squall.runtime.invocation import error_from_dict, run_handler
+
+if TYPE_CHECKING:
+    from squall.app import App
 
 MIB = 1024 * 1024
 
@@ -61,14 +63,14 @@ class _Instance:
             self._objects = open_objects(self.objects_url)
         return self._objects
 
-    def call(self, function: str, payload: Any) -> Any:
+    def call(self, function: str, payload: Any, headers: Mapping[str, str]) -> Any:
         """ctx.invoke: ask the node to run the invocation and wait for its result."""
         with self._call_lock:
-            wire.send(self.sock, ("call", function, payload))
-            _, ok, value = wire.recv(self.sock)
-        if ok:
-            return value
-        raise error_from_dict(value)
+            wire.send(self.sock, wire.Call(function, payload, dict(headers)))
+            reply: wire.Reply = wire.recv(self.sock)
+        if reply.ok:
+            return reply.value
+        raise error_from_dict(reply.value)
 
     def serve(self, started: float) -> None:
         config = self.app.config(self.function)
@@ -76,21 +78,21 @@ class _Instance:
             handler = self.app.resolve(self.function)
             limit_memory(config.memory_mb)
         except Exception as exc:  # noqa: BLE001 - reported to the node as an init error
-            wire.send(self.sock, ("init_error", {"errorMessage": str(exc), "errorType": "Runtime.ImportModuleError",
+            wire.send(self.sock, wire.InitError({"errorMessage": str(exc), "errorType": "Runtime.ImportModuleError",
                                                  "stackTrace": []}))
             return
-        wire.send(self.sock, ("ready", (time.perf_counter() - started) * 1000))
+        wire.send(self.sock, wire.Ready((time.perf_counter() - started) * 1000))
         while True:
             try:
-                _, request_id, event, deadline = wire.recv(self.sock)
+                request: wire.Invoke = wire.recv(self.sock)
             except (EOFError, ConnectionError):
                 return
-            ctx = Context(self.app, self.function, request_id, deadline, self.backend, self.call,
-                          self.known_queues, self.objects)
+            ctx = Context(self.app, self.function, request.request_id, request.deadline, self.backend, self.call,
+                          self.known_queues, self.objects, request.headers)
             began = time.perf_counter()
-            ok, payload = run_handler(handler, event, ctx)
+            ok, payload = run_handler(handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
-            wire.send(self.sock, ("result", ok, payload, duration, max_memory_mb()))
+            wire.send(self.sock, wire.Result(ok, payload, duration, max_memory_mb()))
             if not ok and payload["errorType"] == "Runtime.OutOfMemory":
                 return  # the heap may be in any state: the node replaces this instance
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from squall.errors import FunctionError, InvocationError, OutOfMemory
+from squall.errors import FunctionError, InvocationError, Outcome, OutOfMemory
 
 
 @dataclass
@@ -31,15 +31,14 @@ class Invocation:
     result: Any = None
     error: InvocationError | None = None
     node: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     @property
-    def outcome(self) -> str:
-        return "success" if self.error is None else self.error.outcome
+    def outcome(self) -> Outcome:
+        return Outcome.SUCCESS if self.error is None else self.error.outcome
 
     @property
     def billed_ms(self) -> int:
@@ -63,7 +62,7 @@ class Invocation:
                 f"Max Memory Used: {self.max_memory_mb} MB")
         if self.init_ms is not None:
             line += f"\tInit Duration: {self.init_ms:.2f} ms"
-        if self.error is not None and self.outcome != "error":
+        if self.error is not None and self.outcome is not Outcome.ERROR:
             line += f"\tStatus: {self.outcome}"
         return line
 
@@ -73,7 +72,7 @@ class Invocation:
             "requestId": self.request_id, "function": self.function, "trigger": self.trigger,
             "start": self.start, "durationMs": round(self.duration_ms, 3), "billedMs": self.billed_ms,
             "cold": self.cold, "initMs": None if self.init_ms is None else round(self.init_ms, 3),
-            "memoryMb": self.memory_mb, "maxMemoryMb": self.max_memory_mb, "outcome": self.outcome,
+            "memoryMb": self.memory_mb, "maxMemoryMb": self.max_memory_mb, "outcome": self.outcome.value,
             "gbSeconds": self.gb_seconds, "node": self.node,
             "errorType": None if self.error is None else self.error.error_type,
         }

@@ -19,13 +19,17 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from squall.app import App, FunctionConfig
+from squall.core.lifecycle import PeriodicService, Progress, Service
+from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import AppLoadError, FunctionTimeout, InstanceCrashed, InvocationError
 from squall.runtime import wire
-from squall.runtime.base import ClusterSlots, NestedCall, Runtime, RuntimeSettings, throttled
+from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
 from squall.runtime.invocation import Invocation, error_from_dict
+
+if TYPE_CHECKING:
+    from squall.app import App, FunctionConfig
 
 
 class Zygote:
@@ -35,12 +39,12 @@ class Zygote:
         self.app_ref = app_ref
         self.backend_url = backend_url
         self.objects_url = objects_url
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.control: socket.socket | None = None
         self._tokens = itertools.count(1)
         self._forks: dict[int, asyncio.Future[int]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
-        self._ready: asyncio.Future | None = None
+        self._ready: asyncio.Future[wire.ZygoteReady | wire.ZygoteFailed] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -54,10 +58,10 @@ class Zygote:
         self.control = ours
         self._ready = loop.create_future()
         loop.add_reader(ours, self._on_message)
-        kind, value = await self._ready
-        if kind == "error":
+        ready = await self._ready
+        if isinstance(ready, wire.ZygoteFailed):
             await self.stop()
-            raise AppLoadError(value)
+            raise AppLoadError(ready.message)
 
     def _on_message(self) -> None:
         assert self.control is not None
@@ -71,27 +75,26 @@ class Zygote:
             if not data:
                 self._lost()
                 return
-            message = pickle.loads(data)
-            if message[0] in ("ready", "error"):
+            message: wire.ZygoteMessage = pickle.loads(data)
+            if isinstance(message, (wire.ZygoteReady, wire.ZygoteFailed)):
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_result(message)
-            elif message[0] == "forked":
-                future = self._forks.pop(message[1], None)
+            elif isinstance(message, wire.Forked):
+                future = self._forks.pop(message.token, None)
                 if future is not None and not future.done():
-                    future.set_result(message[2])
-            elif message[0] == "exited":
-                self._exit_future(message[1]).set_result(message[2])
+                    future.set_result(message.pid)
+            else:
+                self._exit_future(message.pid).set_result(message.status)
 
     def _lost(self) -> None:
         """The zygote died: fail whatever waits on it."""
         asyncio.get_running_loop().remove_reader(self.control)
         error = InstanceCrashed("the zygote process exited", "Runtime.ExitError")
-        for future in [*self._forks.values(), self._ready]:
-            if future is not None and not future.done():
-                if future is self._ready:
-                    future.set_result(("error", "the zygote process exited while loading the app"))
-                else:
-                    future.set_exception(error)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(wire.ZygoteFailed("the zygote process exited while loading the app"))
+        for future in self._forks.values():
+            if not future.done():
+                future.set_exception(error)
         self._forks.clear()
 
     def _exit_future(self, pid: int) -> asyncio.Future[int]:
@@ -106,7 +109,7 @@ class Zygote:
         ours, theirs = socket.socketpair()
         token = next(self._tokens)
         future = self._forks[token] = asyncio.get_running_loop().create_future()
-        message = pickle.dumps(("fork", token, function))
+        message = pickle.dumps(wire.Fork(token, function))
         while True:
             try:
                 socket.send_fds(self.control, [message], [theirs.fileno()])
@@ -211,13 +214,15 @@ class FunctionPool:
         pid, channel = await self.zygote.fork(self.config.name)
         self.live += 1
         try:
-            kind, value = await channel.receive(asyncio.get_running_loop().time() + 30)
+            message = await channel.receive(asyncio.get_running_loop().time() + 30)
         except (ConnectionError, TimeoutError):
-            kind, value = "init_error", {"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"}
-        if kind != "ready":
+            message = wire.InitError({"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"})
+        if not isinstance(message, wire.Ready):
             self.live -= 1
             channel.close()
-            raise error_from_dict(value) if isinstance(value, dict) else InstanceCrashed(str(value))
+            if isinstance(message, wire.InitError):
+                raise error_from_dict(message.error)
+            raise InstanceCrashed(f"unexpected message from a starting instance: {type(message).__name__}")
         return Instance(pid, channel, (time.perf_counter() - started) * 1000)
 
     def discard(self, instance: Instance) -> None:
@@ -236,16 +241,31 @@ class FunctionPool:
         return len(expired)
 
 
+class Reaper(PeriodicService):
+    """Stops instances idle past the keep-alive (scale to zero), a few times a keep-alive."""
+
+    name = "instance-reaper"
+
+    def __init__(self, runtime: ProcessRuntime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.interval = min(1.0, max(0.05, runtime.settings.keep_alive / 4))
+
+    async def step(self) -> Progress:
+        for pool in self.runtime.pools.values():
+            pool.reap(self.runtime.settings.keep_alive)
+        return Progress()
+
+
 class ProcessRuntime(Runtime):
     """Runs each function in its own forked instances."""
 
-    def __init__(self, app: App, app_ref: str, backend_url: str, objects_url: str,
-                 settings: RuntimeSettings | None = None, nested: NestedCall | None = None,
-                 slots: ClusterSlots | None = None, node: str = ""):
-        super().__init__(app, settings, nested, slots, node)
+    def __init__(self, app: App, nested: Handler, app_ref: str, backend_url: str, objects_url: str,
+                 settings: RuntimeSettings | None = None, slots: ClusterSlots | None = None, node: str = ""):
+        super().__init__(app, nested, settings, slots, node)
         self.zygote = Zygote(app_ref, backend_url, objects_url)
         self.pools: dict[str, FunctionPool] = {}
-        self._reaper: asyncio.Task | None = None
+        self.reaper = Reaper(self)
 
     async def start(self) -> None:
         await self.zygote.start()
@@ -257,51 +277,43 @@ class ProcessRuntime(Runtime):
                                   await asyncio.gather(*warm)):
             instance.last_used = time.monotonic()
             pool.idle.append(instance)
-        self._reaper = asyncio.create_task(self._reap_forever())
 
     async def stop(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
         for pool in self.pools.values():
             for instance in pool.idle:
                 pool.discard(instance)
             pool.idle.clear()
         await self.zygote.stop()
 
-    async def _reap_forever(self) -> None:
-        interval = min(1.0, max(0.05, self.settings.keep_alive / 4))
-        while True:
-            await asyncio.sleep(interval)
-            for pool in self.pools.values():
-                pool.reap(self.settings.keep_alive)
+    def services(self) -> list[Service]:
+        return [self.reaper]
 
     def instance_counts(self) -> dict[str, dict[str, int]]:
         return {name: {"instances": pool.live, "busy": pool.busy} for name, pool in self.pools.items()}
 
-    async def _run(self, config: FunctionConfig, event: Any, trigger: str, request_id: str,
-                   wait: float | None) -> Invocation:
+    async def _run(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
         pool = self.pools[config.name]
         start = time.time()
-        instance, cold = await pool.acquire(wait)
+        instance, cold = await pool.acquire(request.wait)
         healthy: Instance | None = None
         try:
             deadline = time.time() + config.timeout
-            result = await self._exchange(instance, config, (request_id, event, deadline), deadline)
-            _, ok, payload, duration, max_memory = result
-            invocation = Invocation(request_id, config.name, trigger, start, duration, config.memory_mb,
-                                    cold=cold, init_ms=instance.init_ms if cold else None,
-                                    max_memory_mb=max_memory)
-            if ok:
-                invocation.result = payload
+            result = await self._exchange(instance, config,
+                                          wire.Invoke(request.request_id, request.event, deadline, request.headers))
+            invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
+                                    config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
+                                    max_memory_mb=result.max_memory_mb)
+            if result.ok:
+                invocation.result = result.payload
                 healthy = instance
             else:
-                invocation.error = error_from_dict(payload)
-                if payload.get("errorType") != "Runtime.OutOfMemory":
+                invocation.error = error_from_dict(result.payload)
+                if result.payload.get("errorType") != "Runtime.OutOfMemory":
                     healthy = instance
             instance.invocations += 1
             return invocation
         except InvocationError as error:
-            return Invocation(request_id, config.name, trigger, start, (time.time() - start) * 1000,
+            return Invocation(request.request_id, config.name, request.trigger, start, (time.time() - start) * 1000,
                               config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
                               error=error)
         finally:
@@ -309,30 +321,29 @@ class ProcessRuntime(Runtime):
                 pool.discard(instance)
             pool.release(healthy)
 
-    async def _exchange(self, instance: Instance, config: FunctionConfig, request: tuple, deadline: float) -> tuple:
+    async def _exchange(self, instance: Instance, config: FunctionConfig, request: wire.Invoke) -> wire.Result:
         """Send the invocation; serve nested ctx.invoke calls until the result arrives."""
         channel = instance.channel
-        expires = asyncio.get_running_loop().time() + (deadline - time.time())
+        expires = asyncio.get_running_loop().time() + (request.deadline - time.time())
         try:
-            channel.send(("invoke", *request))
+            channel.send(request)
             while True:
                 message = await channel.receive(expires)
-                if message[0] == "result":
+                if isinstance(message, wire.Result):
                     return message
-                _, function, payload = message  # ("call", function, payload)
+                if not isinstance(message, wire.Call):
+                    raise InstanceCrashed(f"unexpected message from the instance: {type(message).__name__}",
+                                          "Runtime.ExitError")
                 async with asyncio.timeout_at(expires):
-                    nested = await self._nested(function, payload)
-                channel.send(("reply", True, nested.result) if nested.ok else ("reply", False, nested.error.to_dict()))
+                    nested = await self.nested(InvokeRequest(message.function, message.payload,
+                                                             headers=message.headers))
+                error = nested.error
+                channel.send(wire.Reply(True, nested.result) if error is None else wire.Reply(False, error.to_dict()))
         except TimeoutError:
             raise FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds", "Sandbox.Timedout") from None
         except ConnectionError:
             status = await self.zygote.exit_status(instance.pid)
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
-
-    async def _nested(self, function: str, payload: Any) -> Invocation:
-        if self.nested is None:
-            return await self.invoke(function, payload, trigger="invoke")
-        return await self.nested(function, payload)
 
 
 def describe_exit(status: int | None) -> str:

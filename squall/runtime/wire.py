@@ -1,7 +1,8 @@
-"""Framing between a node and its function instances: a 4-byte length, then a pickle.
+"""What crosses between a node, its zygote and its function instances: named message
+types, and the framing of the instance channel (a 4-byte length, then a pickle).
 
-Both ends are the same trusted code base (the instance is a fork of the app), so pickle is
-safe here and faster than JSON for the event dicts that cross on every invocation.
+Both ends are the same code base (the instance is a fork of the app), so pickle is fast
+and simple here; decoding what an instance sends without it is issue 8's work.
 """
 
 from __future__ import annotations
@@ -11,9 +12,93 @@ import collections
 import pickle
 import socket
 import struct
-from typing import Any
+from typing import Any, NamedTuple
 
 HEADER = struct.Struct("!I")
+
+
+# ---- node <-> instance ------------------------------------------------------------------
+
+class Invoke(NamedTuple):
+    """Node -> instance: run the handler once."""
+
+    request_id: str
+    event: Any
+    deadline: float  # epoch seconds
+    headers: dict[str, str]
+
+
+class Result(NamedTuple):
+    """Instance -> node: how the invocation ended (`payload` is the result or Lambda's error dict)."""
+
+    ok: bool
+    payload: Any
+    duration_ms: float
+    max_memory_mb: int
+
+
+class Call(NamedTuple):
+    """Instance -> node: `ctx.invoke`, a nested synchronous invocation."""
+
+    function: str
+    payload: Any
+    headers: dict[str, str]
+
+
+class Reply(NamedTuple):
+    """Node -> instance: the nested invocation's result, or its error dict."""
+
+    ok: bool
+    value: Any
+
+
+class Ready(NamedTuple):
+    """Instance -> node: the handler is loaded (milliseconds since the fork was asked for)."""
+
+    init_ms: float
+
+
+class InitError(NamedTuple):
+    """Instance -> node: the handler could not be loaded (Lambda's error dict)."""
+
+    error: dict[str, Any]
+
+
+InstanceMessage = Result | Call | Ready | InitError
+
+
+# ---- node <-> zygote --------------------------------------------------------------------
+
+class Fork(NamedTuple):
+    """Node -> zygote: fork an instance of `function` (the socket travels as SCM_RIGHTS)."""
+
+    token: int
+    function: str
+
+
+class Forked(NamedTuple):
+    token: int
+    pid: int
+
+
+class Exited(NamedTuple):
+    """Zygote -> node: an instance ended, with its wait status."""
+
+    pid: int
+    status: int
+
+
+class ZygoteReady(NamedTuple):
+    pid: int
+
+
+class ZygoteFailed(NamedTuple):
+    """Zygote -> node: the app could not be loaded (one line)."""
+
+    message: str
+
+
+ZygoteMessage = Forked | Exited | ZygoteReady | ZygoteFailed
 
 
 def encode(message: Any) -> bytes:

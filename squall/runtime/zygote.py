@@ -1,10 +1,10 @@
 """The zygote: a process that has imported the app and forks function instances on request.
 
 A cold start is then a fork (a few milliseconds), not an interpreter start and app import.
-It speaks to its node over a SOCK_SEQPACKET socket: the node sends ("fork", token,
-function) with one end of a fresh socketpair attached (SCM_RIGHTS); the zygote answers
-("forked", token, pid), and ("exited", pid, status) whenever a child ends, so the node can
-say how an instance died (exit code or signal).
+It speaks to its node over a SOCK_SEQPACKET socket (the messages are in `wire`): the node
+sends `Fork(token, function)` with one end of a fresh socketpair attached (SCM_RIGHTS);
+the zygote answers `Forked(token, pid)`, and `Exited(pid, status)` whenever a child ends,
+so the node can say how an instance died (exit code or signal).
 
 Run as `python -m squall.runtime.zygote FD APP_REF BACKEND_URL OBJECTS_URL`.
 """
@@ -23,7 +23,7 @@ import time
 from squall.backends import open_backend
 from squall.errors import SquallError
 from squall.loader import load_app
-from squall.runtime import instance
+from squall.runtime import instance, wire
 
 PR_SET_PDEATHSIG = 1
 
@@ -44,10 +44,10 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
         app = load_app(app_ref)
         open_backend(backend_url).close()  # imports the backend's modules before any fork
     except SquallError as exc:
-        control.send(pickle.dumps(("error", str(exc))))
+        control.send(pickle.dumps(wire.ZygoteFailed(str(exc))))
         sys.exit(1)
     try:
-        control.send(pickle.dumps(("ready", os.getpid())))
+        control.send(pickle.dumps(wire.ZygoteReady(os.getpid())))
     except OSError:
         sys.exit(0)  # the node stopped while we loaded the app
 
@@ -72,7 +72,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                 data = b""
             if not data:
                 sys.exit(0)  # the node has gone; die_with_parent takes the instances
-            _, token, function = pickle.loads(data)
+            request: wire.Fork = pickle.loads(data)
             sys.stdout.flush()
             sys.stderr.flush()
             started = time.perf_counter()
@@ -87,7 +87,8 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                 die_with_parent()
                 code = 0
                 try:
-                    instance.serve(socket.socket(fileno=fds[0]), app, function, backend_url, objects_url, started)
+                    instance.serve(socket.socket(fileno=fds[0]), app, request.function, backend_url, objects_url,
+                                   started)
                 except BaseException:  # noqa: BLE001 - an instance never unwinds into the zygote loop
                     code = 1
                 finally:
@@ -95,7 +96,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                     os._exit(code)
             os.close(fds[0])
             try:
-                control.send(pickle.dumps(("forked", token, pid)))
+                control.send(pickle.dumps(wire.Forked(request.token, pid)))
             except OSError:
                 sys.exit(0)
 
@@ -117,7 +118,7 @@ def _report_exits(control: socket.socket) -> None:
         if pid == 0:
             return
         try:
-            control.send(pickle.dumps(("exited", pid, status)))
+            control.send(pickle.dumps(wire.Exited(pid, status)))
         except OSError:
             sys.exit(0)  # the node has gone
 

@@ -1,0 +1,64 @@
+"""The invocation pipeline: every invocation, from any trigger, is one `InvokeRequest`
+passed through an ordered chain of interceptors to the runtime.
+
+Sources build requests and never know what the chain holds, so a cross-cutting feature
+(metering today; tracing, metrics, destinations, idempotency, loop detection next) is one
+`Interceptor` added to the node's list, not code in every source. `headers` is the
+request's context map: it crosses the wire into the function instance (where handlers
+read it as `ctx.invocation_headers`), which is how a trace context, for one, follows an
+event from hop to hop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from squall.aws import request_id as new_request_id
+from squall.runtime.invocation import Invocation
+
+
+@dataclass
+class InvokeRequest:
+    """One invocation to run.
+
+    `trigger` is the kind of source (`http`, `queue`, `async`, `invoke`, as metering
+    records it) and `source` the one that produced it (a route key, a queue name).
+    `wait` bounds the wait for a free instance (None: as long as it takes).
+    """
+
+    function: str
+    event: Any
+    trigger: str = "invoke"
+    source: str = ""
+    request_id: str = field(default_factory=new_request_id)
+    wait: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[InvokeRequest], Awaitable[Invocation]]
+
+
+class Interceptor(ABC):
+    """One link of the chain: may change the request, call the rest of the chain (or not),
+    and look at or change the invocation it returns."""
+
+    @abstractmethod
+    async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation: ...
+
+
+def chain(interceptors: list[Interceptor], terminal: Handler) -> Handler:
+    """Compose the interceptors once, first outermost, around `terminal` (the runtime)."""
+    handler = terminal
+    for interceptor in reversed(interceptors):
+        handler = _link(interceptor, handler)
+    return handler
+
+
+def _link(interceptor: Interceptor, call_next: Handler) -> Handler:
+    async def handle(request: InvokeRequest) -> Invocation:
+        return await interceptor(request, call_next)
+
+    return handle

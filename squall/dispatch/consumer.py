@@ -1,0 +1,254 @@
+"""Queue consumers: claim -> invoke -> settle (ack, retry with backoff, or dead-letter).
+
+One consumer class serves every source whose events wait in a durable queue: SQS-style
+queue triggers (batches in the SQS event shape, partial batch failure) and asynchronous
+invocations (one event per message, the payload itself) today; topic subscriptions and
+bus rules next. What differs between them is a `Delivery`. The semantics follow SQS
+with a Lambda event source mapping: at-least-once; a failed message stays invisible for
+a backoff (the first retry delay, doubled per receive, with jitter) and is delivered
+again; once received `max_receive_count` times it moves to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from squall.backends import Backend, Message
+from squall.core.lifecycle import Progress, Service
+from squall.core.pipeline import Handler, InvokeRequest
+from squall.errors import BackendUnavailable
+from squall.runtime.invocation import Invocation
+
+if TYPE_CHECKING:
+    from squall.dispatch.watcher import QueueWatcher
+
+log = logging.getLogger("squall.queues")
+
+#: retries are capped at 15 minutes, SQS's longest delay
+MAX_BACKOFF = 900.0
+#: most messages one claim takes (at least one whole batch)
+CLAIM_LIMIT = 1000
+#: seconds before a consumer that found the backend unreachable tries again
+UNREACHABLE_RETRY = 1.0
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """How one queue is fed to one function."""
+
+    queue: str
+    function: str
+    batch_size: int
+    max_receive_count: int
+    visibility_timeout: float
+    dlq: str
+    #: batches in flight at once on this node
+    concurrency: int
+    #: delay before the first retry of a failed message (doubles per receive)
+    retry_base: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How messages become an event, and which of them failed, for one kind of source."""
+
+    #: the trigger kind metering records
+    trigger: str
+    event: Callable[[list[Message]], Any]
+    failures: Callable[[Invocation, list[Message]], set[str]]
+
+
+def batch_failures(invocation: Invocation, messages: list[Message]) -> set[str]:
+    """Ids of the messages to retry, reading `batchItemFailures` as Lambda does.
+
+    A failed invocation fails the whole batch; so does a response naming an id that is
+    not in the batch, or a malformed list.
+    """
+    everything = {m.id for m in messages}
+    if not invocation.ok:
+        return everything
+    result = invocation.result
+    if not isinstance(result, dict) or "batchItemFailures" not in result:
+        return set()
+    items = result["batchItemFailures"]
+    if not isinstance(items, list):
+        return everything
+    failed = {item.get("itemIdentifier") if isinstance(item, dict) else None for item in items}
+    return failed if failed <= everything else everything  # type: ignore[return-value]
+
+
+def single_failure(invocation: Invocation, messages: list[Message]) -> set[str]:
+    """One message per invocation: it failed if the invocation did."""
+    return set() if invocation.ok else {messages[0].id}
+
+
+def retry_delay(base: float, receive_count: int) -> float:
+    """Exponential backoff with jitter: base * 2^(n-1), capped, plus up to a quarter more."""
+    delay = min(base * 2 ** max(0, receive_count - 1), MAX_BACKOFF)
+    return delay + random.uniform(0, delay / 4)
+
+
+Finished = list[tuple[list[Message], set[str]]]
+
+
+class QueueConsumer(Service):
+    """Feeds one queue to one function with up to `concurrency` batches in flight.
+
+    On a node, one loop (the pump) does all the backend work: each turn settles every
+    batch that finished since the last turn and claims enough messages for every free
+    slot, both in one worker-thread call, so under load the round trips per message
+    shrink as the rate grows. An idle consumer makes no calls at all: once a claim comes
+    back short it waits until the node's `QueueWatcher` wakes it (a message was sent, or
+    one becomes visible). The harness drives `step()` instead: claim one round, run those
+    batches to the end and settle them.
+    """
+
+    def __init__(self, backend: Backend, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
+                 watcher: QueueWatcher | None = None):
+        self.backend = backend
+        self.invoke = invoke
+        self.config = config
+        self.delivery = delivery
+        self.watcher = watcher
+        self.name = f"consumer:{config.queue}"
+        self.consumes = frozenset({config.queue})
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._unreachable = False
+        #: batches handed to the function and not finished yet
+        self._in_flight = 0
+        #: finished batches waiting to be settled by the next turn: (messages, ids that failed)
+        self._finished: Finished = []
+        #: whether the pump should claim (it was woken, or its last claim came back full)
+        self._wanted = True
+        #: wake() calls so far: a wake during a turn keeps the pump claiming after it
+        self._wakes = 0
+        #: set when a batch finishes, wake() or stop() is called: the pump has work
+        self._wake = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.config.concurrency == 0:
+            return  # reserved_concurrency=0 throttles the function: its messages wait, as on Lambda
+        if self.watcher is not None:
+            self.watcher.watch(self.config.queue, self)
+        self._runner = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop claiming and let the batches in flight finish (and be acked)."""
+        self._stopping = True
+        self._wake.set()
+        if self.watcher is not None:
+            self.watcher.unwatch(self.config.queue)
+        if self._runner is not None:
+            await self._runner
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def step(self) -> Progress:
+        """Claim one batch, run it to the end and settle it: one batch at a time, so a
+        test sees its handlers run in a fixed order."""
+        if self.config.concurrency == 0:
+            return Progress()
+        messages = await asyncio.to_thread(self.claim)
+        if not messages:
+            return Progress()
+        failed = await self._invoke(messages)
+        await asyncio.to_thread(self.settle, [(messages, failed)])
+        return Progress(1, len(messages) - len(failed), len(failed))
+
+    def wake(self) -> None:
+        """A message may be visible: claim on the next turn."""
+        self._wakes += 1
+        self._wanted = True
+        self._wake.set()
+
+    # ---- backend work (worker threads) -----------------------------------------------
+
+    def claim(self, batches: int = 1) -> list[Message]:
+        """Up to `batches` batches' worth of messages, oldest first."""
+        c = self.config
+        return self.backend.claim(c.queue, batches * c.batch_size, c.visibility_timeout,
+                                  max_receives=c.max_receive_count, dlq=c.dlq)
+
+    def settle(self, finished: Finished) -> None:
+        """Acknowledge every message that did not fail, in one call; retry the failed ones
+        after a backoff, or dead-letter those out of receives."""
+        c = self.config
+        done = [m.receipt for messages, failed in finished for m in messages if m.id not in failed]
+        if done:
+            self.backend.ack(c.queue, done)
+        for m in (m for messages, failed in finished for m in messages if m.id in failed):
+            if m.receive_count >= c.max_receive_count:
+                self.backend.dead_letter(c.queue, m.receipt, c.dlq)
+            else:
+                self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
+
+    def _turn(self, finished: Finished, batches: int) -> list[Message]:
+        """One pump turn: settle, then claim (nothing when `batches` is 0)."""
+        self.settle(finished)
+        return self.claim(batches) if batches else []
+
+    # ---- the pump --------------------------------------------------------------------
+
+    async def _invoke(self, messages: list[Message]) -> set[str]:
+        """Invoke the function with one batch; the ids that failed."""
+        request = InvokeRequest(self.config.function, self.delivery.event(messages), self.delivery.trigger,
+                                source=self.config.queue)
+        return self.delivery.failures(await self.invoke(request), messages)
+
+    def _batches(self, messages: list[Message]) -> list[list[Message]]:
+        size = self.config.batch_size
+        return [messages[start:start + size] for start in range(0, len(messages), size)]
+
+    async def _run(self) -> None:
+        """Turn whenever there is something to settle, or a free slot while claiming is wanted."""
+        while True:
+            self._wake.clear()  # whatever happens from here on sets it again
+            free = 0 if self._stopping else self.config.concurrency - self._in_flight
+            batches = min(free, max(1, CLAIM_LIMIT // self.config.batch_size)) if self._wanted else 0
+            if not batches and not self._finished:
+                if self._stopping and not self._in_flight:
+                    return
+                await self._wake.wait()
+                continue
+            finished, self._finished = self._finished, []
+            wakes = self._wakes
+            try:
+                messages = await asyncio.to_thread(self._turn, finished, batches)
+            except BackendUnavailable as exc:  # unsettled messages come back after their visibility timeout
+                if not self._unreachable:
+                    log.warning("queue %s: backend unreachable, retrying with backoff: %s", self.config.queue, exc)
+                self._unreachable = True
+                self._wanted = False
+                asyncio.get_running_loop().call_later(UNREACHABLE_RETRY, self.wake)
+                continue
+            if self._unreachable:
+                log.warning("queue %s: backend reachable again, consuming", self.config.queue)
+                self._unreachable = False
+            for batch in self._batches(messages):
+                self._dispatch(batch)
+            if batches and len(messages) < batches * self.config.batch_size and self._wakes == wakes:
+                self._wanted = False  # the queue had no more visible messages: wait to be woken
+
+    def _dispatch(self, messages: list[Message]) -> None:
+        self._in_flight += 1
+        task = asyncio.create_task(self._handle(messages))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, messages: list[Message]) -> None:
+        """Invoke the function with one batch; the pump settles it on its next turn."""
+        try:
+            failed = await self._invoke(messages)
+            self._finished.append((messages, failed))
+        finally:
+            self._in_flight -= 1
+            self._wake.set()

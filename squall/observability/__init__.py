@@ -1,0 +1,1 @@
+"""What the platform records about itself: metering today; traces, metrics and logs next."""

@@ -1,0 +1,64 @@
+"""Trigger kinds as plugins: each is a `Source` registered here by kind.
+
+The built-in kinds register themselves below; a kind defined elsewhere (a test suite, an
+extension package) calls `register(MySource)` before its app is declared.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from squall.errors import ConfigError
+from squall.sources.base import NodeContext, Source, Trigger
+
+if TYPE_CHECKING:
+    from squall.app import App
+
+__all__ = ["NodeContext", "Source", "Trigger", "register", "source_for", "sources_for"]
+
+_REGISTRY: dict[str, type[Source[Any]]] = {}
+
+
+def register(source: type[Source[Any]]) -> type[Source[Any]]:
+    """Make a trigger kind known (also usable as a class decorator). Registering the same
+    class again is harmless; another class under a taken kind is an error."""
+    if source.trigger is not None and source.trigger.kind != source.kind:
+        raise ConfigError(f"source {source.__name__} serves kind {source.kind!r} "
+                          f"but its trigger {source.trigger.__name__} is of kind {source.trigger.kind!r}")
+    existing = _REGISTRY.get(source.kind)
+    if existing is not None and existing is not source:
+        raise ConfigError(f"trigger kind {source.kind!r} is already served by {existing.__name__}")
+    _REGISTRY[source.kind] = source
+    return source
+
+
+def source_for(trigger: Trigger) -> type[Source[Any]]:
+    """The source class serving a trigger; ConfigError if its kind is not registered."""
+    source = _REGISTRY.get(trigger.kind)
+    if source is None or source.trigger is None or not isinstance(trigger, source.trigger):
+        raise ConfigError(f"no source is registered for {type(trigger).__name__} (kind {trigger.kind!r}): "
+                          f"call squall.sources.register() first")
+    return source
+
+
+def sources_for(app: App) -> list[Source[Any]]:
+    """A source per registered kind that the app uses (implicit ones always), in
+    registration order."""
+    sources = []
+    for source in _REGISTRY.values():
+        triggers = [t for t in app.triggers if t.kind == source.kind]
+        if triggers or source.trigger is None:
+            sources.append(source(app, triggers))
+    return sources
+
+
+def _register_builtins() -> None:
+    from squall.sources.async_invoke import AsyncInvokeSource
+    from squall.sources.http import HttpSource
+    from squall.sources.queues import QueueSource
+
+    for source in (HttpSource, QueueSource, AsyncInvokeSource):
+        register(source)
+
+
+_register_builtins()

@@ -1,0 +1,63 @@
+"""Asynchronous invocations (`ctx.invoke_async`): an internal queue per function.
+
+An implicit source: every function can be invoked asynchronously, so it serves them all
+without a declaration. As on Lambda, a failed invocation is retried twice (1 s, then
+2 s later, plus jitter) and then kept in the function's dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+
+from squall.backends import Backend, QueueConfig
+from squall.core.lifecycle import Service
+from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, single_failure
+from squall.dispatch.watcher import QueueWatcher
+from squall.sources.base import NodeContext, Source, Trigger
+
+#: Lambda retries a failed asynchronous invocation twice.
+ATTEMPTS = 3
+#: batches in flight per function and node when the function has no reserved concurrency
+CONCURRENCY = 8
+
+ASYNC = Delivery("async", lambda messages: json.loads(messages[0].body), single_failure)
+
+
+def async_queue(function: str) -> str:
+    """The internal queue holding a function's asynchronous invocations."""
+    return f"async.{function}"
+
+
+def async_dlq(function: str) -> str:
+    return f"{async_queue(function)}-dlq"
+
+
+class AsyncInvokeSource(Source[Trigger]):
+    kind = "async"
+    trigger = None
+
+    def provision(self, backend: Backend) -> None:
+        for name, config in self.app.functions.items():
+            backend.queue_declare(async_queue(name), QueueConfig(
+                dlq=async_dlq(name), function=name, max_receive_count=ATTEMPTS,
+                visibility_timeout=self._visibility(config.timeout), internal=True))
+            backend.queue_declare(async_dlq(name), QueueConfig(dlq_of=async_queue(name), internal=True))
+
+    def services(self, node: NodeContext) -> list[Service]:
+        watcher = node.shared(QueueWatcher, lambda: QueueWatcher(node.backend))
+        consumers: list[Service] = []
+        for name, config in self.app.functions.items():
+            concurrency = CONCURRENCY if config.reserved_concurrency is None else config.reserved_concurrency
+            consumer = ConsumerConfig(async_queue(name), name, batch_size=1, max_receive_count=ATTEMPTS,
+                                      visibility_timeout=self._visibility(config.timeout), dlq=async_dlq(name),
+                                      concurrency=concurrency, retry_base=node.settings.async_retry_base)
+            consumers.append(QueueConsumer(node.backend, node.invoke, consumer, ASYNC, watcher))
+        return consumers
+
+    def describe(self) -> list[str]:
+        return []
+
+    @staticmethod
+    def _visibility(timeout: float) -> float:
+        """Longer than any invocation may run, so a running one is never delivered twice."""
+        return timeout + 30

@@ -1,0 +1,56 @@
+"""HTTP routes: API Gateway HTTP API routes to functions.
+
+The gateway (`squall.gateway`) serves them; this source only declares them, so it has no
+background services and nothing to provision.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from squall.core.lifecycle import Service
+from squall.errors import ConfigError
+from squall.sources.base import NodeContext, Source, Trigger
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
+_SEGMENT = r"([A-Za-z0-9._~\-]+|\{[A-Za-z_][A-Za-z0-9_]*\+?\})"
+PATH_PATTERN = re.compile(rf"^/{_SEGMENT}?(/{_SEGMENT})*$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpRoute(Trigger):
+    """`method path` -> function, as an API Gateway HTTP API route key."""
+
+    kind: ClassVar[str] = "http"
+
+    method: str
+    path: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or self.method.upper() not in HTTP_METHODS:
+            raise ConfigError(f"invalid HTTP method {self.method!r}: expected one of {sorted(HTTP_METHODS)}")
+        object.__setattr__(self, "method", self.method.upper())
+        if not isinstance(self.path, str) or not PATH_PATTERN.match(self.path):
+            raise ConfigError(f"invalid route path {self.path!r}: expected '/segment/{{param}}' form")
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def conflict(self, other: Trigger) -> str | None:
+        if isinstance(other, HttpRoute) and other.route_key == self.route_key:
+            return f"route {self.route_key} is declared twice"
+        return None
+
+    def describe(self) -> str:
+        return f"route {self.method:<7} {self.path} -> {self.function}"
+
+
+class HttpSource(Source[HttpRoute]):
+    kind = "http"
+    trigger = HttpRoute
+
+    def services(self, node: NodeContext) -> list[Service]:
+        return []

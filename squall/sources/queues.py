@@ -1,0 +1,86 @@
+"""Queue triggers: messages of a durable queue delivered to a function in SQS batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from squall.backends import Backend, QueueConfig
+from squall.core.checks import check_number, check_queue_name
+from squall.core.lifecycle import Service
+from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, batch_failures
+from squall.dispatch.watcher import QueueWatcher
+from squall.errors import ConfigError
+from squall.events.sqs import sqs_event
+from squall.sources.base import NodeContext, Source, Trigger
+
+#: Lambda's SQS event source limits.
+MAX_BATCH_SIZE = 10000
+MAX_VISIBILITY_TIMEOUT = 43200
+
+SQS = Delivery("queue", sqs_event, batch_failures)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueTrigger(Trigger):
+    """A queue whose messages are delivered to a function in SQS batches.
+
+    A message whose handler fails is retried with backoff (`visibility_timeout`, doubled
+    per receive); after `max_receive_count` receives it moves to `dlq` (default
+    `<queue>-dlq`).
+    """
+
+    kind: ClassVar[str] = "queue"
+
+    queue: str
+    batch_size: int = 10
+    max_receive_count: int = 5
+    visibility_timeout: float = 30
+    dlq: str = ""
+    max_concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        check_queue_name(self.queue)
+        default_dlq = f"{self.queue}-dlq"
+        if not self.dlq:
+            object.__setattr__(self, "dlq", default_dlq)
+        elif self.dlq != default_dlq:
+            check_queue_name(self.dlq)
+        if self.dlq == self.queue:
+            raise ConfigError(f"queue {self.queue!r} cannot be its own dead-letter queue")
+        check_number(f"batch_size for queue {self.queue!r}", self.batch_size, 1, MAX_BATCH_SIZE, integer=True)
+        check_number(f"max_receive_count for queue {self.queue!r}", self.max_receive_count, 1, 1000, integer=True)
+        check_number(f"visibility_timeout for queue {self.queue!r}", self.visibility_timeout, 0,
+                     MAX_VISIBILITY_TIMEOUT)
+        check_number(f"max_concurrency for queue {self.queue!r}", self.max_concurrency, 1, 1000, integer=True)
+
+    def conflict(self, other: Trigger) -> str | None:
+        if isinstance(other, QueueTrigger) and other.queue == self.queue:
+            return f"queue {self.queue!r} already has a consumer"
+        return None
+
+    def describe(self) -> str:
+        return f"queue {self.queue} -> {self.function} (batch {self.batch_size}, dlq {self.dlq})"
+
+
+class QueueSource(Source[QueueTrigger]):
+    kind = "queue"
+    trigger = QueueTrigger
+
+    def provision(self, backend: Backend) -> None:
+        for t in self.triggers:
+            backend.queue_declare(t.queue, QueueConfig(dlq=t.dlq, function=t.function,
+                                                       max_receive_count=t.max_receive_count,
+                                                       visibility_timeout=t.visibility_timeout))
+            backend.queue_declare(t.dlq, QueueConfig(dlq_of=t.queue))
+
+    def services(self, node: NodeContext) -> list[Service]:
+        watcher = node.shared(QueueWatcher, lambda: QueueWatcher(node.backend))
+        consumers: list[Service] = []
+        for t in self.triggers:
+            reserved = self.function(t).reserved_concurrency
+            concurrency = t.max_concurrency if reserved is None else min(t.max_concurrency, reserved)
+            config = ConsumerConfig(t.queue, t.function, t.batch_size, t.max_receive_count, t.visibility_timeout,
+                                    t.dlq, concurrency, retry_base=t.visibility_timeout)
+            consumers.append(QueueConsumer(node.backend, node.invoke, config, SQS, watcher))
+        return consumers
