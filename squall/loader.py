@@ -27,18 +27,43 @@ def app_root(ref: str) -> Path:
     return Path.cwd()
 
 
+def add_to_path(root: str) -> None:
+    """Make the app's directory importable, after the standard library and before
+    installed packages: an app file or module named like a standard one (`queue.py`,
+    `json.py`) must not replace it for everything else in the process, while a package
+    vendored next to the app still wins over an installed one, as on Lambda."""
+    if root in sys.path:
+        return
+    installed = ("site-packages", "dist-packages")
+    index = next((i for i, entry in enumerate(sys.path) if entry.rstrip(os.sep).endswith(installed)), len(sys.path))
+    sys.path.insert(index, root)
+
+
+def module_name(path: Path) -> str:
+    """The app module's name: its file's stem, unless a standard or installed module has
+    that name, which must stay what `import <name>` finds."""
+    name = path.stem
+    if name in sys.stdlib_module_names or name in sys.modules:
+        return f"squall_app_{name}"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    found = spec.origin if spec is not None else None
+    return name if found is None or Path(found).resolve() == path else f"squall_app_{name}"
+
+
 def load_app(ref: str) -> App:
     """Import the app module and return its App. Every failure is one AppLoadError line."""
     target, attr = split_ref(ref)
     root = app_root(ref)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    add_to_path(str(root))
     try:
         if target.endswith(".py"):
             path = Path(target).resolve()
             if not path.is_file():
                 raise AppLoadError(f"app file not found: {target}")
-            name = path.stem
+            name = module_name(path)
             spec = importlib.util.spec_from_file_location(name, path)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
@@ -271,3 +272,46 @@ def test_dev_serves_and_reloads_when_the_app_changes(tmp_path):
         app.write_text(HELLO.format(greeting="hello v2"))
         wait_until(lambda: greeting() == "hello v2", timeout=15, message="the reloaded app to answer")
         assert node.process.poll() is None
+
+
+STDLIB_NAMED_APP = """
+import json
+
+from squall import App
+
+app = App("shadowing")
+
+
+@app.function()
+def context_facts(event, ctx):
+    return {"arn": ctx.invoked_function_arn, "stream": ctx.log_stream_name}
+
+
+@app.http("GET", "/facts")
+def facts(event, ctx):
+    return json.dumps(context_facts(event, ctx))
+"""
+
+
+@pytest.mark.parametrize("cwd_is_app_dir", [True, False], ids=["cwd=app", "cwd=elsewhere"])
+def test_an_app_file_named_like_a_standard_module_loads(tmp_path, cwd_is_app_dir):
+    """queue.py used to be registered as the module `queue`, so the thread pool's
+    `queue.SimpleQueue` was looked up on the app and `squall invoke` died."""
+    app = write_app(tmp_path, STDLIB_NAMED_APP, name="queue.py")
+    cwd = tmp_path if cwd_is_app_dir else tmp_path.parent
+    # a zone far from UTC: the log stream is named after the UTC date, as on Lambda
+    result = squall("invoke", str(app), "context_facts", cwd=cwd, env={**NO_ENV_BACKEND, "TZ": "Etc/GMT+12"})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["arn"] == "arn:aws:lambda:us-east-1:000000000000:function:context_facts"
+    assert facts["stream"].startswith(time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()))
+
+
+def test_a_node_serves_an_app_named_like_a_standard_module(tmp_path):
+    app = write_app(tmp_path, STDLIB_NAMED_APP, name="queue.py")
+    with NodeProcess(app) as node:
+        response = httpx.get(node.url + "/facts", timeout=10)
+        assert response.status_code == 200, node.log()
+        assert json.loads(response.text)["arn"].endswith(":function:facts")
+        assert "Traceback" not in node.log()

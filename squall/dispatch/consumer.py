@@ -223,12 +223,8 @@ class QueueConsumer(Service):
             wakes = self._wakes
             try:
                 messages = await asyncio.to_thread(self._turn, finished, batches)
-            except BackendUnavailable as exc:  # unsettled messages come back after their visibility timeout
-                if not self._unreachable:
-                    log.warning("queue %s: backend unreachable, retrying with backoff: %s", self.config.queue, exc)
-                self._unreachable = True
-                self._wanted = False
-                asyncio.get_running_loop().call_later(UNREACHABLE_RETRY, self.wake)
+            except Exception as exc:  # noqa: BLE001 - unsettled messages come back after their visibility timeout
+                self._turn_failed(exc)
                 continue
             if self._unreachable:
                 log.warning("queue %s: backend reachable again, consuming", self.config.queue)
@@ -237,6 +233,16 @@ class QueueConsumer(Service):
                 self._dispatch(batch)
             if batches and len(messages) < batches * self.config.batch_size and self._wakes == wakes:
                 self._wanted = False  # the queue had no more visible messages: wait to be woken
+
+    def _turn_failed(self, exc: Exception) -> None:
+        """Log (once per outage when the backend is down) and try again in a moment."""
+        if not isinstance(exc, BackendUnavailable):
+            log.error("queue %s: turn failed, retrying: %s: %s", self.config.queue, type(exc).__name__, exc)
+        elif not self._unreachable:
+            log.warning("queue %s: backend unreachable, retrying with backoff: %s", self.config.queue, exc)
+            self._unreachable = True
+        self._wanted = False
+        asyncio.get_running_loop().call_later(UNREACHABLE_RETRY, self.wake)
 
     def _dispatch(self, messages: list[Message]) -> None:
         self._in_flight += 1

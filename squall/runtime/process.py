@@ -50,7 +50,7 @@ class Zygote:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
+            [sys.executable, "-P", "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
              self.objects_url],
             pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2"})
         theirs.close()
