@@ -39,10 +39,16 @@ def add_to_path(root: str) -> None:
     sys.path.insert(index, root)
 
 
+#: module names this process has loaded apps under (a reload replaces its module)
+_APP_MODULES: set[str] = set()
+
+
 def module_name(path: Path) -> str:
     """The app module's name: its file's stem, unless a standard or installed module has
     that name, which must stay what `import <name>` finds."""
     name = path.stem
+    if name in _APP_MODULES:
+        return name
     if name in sys.stdlib_module_names or name in sys.modules:
         return f"squall_app_{name}"
     try:
@@ -68,6 +74,7 @@ def load_app(ref: str) -> App:
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
+            _APP_MODULES.add(name)
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(target)

@@ -140,6 +140,12 @@ class Harness:
             self.clock.advance(RETRY_HORIZON)
         return result
 
+    def step(self) -> DrainResult:
+        """One round of every service of the node — queue consumers, metering, retention,
+        and whatever the app's sources run — as a node's background loops would."""
+        progress = self._run(self.node.services.step())
+        return DrainResult(progress.invocations, progress.succeeded, progress.failed)
+
     def advance(self, seconds: float) -> None:
         """Move the backend's clock (delays, visibility timeouts, retries)."""
         self.clock.advance(seconds)

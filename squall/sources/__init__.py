@@ -21,12 +21,15 @@ _REGISTRY: dict[str, type[Source[Any]]] = {}
 
 def register(source: type[Source[Any]]) -> type[Source[Any]]:
     """Make a trigger kind known (also usable as a class decorator). Registering the same
-    class again is harmless; another class under a taken kind is an error."""
+    class again, or its new version when its module is loaded again, replaces it; another
+    class under a taken kind is an error."""
     if source.trigger is not None and source.trigger.kind != source.kind:
         raise ConfigError(f"source {source.__name__} serves kind {source.kind!r} "
                           f"but its trigger {source.trigger.__name__} is of kind {source.trigger.kind!r}")
     existing = _REGISTRY.get(source.kind)
-    if existing is not None and existing is not source:
+    reloaded = existing is not None and (existing.__module__, existing.__qualname__) == (
+        source.__module__, source.__qualname__)
+    if existing is not None and not reloaded:
         raise ConfigError(f"trigger kind {source.kind!r} is already served by {existing.__name__}")
     _REGISTRY[source.kind] = source
     return source

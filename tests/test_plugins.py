@@ -1,0 +1,197 @@
+"""The core's extension points, used as the next trigger kinds and features will use them:
+a source defined only here plugs in without touching `squall/`, and an interceptor sees
+every invocation whatever its trigger, with headers that cross into the instance."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from squall.backends import open_backend
+from squall.core.pipeline import Interceptor, InvokeRequest
+from squall.loader import load_app
+from squall.node import Node, NodeSettings
+from squall.services import Queue, Table
+from squall.testing import Harness
+from tests.support import NodeProcess, wait_until, write_app
+
+#: A trigger kind of its own: invoke a function every `every` seconds. Written as an app
+#: module so a real node process imports (and registers) it with the app.
+TICKS = '''
+import asyncio
+from dataclasses import dataclass
+from typing import ClassVar
+
+from squall import App
+from squall.core.checks import check_number
+from squall.core.lifecycle import PeriodicService, Progress
+from squall.core.pipeline import InvokeRequest
+from squall.sources import Source, Trigger, register
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tick(Trigger):
+    kind: ClassVar[str] = "tick"
+    every: float
+
+    def __post_init__(self):
+        check_number("tick interval", self.every, 0.01, 3600)
+
+    def describe(self):
+        return f"tick every {self.every}s -> {self.function}"
+
+
+class Ticker(PeriodicService):
+    def __init__(self, node, trigger):
+        super().__init__()
+        self.node, self.trigger, self.interval, self.count = node, trigger, trigger.every, 0
+        self.name = f"ticker:{trigger.function}"
+
+    async def step(self):
+        self.count += 1
+        invocation = await self.node.invoke(InvokeRequest(self.trigger.function, {"tick": self.count}, "tick"))
+        return Progress(1, int(invocation.ok), int(not invocation.ok))
+
+
+@register
+class TickSource(Source):
+    kind = "tick"
+    trigger = Tick
+
+    def provision(self, backend):
+        for t in self.triggers:  # idempotent: every node and restart writes the same thing
+            backend.table_put("tick-registry", t.function, {"every": t.every})
+
+    def services(self, node):
+        return [Ticker(node, t) for t in self.triggers]
+
+
+app = App("ticking")
+
+
+@app.trigger(Tick(every=0.05))
+def heartbeat(event, ctx):
+    ctx.table("beats").put("last", event["tick"])
+
+
+@app.function()
+def echo(event, ctx):
+    return {"headers": dict(ctx.invocation_headers)}
+
+
+@app.function()
+def nested(event, ctx):
+    return ctx.invoke("echo", {})
+
+
+@app.on_queue("hops", batch_size=1)
+def hop(event, ctx):
+    ctx.table("hops").put(event["Records"][0]["body"], dict(ctx.invocation_headers))
+
+
+@app.http("GET", "/echo")
+def http_echo(event, ctx):
+    return dict(ctx.invocation_headers)
+
+
+@app.function()
+def fire_and_forget(event, ctx):
+    return ctx.invoke_async("hop_async", {"n": 1})
+
+
+@app.function()
+def hop_async(event, ctx):
+    ctx.table("hops").put("async", dict(ctx.invocation_headers))
+'''
+
+
+def test_a_source_defined_outside_squall_runs_in_the_harness(tmp_path):
+    app = load_app(str(write_app(tmp_path, TICKS)))
+    with Harness(app) as h:
+        assert h.table("tick-registry").get("heartbeat") == {"every": 0.05}
+        assert h.table("beats").get("last") is None
+        h.step()
+        h.step()
+        assert h.table("beats").get("last") == 2
+
+
+def test_a_source_defined_outside_squall_runs_on_a_real_node(tmp_path):
+    app = write_app(tmp_path, TICKS)
+    with NodeProcess(app) as node:
+        state = open_backend(f"sqlite:///{tmp_path}/.squall/state.db")
+        try:
+            beats = Table(state, "beats")
+            wait_until(lambda: (beats.get("last") or 0) >= 5, timeout=20, message="ticks")
+            assert Table(state, "tick-registry").get("heartbeat") == {"every": 0.05}
+        finally:
+            state.close()
+        assert "tick every 0.05s -> heartbeat" in node.log()  # the source's own start-up line
+
+
+class Hops(Interceptor):
+    """Counts every invocation it sees and stamps it with a header."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    async def __call__(self, request, call_next):
+        self.seen.append((request.function, request.trigger))
+        request.headers["x-hop"] = str(len(self.seen))
+        invocation = await call_next(request)
+        if invocation.ok and request.function == "echo":
+            invocation.result["intercepted"] = True  # the chain may also rewrite what comes back
+        return invocation
+
+
+def test_an_interceptor_sees_every_trigger_and_its_headers_reach_the_instance(tmp_path):
+    """On the process runtime: the headers cross the wire into a forked instance."""
+    app_path = write_app(tmp_path, TICKS)
+    hops = Hops()
+
+    async def scenario() -> None:
+        backend = open_backend(f"sqlite:///{tmp_path}/state.db")
+        node = Node(load_app(str(app_path)), backend, str(tmp_path / "objects"),
+                    NodeSettings(interceptors=[hops]), app_ref=str(app_path))
+        await node.start()
+        try:
+            echo = await node.invoke(InvokeRequest("echo", {}))
+            assert echo.result == {"headers": {"x-hop": "1"}, "intercepted": True}
+
+            nested = await node.invoke(InvokeRequest("nested", {}))
+            # the nested call carries the caller's headers on, and is stamped again
+            assert nested.result["headers"]["x-hop"] == str(hops.seen.index(("echo", "invoke"), 1) + 1)
+
+            from squall.gateway import build_gateway
+
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_gateway(node)),
+                                         base_url="http://node") as client:
+                response = await client.get("/echo")
+            assert response.json()["x-hop"] == str(hops.seen.index(("http_echo", "http")) + 1)
+
+            await asyncio.to_thread(Queue(backend, "hops").send, "q-1")
+            await node.invoke(InvokeRequest("fire_and_forget", {}))
+            hops_table = Table(backend, "hops")
+            for _ in range(200):
+                if hops_table.get("q-1") and hops_table.get("async"):
+                    break
+                await asyncio.sleep(0.05)
+            assert hops_table.get("q-1")["x-hop"] == str(hops.seen.index(("hop", "queue")) + 1)
+            assert hops_table.get("async")["x-hop"] == str(hops.seen.index(("hop_async", "async")) + 1)
+        finally:
+            await node.stop()
+            backend.close()
+
+    asyncio.run(scenario())
+    triggers = {trigger for _, trigger in hops.seen}
+    assert {"invoke", "http", "queue", "async", "tick"} <= triggers
+
+
+def test_the_startup_log_lists_every_source(tmp_path):
+    app = write_app(tmp_path, TICKS)
+    with NodeProcess(app) as node:
+        wait_until(lambda: "hops" in node.log(), timeout=10, message="start-up log")
+        log = node.log()
+    assert "route GET     /echo -> http_echo" in log
+    assert "queue hops -> hop (batch 1, dlq hops-dlq)" in log
+    assert "tick every 0.05s -> heartbeat" in log
