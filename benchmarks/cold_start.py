@@ -33,8 +33,8 @@ from pathlib import Path  # noqa: E402
 from _support import PYTHON, percentile, warn_if_busy  # noqa: E402
 
 from squall.backends import open_backend  # noqa: E402
-from squall.loader import load_app  # noqa: E402
 from squall.core.pipeline import InvokeRequest  # noqa: E402
+from squall.loader import load_app  # noqa: E402
 from squall.node import Node, NodeSettings  # noqa: E402
 from squall.runtime.base import RuntimeSettings  # noqa: E402
 

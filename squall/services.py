@@ -7,7 +7,8 @@ harness, so limits and errors are the same everywhere.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from squall.backends import Backend, Item
 from squall.core.checks import TABLE_NAME, check_name, check_queue_name

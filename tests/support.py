@@ -49,7 +49,7 @@ class NodeProcess:
         self.log_path = app_path.parent / f"node-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, wait: float = 30) -> "NodeProcess":
+    def start(self, wait: float = 30) -> NodeProcess:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.args, cwd=self.app_path.parent, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -86,7 +86,7 @@ class NodeProcess:
             self.process.kill()
             self.process.wait(10)
 
-    def __enter__(self) -> "NodeProcess":
+    def __enter__(self) -> NodeProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

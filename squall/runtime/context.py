@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -41,7 +41,7 @@ class Logger:
         self.stream = stream or sys.stdout
 
     def log(self, level: str, message: str, **fields: Any) -> None:
-        line = {"timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        line = {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "level": level, "message": message, "function": self.function, "requestId": self.request_id}
         line.update(fields)
         self.stream.write(json.dumps(line, default=str) + "\n")

@@ -124,7 +124,7 @@ class Zygote:
     async def exit_status(self, pid: int, timeout: float = 1.0) -> int | None:
         try:
             return await asyncio.wait_for(asyncio.shield(self._exit_future(pid)), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:
             self._exits.pop(pid, None)
