@@ -67,19 +67,24 @@ def batch_failures(invocation: Invocation, messages: list[Message]) -> set[str]:
     """Ids of the messages to retry, reading `batchItemFailures` as Lambda does.
 
     A failed invocation fails the whole batch; so does a response naming an id that is
-    not in the batch, or a malformed list.
+    not in the batch, or a malformed list. A missing, null or empty list is a success.
     """
     everything = {m.id for m in messages}
     if not invocation.ok:
         return everything
     result = invocation.result
-    if not isinstance(result, dict) or "batchItemFailures" not in result:
+    items = result.get("batchItemFailures") if isinstance(result, dict) else None
+    if items is None:
         return set()
-    items = result["batchItemFailures"]
     if not isinstance(items, list):
         return everything
-    failed = {item.get("itemIdentifier") if isinstance(item, dict) else None for item in items}
-    return failed if failed <= everything else everything  # type: ignore[return-value]
+    failed: set[str] = set()
+    for item in items:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(identifier, str) or identifier not in everything:
+            return everything
+        failed.add(identifier)
+    return failed
 
 
 def single_failure(invocation: Invocation, messages: list[Message]) -> set[str]:

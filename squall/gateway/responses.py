@@ -6,6 +6,7 @@ Responses are built as raw ASGI messages: the gateway runs this for every reques
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,13 @@ def proxy_response(result: dict[str, Any]) -> HttpResponse:
     body = result.get("body")
     if body is None:
         content = b""
+    elif isinstance(body, str) and result.get("isBase64Encoded"):
+        try:
+            content = base64.b64decode(body, validate=True)
+        except binascii.Error as exc:
+            raise MalformedResponse(f"body is marked isBase64Encoded but is not base64: {exc}") from None
     elif isinstance(body, str):
-        content = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        content = body.encode()
     else:
         raise MalformedResponse(f"body must be a string, not {type(body).__name__}")
     headers = result.get("headers") or {}
@@ -76,9 +82,15 @@ def proxy_response(result: dict[str, Any]) -> HttpResponse:
     single.pop("content-length", None)  # recomputed from the body
     single.setdefault("content-type", "application/json")
     pairs = list(single.items())
-    for name, values in (result.get("multiValueHeaders") or {}).items():
+    multi = result.get("multiValueHeaders") or {}
+    if not isinstance(multi, dict) or not all(isinstance(values, list) for values in multi.values()):
+        raise MalformedResponse("multiValueHeaders must be an object of lists")
+    for name, values in multi.items():
         pairs.extend((str(name).lower(), str(value)) for value in values)
-    pairs.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or [])
+    cookies = result.get("cookies") or []
+    if not isinstance(cookies, list):
+        raise MalformedResponse("cookies must be a list of strings")
+    pairs.extend(("set-cookie", str(cookie)) for cookie in cookies)
     try:
         raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
     except UnicodeEncodeError as exc:

@@ -1,0 +1,543 @@
+"""QueueConsumer and its pure parts: Lambda's batchItemFailures rules, the backoff, settling
+(ack / release / dead-letter), one step(), and the pump on a real loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from squall.backends import QueueConfig
+from squall.core.lifecycle import Progress
+from squall.core.pipeline import InvokeRequest
+from squall.dispatch import consumer as consumer_module
+from squall.dispatch.consumer import (
+    MAX_BACKOFF,
+    ConsumerConfig,
+    QueueConsumer,
+    batch_failures,
+    retry_delay,
+    single_failure,
+)
+from squall.errors import BackendUnavailable, FunctionError, FunctionTimeout
+from squall.events.sqs import sqs_event
+from squall.runtime.invocation import Invocation
+from squall.sources.async_invoke import ASYNC
+from squall.sources.queues import SQS
+from tests.unit.support import CountingBackend, invocation, message, until
+
+MESSAGES = [message("a"), message("b"), message("c")]
+ALL = {"a", "b", "c"}
+
+
+def failures(*ids: object) -> dict[str, object]:
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in ids]}
+
+
+# ---- batch_failures -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("result, error, expected", [
+    # a failed invocation fails the whole batch, whatever it returned
+    (None, FunctionError("boom"), ALL),
+    (failures("a"), FunctionTimeout("slow", "Sandbox.Timedout"), ALL),
+    # no batchItemFailures key: everything succeeded
+    (None, None, set()),
+    ({}, None, set()),
+    ({"statusCode": 200, "body": "ok"}, None, set()),
+    # an empty list: everything succeeded
+    ({"batchItemFailures": []}, None, set()),
+    # the named ones failed
+    (failures("b"), None, {"b"}),
+    (failures("a", "c"), None, {"a", "c"}),
+    (failures("b", "b"), None, {"b"}),
+    (failures("a", "b", "c"), None, ALL),
+    # an id that is not in the batch fails the whole batch, even beside good ones
+    (failures("zzz"), None, ALL),
+    (failures("a", "zzz"), None, ALL),
+    # malformed items: null or empty identifier, a bad key name, not an object
+    (failures(None), None, ALL),
+    (failures(""), None, ALL),
+    ({"batchItemFailures": [{"id": "a"}]}, None, ALL),
+    ({"batchItemFailures": [{"ItemIdentifier": "a"}]}, None, ALL),
+    ({"batchItemFailures": [{}]}, None, ALL),
+    ({"batchItemFailures": ["a"]}, None, ALL),
+    ({"batchItemFailures": [["a"]]}, None, ALL),
+    # a malformed list
+    ({"batchItemFailures": "a"}, None, ALL),
+    ({"batchItemFailures": {"itemIdentifier": "a"}}, None, ALL),
+    ({"batchItemFailures": 3}, None, ALL),
+    # a result that is not an object: the batch succeeded (as the docstring says)
+    ("ok", None, set()),
+    (["a"], None, set()),
+    (7, None, set()),
+    (True, None, set()),
+])
+def test_batch_failures(result, error, expected):
+    assert batch_failures(invocation(result, error), MESSAGES) == expected
+
+
+def test_batch_failures_of_a_single_message_batch():
+    assert batch_failures(invocation(failures("a")), [message("a")]) == {"a"}
+    assert batch_failures(invocation(failures("b")), [message("a")]) == {"a"}
+
+
+def test_null_batch_item_failures_list_is_success():
+    assert batch_failures(invocation({"batchItemFailures": None}), MESSAGES) == set()
+
+
+@pytest.mark.parametrize("identifier", [["a"], {"id": "a"}])
+def test_unhashable_item_identifier_fails_the_whole_batch(identifier):
+    assert batch_failures(invocation(failures(identifier)), MESSAGES) == ALL
+
+
+@pytest.mark.parametrize("error, expected", [(None, set()), (FunctionError("boom"), {"a"})])
+def test_single_failure(error, expected):
+    assert single_failure(invocation({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, error),
+                          [message("a")]) == expected
+
+
+# ---- retry_delay ----------------------------------------------------------------------
+
+
+class _Jitter:
+    """Stands for the random module in the consumer: uniform(a, b) returns a or b."""
+
+    def __init__(self, high: bool) -> None:
+        self.high = high
+
+    def uniform(self, low: float, high: float) -> float:
+        return high if self.high else low
+
+
+@pytest.mark.parametrize("base, receive_count, expected", [
+    (30, 0, 30),  # never received (as if): the base
+    (30, 1, 30),
+    (30, 2, 60),
+    (30, 3, 120),
+    (30, 5, 480),
+    (30, 6, 900),  # 960, capped
+    (30, 1000, 900),
+    (1, 1, 1),
+    (1, 2, 2),
+    (1, 10, 512),
+    (1, 11, 900),
+    (0.5, 3, 2),
+    (0, 4, 0),
+    (2000, 1, 900),
+])
+def test_retry_delay_doubles_per_receive_and_is_capped(monkeypatch, base, receive_count, expected):
+    monkeypatch.setattr(consumer_module, "random", _Jitter(high=False))
+    assert retry_delay(base, receive_count) == expected
+    monkeypatch.setattr(consumer_module, "random", _Jitter(high=True))
+    assert retry_delay(base, receive_count) == pytest.approx(expected * 1.25)
+
+
+def test_retry_delay_jitter_stays_within_a_quarter():
+    assert MAX_BACKOFF == 900
+    for receive_count in (0, 1, 2, 3, 7, 12):
+        low = min(10 * 2 ** max(0, receive_count - 1), MAX_BACKOFF)
+        delays = [retry_delay(10, receive_count) for _ in range(200)]
+        assert all(low <= d <= 1.25 * low for d in delays)
+        assert len(set(delays)) > 1  # jittered, not constant
+
+
+# ---- settle ---------------------------------------------------------------------------
+
+
+def config(**overrides) -> ConsumerConfig:
+    values = dict(queue="q", function="f", batch_size=10, max_receive_count=3, visibility_timeout=30, dlq="q-dlq",
+                  concurrency=2, retry_base=10)
+    values.update(overrides)
+    return ConsumerConfig(**values)  # type: ignore[arg-type]
+
+
+async def no_invoke(request: InvokeRequest) -> Invocation:
+    raise AssertionError("not invoked in this test")
+
+
+def declare(backend, queue: str = "q", dlq: str = "q-dlq") -> None:
+    backend.queue_declare(queue, QueueConfig(dlq=dlq, function="f", max_receive_count=3, visibility_timeout=30))
+    backend.queue_declare(dlq, QueueConfig(dlq_of=queue))
+
+
+@pytest.fixture
+def no_jitter(monkeypatch):
+    monkeypatch.setattr(consumer_module, "random", _Jitter(high=False))
+
+
+def test_settle_acks_the_successes_in_one_call_and_releases_failures_with_backoff(sqlite, clock, no_jitter):
+    declare(sqlite)
+    for body in ("1", "2", "3", "4"):
+        sqlite.enqueue("q", body)
+    backend = CountingBackend(sqlite)
+    consumer = QueueConsumer(backend, no_invoke, config(batch_size=2), SQS)  # type: ignore[arg-type]
+    first, second = consumer.claim(), consumer.claim()
+    assert [m.body for m in first + second] == ["1", "2", "3", "4"]
+    backend.calls.clear()
+
+    consumer.settle([(first, {first[1].id}), (second, set())])
+
+    assert backend.calls == ["ack", "release"]  # one ack for both batches, one release
+    stats = sqlite.queue_stats("q")
+    assert (stats.visible, stats.in_flight, stats.delayed) == (0, 1, 0)
+    clock.advance(10 - 0.001)  # retry_base * 2^0
+    assert consumer.claim() == []
+    clock.advance(0.001)
+    [again] = consumer.claim()
+    assert (again.id, again.body, again.receive_count) == (first[1].id, "2", 2)
+
+
+def test_settle_backoff_doubles_with_the_receive_count(sqlite, clock, no_jitter):
+    declare(sqlite)
+    sqlite.enqueue("q", "x")
+    consumer = QueueConsumer(sqlite, no_invoke, config(max_receive_count=5), SQS)
+    waited = []
+    for receive in (1, 2, 3):
+        [m] = consumer.claim()
+        assert m.receive_count == receive
+        consumer.settle([([m], {m.id})])
+        start = clock.now
+        while not sqlite.queue_stats("q").visible:
+            clock.advance(1)
+        waited.append(clock.now - start)
+    assert waited == [10, 20, 40]
+
+
+def test_settle_dead_letters_a_message_out_of_receives(sqlite, clock, no_jitter):
+    declare(sqlite)
+    sqlite.enqueue("q", "poison")
+    sqlite.enqueue("q", "fine")
+    backend = CountingBackend(sqlite)
+    consumer = QueueConsumer(backend, no_invoke, config(max_receive_count=2), SQS)  # type: ignore[arg-type]
+    batch = consumer.claim()
+    consumer.settle([(batch, {m.id for m in batch})])  # both failed: receive 1 of 2, released
+    clock.advance(10)
+    batch = consumer.claim()
+    assert [m.receive_count for m in batch] == [2, 2]
+    backend.calls.clear()
+
+    consumer.settle([(batch, {batch[0].id})])
+
+    assert backend.calls == ["ack", "dead_letter"]
+    assert sqlite.queue_stats("q").total == 0
+    [dead] = sqlite.peek("q-dlq")
+    assert (dead.id, dead.body) == (batch[0].id, "poison")
+
+
+def test_settle_of_nothing_makes_no_call(sqlite):
+    backend = CountingBackend(sqlite)
+    QueueConsumer(backend, no_invoke, config(), SQS).settle([])  # type: ignore[arg-type]
+    QueueConsumer(backend, no_invoke, config(), SQS).settle([([], set())])  # type: ignore[arg-type]
+    assert backend.calls == []
+
+
+def test_settle_with_every_message_failed_makes_no_ack(sqlite, no_jitter):
+    declare(sqlite)
+    sqlite.enqueue("q", "1")
+    sqlite.enqueue("q", "2")
+    backend = CountingBackend(sqlite)
+    consumer = QueueConsumer(backend, no_invoke, config(), SQS)  # type: ignore[arg-type]
+    batch = consumer.claim()
+    backend.calls.clear()
+    consumer.settle([(batch, {m.id for m in batch})])
+    assert backend.calls == ["release", "release"]
+
+
+# ---- step -----------------------------------------------------------------------------
+
+
+class Recorder:
+    """An invoke handler: records the requests, answers with `respond(request)`."""
+
+    def __init__(self, respond=lambda request: None, gate: asyncio.Event | None = None) -> None:
+        self.requests: list[InvokeRequest] = []
+        self.respond = respond
+        self.gate = gate
+        self.running = 0
+        self.most = 0
+
+    async def __call__(self, request: InvokeRequest) -> Invocation:
+        self.requests.append(request)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            else:
+                await asyncio.sleep(0)
+            answer = self.respond(request)
+        finally:
+            self.running -= 1
+        if isinstance(answer, Invocation):
+            return answer
+        return invocation(answer, request_id=request.request_id, trigger=request.trigger)
+
+    @property
+    def bodies(self) -> list[list[str]]:
+        return [[r["body"] for r in request.event["Records"]] for request in self.requests]
+
+
+def fail_body(body: str):
+    def respond(request: InvokeRequest):
+        return failures(*(r["messageId"] for r in request.event["Records"] if r["body"] == body))
+
+    return respond
+
+
+def test_step_claims_one_batch_invokes_it_with_an_sqs_event_and_settles_it(sqlite, clock, no_jitter):
+    declare(sqlite)
+    for body in ("1", "2", "3"):
+        sqlite.enqueue("q", body)
+    invoke = Recorder(fail_body("2"))
+    consumer = QueueConsumer(sqlite, invoke, config(batch_size=2), SQS)
+
+    assert asyncio.run(consumer.step()) == Progress(1, 1, 1)
+    [request] = invoke.requests
+    assert (request.function, request.trigger, request.source) == ("f", "queue", "q")
+    assert request.event.keys() == {"Records"}
+    assert [r["body"] for r in request.event["Records"]] == ["1", "2"]
+    assert request.event["Records"][0]["eventSource"] == "aws:sqs"
+
+    assert asyncio.run(consumer.step()) == Progress(1, 1, 0)
+    assert invoke.bodies[1] == ["3"]
+    progress = asyncio.run(consumer.step())
+    assert progress == Progress() and not progress  # "2" waits out its backoff
+    stats = sqlite.queue_stats("q")
+    assert (stats.visible, stats.in_flight) == (0, 1)
+
+    clock.advance(10)
+    invoke.respond = lambda request: None
+    assert asyncio.run(consumer.step()) == Progress(1, 1, 0)
+    assert invoke.bodies[2] == ["2"]
+    assert invoke.requests[2].event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+    assert sqlite.queue_stats("q").total == 0
+
+
+def test_step_event_is_sqs_event_of_the_claimed_messages(sqlite):
+    declare(sqlite)
+    sqlite.enqueue("q", "hello")
+    seen = []
+
+    async def invoke(request: InvokeRequest) -> Invocation:
+        seen.append(request.event)
+        return invocation()
+
+    consumer = QueueConsumer(sqlite, invoke, config(), SQS)
+    claimed = []
+    original = consumer.claim
+
+    def claim(batches: int = 1):
+        claimed.extend(original(batches))
+        return claimed
+
+    consumer.claim = claim  # type: ignore[method-assign]
+    asyncio.run(consumer.step())
+    assert seen == [sqs_event(claimed)]
+
+
+def test_step_failed_invocation_fails_the_batch(sqlite):
+    declare(sqlite)
+    sqlite.enqueue("q", "1")
+    sqlite.enqueue("q", "2")
+    consumer = QueueConsumer(sqlite, Recorder(lambda r: invocation(error=FunctionError("boom"))), config(), SQS)
+    assert asyncio.run(consumer.step()) == Progress(1, 0, 2)
+    assert sqlite.queue_stats("q").in_flight == 2
+
+
+def test_step_with_concurrency_zero_does_nothing(sqlite):
+    declare(sqlite)
+    sqlite.enqueue("q", "1")
+    backend = CountingBackend(sqlite)
+    invoke = Recorder()
+    consumer = QueueConsumer(backend, invoke, config(concurrency=0), SQS)  # type: ignore[arg-type]
+    assert asyncio.run(consumer.step()) == Progress()
+    assert backend.calls == [] and invoke.requests == []
+    assert sqlite.queue_stats("q").visible == 1
+
+
+def test_step_of_an_empty_queue(sqlite):
+    declare(sqlite)
+    invoke = Recorder()
+    assert asyncio.run(QueueConsumer(sqlite, invoke, config(), SQS).step()) == Progress()
+    assert invoke.requests == []
+
+
+def test_step_with_the_async_delivery_sends_the_payload_itself(sqlite, no_jitter):
+    declare(sqlite, "async.f", "async.f-dlq")
+    sqlite.enqueue("async.f", json.dumps({"n": 1}))
+    invoke = Recorder(lambda r: invocation(error=FunctionError("boom")))
+    consumer = QueueConsumer(sqlite, invoke, config(queue="async.f", dlq="async.f-dlq", batch_size=1), ASYNC)
+    assert asyncio.run(consumer.step()) == Progress(1, 0, 1)
+    [request] = invoke.requests
+    assert (request.event, request.trigger, request.source) == ({"n": 1}, "async", "async.f")
+
+
+# ---- the pump -------------------------------------------------------------------------
+
+
+def test_pump_consumes_everything_with_at_most_concurrency_batches_in_flight(sqlite):
+    declare(sqlite)
+    for n in range(7):
+        sqlite.enqueue("q", str(n))
+    invoke = Recorder()
+
+    async def main():
+        consumer = QueueConsumer(sqlite, invoke, config(batch_size=2, concurrency=3), SQS)
+        await consumer.start()
+        try:
+            await until(lambda: sqlite.queue_stats("q").total == 0, what="the queue to drain")
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
+    assert sorted(b for batch in invoke.bodies for b in batch) == [str(n) for n in range(7)]
+    assert all(len(batch) <= 2 for batch in invoke.bodies)
+    assert invoke.most <= 3
+
+
+def test_stop_lets_the_batch_in_flight_finish_and_be_acked(sqlite):
+    declare(sqlite)
+    sqlite.enqueue("q", "first")
+    sqlite.enqueue("q", "second")
+    gate = asyncio.Event()
+    invoke = Recorder(gate=gate)
+    backend = CountingBackend(sqlite)
+
+    async def main():
+        consumer = QueueConsumer(backend, invoke, config(batch_size=1, concurrency=1), SQS)  # type: ignore[arg-type]
+        await consumer.start()
+        await until(lambda: invoke.running == 1, what="the handler to start")
+        stopping = asyncio.create_task(consumer.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done()  # waits for the batch in flight
+        assert sqlite.queue_stats("q").in_flight == 1
+        gate.set()
+        await asyncio.wait_for(stopping, 5)
+
+    asyncio.run(main())
+    assert invoke.bodies == [["first"]]  # nothing claimed after stop()
+    assert backend.calls[-1] == "ack"
+    [left] = sqlite.peek("q")
+    assert left.body == "second" and sqlite.queue_stats("q").visible == 1
+
+
+def test_stop_without_start_returns(sqlite):
+    asyncio.run(QueueConsumer(sqlite, Recorder(), config(), SQS).stop())
+
+
+def test_idle_consumer_makes_no_backend_calls_and_claims_again_on_wake(sqlite):
+    declare(sqlite)
+    backend = CountingBackend(sqlite)
+    invoke = Recorder()
+
+    async def main():
+        consumer = QueueConsumer(backend, invoke, config(), SQS)  # type: ignore[arg-type]
+        await consumer.start()
+        try:
+            await until(lambda: backend.calls == ["claim"], what="the first claim")
+            await asyncio.sleep(0.2)
+            assert backend.calls == ["claim"]  # the claim came back short: idle
+
+            sqlite.enqueue("q", "hello")  # behind the proxy's back: only wake() tells
+            await asyncio.sleep(0.05)
+            assert backend.calls == ["claim"] and invoke.requests == []
+            consumer.wake()
+            await until(lambda: backend.calls == ["claim", "claim", "ack"], what="claim, invoke, ack")
+            await asyncio.sleep(0.2)
+            assert backend.calls == ["claim", "claim", "ack"]  # idle again
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
+    assert invoke.bodies == [["hello"]]
+    assert sqlite.queue_stats("q").total == 0
+
+
+def test_consumer_with_concurrency_zero_does_not_start(sqlite):
+    declare(sqlite)
+    sqlite.enqueue("q", "1")
+    backend = CountingBackend(sqlite)
+
+    async def main():
+        consumer = QueueConsumer(backend, Recorder(), config(concurrency=0), SQS)  # type: ignore[arg-type]
+        await consumer.start()
+        consumer.wake()
+        await asyncio.sleep(0.05)
+        await consumer.stop()
+
+    asyncio.run(main())
+    assert backend.calls == []
+
+
+def test_backend_unavailable_during_a_claim_is_logged_and_retried(sqlite, monkeypatch, caplog):
+    monkeypatch.setattr(consumer_module, "UNREACHABLE_RETRY", 0.05)
+    caplog.set_level(logging.WARNING, logger="squall.queues")
+    declare(sqlite)
+    sqlite.enqueue("q", "1")
+    backend = CountingBackend(sqlite)
+    backend.fail_once("claim", BackendUnavailable("the disk is gone"))
+    invoke = Recorder()
+
+    async def main():
+        consumer = QueueConsumer(backend, invoke, config(), SQS)  # type: ignore[arg-type]
+        await consumer.start()
+        try:
+            await until(lambda: sqlite.queue_stats("q").total == 0, what="the retried claim")
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
+    assert invoke.bodies == [["1"]]
+    assert backend.calls[:2] == ["claim", "claim"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "squall.queues"]
+    assert any("backend unreachable" in m and "the disk is gone" in m for m in messages)
+    assert any("reachable again" in m for m in messages)
+
+
+def test_backend_unavailable_during_an_ack_redelivers_after_the_visibility_timeout(sqlite, clock, monkeypatch):
+    monkeypatch.setattr(consumer_module, "UNREACHABLE_RETRY", 0.05)
+    declare(sqlite)
+    sqlite.enqueue("q", "1")
+    backend = CountingBackend(sqlite)
+    backend.fail_once("ack", BackendUnavailable("down"))
+    invoke = Recorder()
+
+    async def main():
+        consumer = QueueConsumer(backend, invoke, config(), SQS)  # type: ignore[arg-type]
+        await consumer.start()
+        try:
+            await until(lambda: backend.calls.count("ack") == 1, what="the failed ack")
+            clock.advance(30)  # the visibility timeout: the unsettled message is visible again
+            await until(lambda: sqlite.queue_stats("q").total == 0, what="the redelivery")
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
+    assert invoke.bodies == [["1"], ["1"]]  # at least once
+
+
+def test_an_unexpected_error_in_a_turn_is_logged_and_retried(sqlite, monkeypatch, caplog):
+    monkeypatch.setattr(consumer_module, "UNREACHABLE_RETRY", 0.05)
+    caplog.set_level(logging.WARNING, logger="squall.queues")
+    declare(sqlite)
+    sqlite.enqueue("q", "1")
+    backend = CountingBackend(sqlite)
+    backend.fail_once("claim", RuntimeError("a bug in a backend script"))
+    invoke = Recorder()
+
+    async def main():
+        consumer = QueueConsumer(backend, invoke, config(), SQS)  # type: ignore[arg-type]
+        await consumer.start()
+        try:
+            await until(lambda: sqlite.queue_stats("q").total == 0, what="the retried claim")
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
+    assert invoke.bodies == [["1"]]
+    errors = [r.getMessage() for r in caplog.records if r.name == "squall.queues" and r.levelno == logging.ERROR]
+    assert any("RuntimeError" in m and "a bug in a backend script" in m for m in errors)
+    assert not any("unreachable" in r.getMessage() for r in caplog.records)
