@@ -148,7 +148,7 @@ def main() -> int:
         results: dict[str, list[Result]] = {name: [] for name in servers}
         with child(squall_cmd, directory, directory / "squall.log", squall_port), \
                 child(bare_cmd, directory, directory / "bare.log", bare_port):
-            for name, url in servers.items():
+            for url in servers.values():
                 check(url)
                 wrk(url, args.warmup, args.connections, args.threads)
             print(f"wrk: {args.connections} connections, {args.threads} thread(s), {args.duration:g} s x "
@@ -162,7 +162,7 @@ def main() -> int:
 
     squall, bare = (summary(results[name]) for name in servers)
     print("\nmedian over rounds")
-    for name, result in zip(servers, (squall, bare)):
+    for name, result in zip(servers, (squall, bare), strict=True):
         print(row(name, result))
     ratio = squall.requests_per_s / bare.requests_per_s
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"

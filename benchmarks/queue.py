@@ -49,12 +49,12 @@ import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable, ContextManager, Iterator, Protocol  # noqa: E402
+from typing import Any, Protocol  # noqa: E402
 
 import redis  # noqa: E402
-
 from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa: E402
 
 from squall.backends import Backend, open_backend  # noqa: E402
@@ -137,7 +137,7 @@ class Case(Protocol):
     def fill(self, count: int) -> None:
         """Put `count` messages where no consumer takes them until `release`."""
 
-    def start(self) -> ContextManager[Alive]:
+    def start(self) -> contextlib.AbstractContextManager[Alive]:
         """Start the consumers; yields a check that raises if one has exited."""
 
     def ready(self) -> bool:
@@ -162,7 +162,7 @@ def processes(commands: list[list[str]], workdir: Path, names: list[str]) -> Ite
     with the log of the first one that has exited."""
     with contextlib.ExitStack() as stack:
         running = [(stack.enter_context(child(command, workdir, workdir / f"{name}.log")),
-                    workdir / f"{name}.log") for command, name in zip(commands, names)]
+                    workdir / f"{name}.log") for command, name in zip(commands, names, strict=True)]
 
         def alive() -> None:
             for process, log in running:
@@ -231,7 +231,7 @@ class SquallCase:
         for start in range(0, count, SEND_CHUNK):
             sender.send_batch([f'{{"n": {n}}}' for n in range(start, min(count, start + SEND_CHUNK))])
 
-    def start(self) -> ContextManager[Alive]:
+    def start(self) -> contextlib.AbstractContextManager[Alive]:
         commands = [squall_run(self.app_path, self.backend_url, free_port(), "--node-id", node_id)
                     for node_id in self.node_ids]
         return processes(commands, self.workdir, self.node_ids)
@@ -315,7 +315,7 @@ class CeleryCase:
             for n in range(count):
                 self.app.send_task("drain", args=(f'{{"n": {n}}}',), queue=CELERY_QUEUE, producer=producer)
 
-    def start(self) -> ContextManager[Alive]:
+    def start(self) -> contextlib.AbstractContextManager[Alive]:
         commands = [[PYTHON, "-m", "celery", "-A", "celery_bench", "worker", "--pool", "prefork",
                      "--concurrency", str(CORES), "--queues", CELERY_IDLE_QUEUE, "--hostname", f"{name}@%h",
                      "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
@@ -396,7 +396,7 @@ def print_ratios(results: list[Drain], nodes: list[int]) -> None:
     for batch_size, target in TARGET_RATIO.items():
         ratios = [rate[("squall", batch_size, n)] / rate[("celery", 1, n)] for n in nodes]
         print(f"{f'batch_size {batch_size}':<18}" + "".join(f"{r:>9.2f}" for r in ratios))
-        missed = [f"x{n}" for n, r in zip(nodes, ratios) if r < target]
+        missed = [f"x{n}" for n, r in zip(nodes, ratios, strict=True) if r < target]
         verdict = f"MISSED at {', '.join(missed)}" if missed else "met at every consumer count"
         print(f"  target squall >= {target:g}x celery at batch_size {batch_size}: {verdict}")
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (redis-server from apt, the dev extras from PyPI)
-# and run the whole suite. Exits non-zero on any failure.
+# Install everything the test suite needs (redis-server from apt, the dev extras from PyPI),
+# run the static checks (ruff, mypy; configured in pyproject.toml) and the whole suite.
+# Exits non-zero on any failure. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -9,4 +10,6 @@ if ! command -v redis-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 python3 -m pip install -q -e ".[dev]"
+python3 -m ruff check .
+python3 -m mypy
 python3 -m pytest "$@"

@@ -46,7 +46,8 @@ class FunctionConfig:
                 raise ConfigError(f"invalid handler {self.handler!r}: expected 'module.function'")
         elif not callable(self.handler):
             raise ConfigError(f"handler of {self.name!r} is not callable")
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not 0 < self.timeout <= MAX_TIMEOUT:
+        if (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
+                or not 0 < self.timeout <= MAX_TIMEOUT):
             raise ConfigError(f"invalid timeout {self.timeout!r} for {self.name!r}: must be a number of "
                               f"seconds above 0 and at most {MAX_TIMEOUT}")
         check_number(f"memory_mb for {self.name!r}", self.memory_mb, MIN_MEMORY_MB, MAX_MEMORY_MB, integer=True)
@@ -195,4 +196,4 @@ class App:
             raise ConfigError(f"handler {handler!r} of {function!r} cannot be loaded: {exc}") from None
         if not callable(target):
             raise ConfigError(f"handler {handler!r} of {function!r} is not callable")
-        return target  # type: ignore[no-any-return]
+        return target

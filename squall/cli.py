@@ -6,8 +6,9 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from squall.node import NodeSettings
 
 DEFAULT_STATE = ".squall/state.db"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_backend(base: Path) -> str:
@@ -72,7 +75,7 @@ def main() -> None:
     """Squall: a self-hosted serverless platform for Python."""
 
 
-def _node_options(fn):
+def _node_options(fn: F) -> F:
     fn = click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")(fn)
     fn = click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
                       help="HTTP port.")(fn)
@@ -287,6 +290,6 @@ def dlq_redrive(queue: str, backend: str | None) -> None:
 
 
 def _table(headers: list[str], rows: list[tuple]) -> None:
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
     for row in [headers, *rows]:
-        click.echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths, strict=False)).rstrip())

@@ -82,7 +82,8 @@ class DirectoryStore(ObjectStore):
         check_object(bucket, key)
         return self.root / bucket / key, self.root / ".meta" / bucket / f"{key}.json"
 
-    def put(self, bucket, key, data, content_type="application/octet-stream", metadata=None) -> StoredObject:
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> StoredObject:
         path, meta_path = self._paths(bucket, key)
         stored = StoredObject(bucket, key, len(data), hashlib.md5(data).hexdigest(), content_type,
                               dict(metadata or {}))
@@ -91,7 +92,7 @@ class DirectoryStore(ObjectStore):
         _atomic_write(path, data)
         return stored
 
-    def get(self, bucket, key) -> StoredObject:
+    def get(self, bucket: str, key: str) -> StoredObject:
         path, meta_path = self._paths(bucket, key)
         try:
             data = path.read_bytes()
@@ -99,7 +100,7 @@ class DirectoryStore(ObjectStore):
             raise NotFound(f"no object {key!r} in bucket {bucket!r}") from None
         return self._describe(bucket, key, len(data), meta_path, data)
 
-    def delete(self, bucket, key) -> bool:
+    def delete(self, bucket: str, key: str) -> bool:
         path, meta_path = self._paths(bucket, key)
         meta_path.unlink(missing_ok=True)
         try:
@@ -108,7 +109,7 @@ class DirectoryStore(ObjectStore):
             return False
         return True
 
-    def list(self, bucket, prefix="") -> list[StoredObject]:
+    def list(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         check_object(bucket, "x")
         base = self.root / bucket
         if not base.is_dir():
@@ -162,12 +163,13 @@ class S3Store(ObjectStore):
         check_object(bucket, key)
         return "/".join(p for p in (self.prefix, bucket, key) if p)
 
-    def put(self, bucket, key, data, content_type="application/octet-stream", metadata=None) -> StoredObject:
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> StoredObject:
         reply = self.client.put_object(Bucket=self.bucket, Key=self._key(bucket, key), Body=data,
                                        ContentType=content_type, Metadata=dict(metadata or {}))
         return StoredObject(bucket, key, len(data), reply["ETag"].strip('"'), content_type, dict(metadata or {}))
 
-    def get(self, bucket, key) -> StoredObject:
+    def get(self, bucket: str, key: str) -> StoredObject:
         try:
             reply = self.client.get_object(Bucket=self.bucket, Key=self._key(bucket, key))
         except self.client.exceptions.NoSuchKey:
@@ -176,7 +178,7 @@ class S3Store(ObjectStore):
         return StoredObject(bucket, key, len(data), reply["ETag"].strip('"'), reply.get("ContentType", ""),
                             reply.get("Metadata", {}), data)
 
-    def delete(self, bucket, key) -> bool:
+    def delete(self, bucket: str, key: str) -> bool:
         full = self._key(bucket, key)
         try:
             self.client.head_object(Bucket=self.bucket, Key=full)
@@ -185,7 +187,7 @@ class S3Store(ObjectStore):
         self.client.delete_object(Bucket=self.bucket, Key=full)
         return True
 
-    def list(self, bucket, prefix="") -> list[StoredObject]:
+    def list(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         base = self._key(bucket, "x")[:-1]
         found = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base + prefix):

@@ -19,7 +19,7 @@ def supervise(args: list[str], root: Path) -> int:
     child = subprocess.Popen(args)
     stop = False
 
-    def interrupt(*_):
+    def interrupt(*_: object) -> None:
         nonlocal stop
         stop = True
 

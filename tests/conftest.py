@@ -39,7 +39,8 @@ class RedisServer:
         if exe is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [exe, *([str(self.config)] if self.config else []), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            [exe, *([str(self.config)] if self.config else []), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.directory),
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--protected-mode", "no", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

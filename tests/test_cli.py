@@ -62,7 +62,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
 def queue_rows(output: str) -> dict[str, dict[str, str]]:
     """`squall queues` table -> {queue: {column: value}}."""
     header, *rows = [line.split() for line in output.strip().splitlines()]
-    return {row[0]: dict(zip(header, row)) for row in rows}
+    return {row[0]: dict(zip(header, row, strict=False)) for row in rows}
 
 
 def sqlite_url(path: Path) -> str:

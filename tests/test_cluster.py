@@ -45,7 +45,7 @@ def test_shards_spread_over_nodes_and_rebalance(backend_url, clock):
     ids = ["node-a", "node-b", "node-c"]
 
     def heartbeat(alive):
-        for node_id, store in zip(ids, stores):
+        for node_id, store in zip(ids, stores, strict=True):
             if node_id in alive:
                 store.node_heartbeat(node_id, {}, ttl=6)
 
@@ -58,7 +58,7 @@ def test_shards_spread_over_nodes_and_rebalance(backend_url, clock):
     # two more join: ownership spreads to at most ceil(8/3) = 3 each, every shard owned once
     heartbeat(set(ids))
     all_leases = [first] + [ShardLeases(store, "clicks", 8, node_id, ttl=6)
-                            for node_id, store in zip(ids[1:], stores[1:])]
+                            for node_id, store in zip(ids[1:], stores[1:], strict=True)]
     settle(all_leases)
     owned = owners(all_leases)
     assert sorted(owned) == list(range(8))

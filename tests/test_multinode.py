@@ -83,7 +83,7 @@ def cluster(tmp_path, redis_url):
     started: list[NodeProcess] = []
 
     def start(count: int, objects: str | None = None) -> list[NodeProcess]:
-        for i in range(count):
+        for _ in range(count):
             node = NodeProcess(app, backend=redis_url,
                                extra=["--objects", objects or str(tmp_path / "objects"),
                                       "--node-id", f"node-{len(started)}"])

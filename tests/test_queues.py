@@ -225,7 +225,7 @@ def test_retries_back_off_exponentially_and_use_the_named_dlq(node, state):
 
     received = rows(state, "backoff")
     times = [received[f"b-1#{n}"]["at"] for n in (1, 2, 3, 4)]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     base = 0.5  # the visibility timeout, doubled per receive, plus up to a quarter of jitter
     for attempt, gap in enumerate(gaps):
         floor = base * 2 ** attempt

@@ -72,10 +72,10 @@ class Runtime(ABC):
         self.slots = slots
         self.node = node
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook; a runtime may need no preparation
         """Prepare (and pre-warm provisioned instances)."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - optional hook; the inline runtime needs no stop
         """Release every instance."""
 
     async def invoke(self, request: InvokeRequest) -> Invocation:

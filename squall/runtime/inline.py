@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from squall.backends import Backend
@@ -71,8 +72,12 @@ class InlineRuntime(Runtime):
             invocation.error = error_from_dict(payload)
         return invocation
 
-    def _call(self, function: str, payload: Any, headers: dict[str, str]) -> Any:
+    def _call(self, function: str, payload: Any, headers: Mapping[str, str]) -> Any:
         """ctx.invoke from a handler thread: run the invocation on the node's loop."""
         assert self._loop is not None
         request = InvokeRequest(function, payload, headers=dict(headers))
-        return asyncio.run_coroutine_threadsafe(self.nested(request), self._loop).result().unwrap()
+
+        async def nested() -> Invocation:  # run_coroutine_threadsafe takes a coroutine, not any awaitable
+            return await self.nested(request)
+
+        return asyncio.run_coroutine_threadsafe(nested(), self._loop).result().unwrap()

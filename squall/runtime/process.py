@@ -88,6 +88,7 @@ class Zygote:
 
     def _lost(self) -> None:
         """The zygote died: fail whatever waits on it."""
+        assert self.control is not None
         asyncio.get_running_loop().remove_reader(self.control)
         error = InstanceCrashed("the zygote process exited", "Runtime.ExitError")
         if self._ready is not None and not self._ready.done():
@@ -270,11 +271,12 @@ class ProcessRuntime(Runtime):
     async def start(self) -> None:
         await self.zygote.start()
         for name, config in self.app.functions.items():
-            cap = config.reserved_concurrency if config.reserved_concurrency is not None else self.settings.max_instances
+            cap = (config.reserved_concurrency if config.reserved_concurrency is not None
+                   else self.settings.max_instances)
             self.pools[name] = FunctionPool(config, cap, self.zygote)
         warm = [pool.spawn() for pool in self.pools.values() for _ in range(pool.config.provisioned_concurrency)]
         for pool, instance in zip([p for p in self.pools.values() for _ in range(p.config.provisioned_concurrency)],
-                                  await asyncio.gather(*warm)):
+                                  await asyncio.gather(*warm), strict=True):
             instance.last_used = time.monotonic()
             pool.idle.append(instance)
 

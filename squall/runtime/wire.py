@@ -144,7 +144,7 @@ class Channel(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray) -> None:
         """Decode every whole frame straight from the bytes read (one, usually); keep only
         an incomplete tail for the next read."""
         buffered = bool(self._buffer)
