@@ -82,17 +82,20 @@ def _node_options(fn: F) -> F:
     fn = click.option("--keep-alive", default=300.0, show_default=True, type=click.FloatRange(min=0),
                       help="Seconds an idle instance stays warm.")(fn)
     fn = click.option("--node-id", default=None, help="Name of this node in the cluster.")(fn)
+    fn = click.option("--metering-retention", default=24.0, show_default=True, type=click.FloatRange(min=0.01),
+                      metavar="HOURS", help="Hours metering records are kept.")(fn)
     fn = click.option("--objects", "objects", metavar="PATH|URL", default=None,
                       help="Object store: a (shared) directory or s3://bucket/prefix (env SQUALL_OBJECTS; "
                            "default objects/ beside the state).")(fn)
     return backend_option(fn)
 
 
-def _settings(keep_alive: float, node_id: str | None) -> NodeSettings:
+def _settings(keep_alive: float, node_id: str | None, metering_retention: float) -> NodeSettings:
     from squall.node import NodeSettings
     from squall.runtime.base import RuntimeSettings
 
-    settings = NodeSettings(runtime=RuntimeSettings(keep_alive=keep_alive))
+    settings = NodeSettings(runtime=RuntimeSettings(keep_alive=keep_alive),
+                            metering_retention=metering_retention * 3600)
     if node_id:
         settings.node_id = node_id
     return settings
@@ -101,29 +104,31 @@ def _settings(keep_alive: float, node_id: str | None) -> NodeSettings:
 @main.command()
 @click.argument("app_ref", metavar="APP")
 @_node_options
-def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, objects: str | None,
-        backend: str | None) -> None:
+def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
+        objects: str | None, backend: str | None) -> None:
     """Run a production node for APP (a file like app.py, or module:attribute)."""
     from squall.server import configure_logging, run_node
 
     configure_logging()
     url = backend_url(backend, app_ref)
-    run_node(app_ref, url, objects_url(objects, url, app_ref), host, port, _settings(keep_alive, node_id))
+    run_node(app_ref, url, objects_url(objects, url, app_ref), host, port,
+             _settings(keep_alive, node_id, metering_retention))
 
 
 @main.command()
 @click.argument("app_ref", metavar="APP")
 @_node_options
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Restart when a file changes.")
-def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, objects: str | None,
-        backend: str | None, reload: bool) -> None:
+def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
+        objects: str | None, backend: str | None, reload: bool) -> None:
     """Run APP on one machine with embedded state, restarting it when its files change."""
     from squall.loader import app_root, load_app
 
     load_app(app_ref)  # fail here, in one line, rather than in the child
     url = backend_url(backend, app_ref)
     args = [sys.executable, "-m", "squall", "run", app_ref, "--host", host, "--port", str(port),
-            "--keep-alive", str(keep_alive), "--backend", url, "--objects", objects_url(objects, url, app_ref)]
+            "--keep-alive", str(keep_alive), "--metering-retention", str(metering_retention), "--backend", url,
+            "--objects", objects_url(objects, url, app_ref)]
     args += ["--node-id", node_id] if node_id else []
     if not reload:
         os.execv(sys.executable, args)
