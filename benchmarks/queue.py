@@ -57,7 +57,7 @@ import redis  # noqa: E402
 
 from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa: E402
 
-from squall.backends import Backend, open_backend  # noqa: E402
+from squall.backends import Backend, QueueConfig, open_backend  # noqa: E402
 from squall.loader import load_app  # noqa: E402
 from squall.metering import read_records  # noqa: E402
 from squall.services import Queue  # noqa: E402
@@ -217,7 +217,7 @@ class SquallCase:
         self.backend, self.backend_url, self.app_path, self.workdir = backend, backend_url, app_path, workdir
         self.batch_size, self.consumers = batch_size, nodes
         self.queue, self.function = SQUALL_QUEUES[batch_size]
-        self.dlq = backend.queue_config(self.queue)["dlq"]
+        self.dlq = backend.queue_config(self.queue).dlq
         tag = uuid.uuid4().hex[:6]
         self.node_ids = [f"bench-{self.function}-{tag}-{i}" for i in range(nodes)]
         self.first_claim = float("inf")
@@ -427,7 +427,7 @@ def main() -> int:
         backend = open_backend(backend_url)
         stack.callback(backend.close)
         for name, config in load_app(str(app_path)).declared_queues().items():
-            backend.queue_declare(name, config)
+            backend.queue_declare(name, QueueConfig(**config))
         celery = CeleryBaseline.create(workdir, backend_url) if shared and not args.no_celery else None
         print(f"backend {backend_url}; {args.messages:,} messages per case; {CORES} cores\n")
         print(f"{'system':<8}{'batch':>9}{'consumers':>11}{'messages/s':>12}{'seconds':>9}{'start-up s':>12}   check")

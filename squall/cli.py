@@ -201,11 +201,11 @@ def queues(show_all: bool, backend: str | None) -> None:
     try:
         rows = []
         for name in store.queue_names():
-            config = store.queue_config(name) or {}
-            if "dlq_of" in config or (config.get("internal") and not show_all):
+            config = store.queue_config(name)
+            if config is None or config.is_dlq or (config.internal and not show_all):
                 continue
             stats = store.queue_stats(name)
-            dlq = config.get("dlq")
+            dlq = config.dlq
             dlq_depth = store.queue_stats(dlq).total if dlq else 0
             rows.append((name, stats.visible + stats.delayed, stats.in_flight, dlq or "-", dlq_depth))
     finally:
@@ -244,9 +244,9 @@ def _dlq_of(store, queue: str) -> str:
     config = store.queue_config(queue)
     if config is None:
         raise QueueNotFound(f"unknown queue {queue!r}")
-    if not config.get("dlq"):
+    if not config.dlq:
         raise QueueNotFound(f"queue {queue!r} has no dead-letter queue")
-    return config["dlq"]
+    return config.dlq
 
 
 @dlq.command("list")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squall.app import App, QueueTrigger
-from squall.backends import Backend
+from squall.backends import Backend, QueueConfig
 from squall.dispatch.queues import ASYNC, SQS, QueueConsumer
 from squall.metering import Meter
 from squall.objects import open_objects
@@ -93,11 +93,12 @@ class Node:
 
     def _declare_queues(self) -> None:
         for name, config in self.app.declared_queues().items():
-            self.backend.queue_declare(name, config)
+            self.backend.queue_declare(name, QueueConfig(**config))
         for consumer in self.consumers:
             if consumer.delivery is ASYNC:
-                self.backend.queue_declare(consumer.trigger.queue, {**consumer.trigger.queue_config(), "internal": True})
-                self.backend.queue_declare(consumer.trigger.dlq, {"dlq_of": consumer.trigger.queue, "internal": True})
+                self.backend.queue_declare(consumer.trigger.queue,
+                                           QueueConfig(**consumer.trigger.queue_config(), internal=True))
+                self.backend.queue_declare(consumer.trigger.dlq, QueueConfig(dlq_of=consumer.trigger.queue, internal=True))
 
     async def stop(self) -> None:
         """Graceful: stop claiming, finish batches in flight, flush metering, leave."""

@@ -109,7 +109,8 @@ class Queue:
         self.name = check_queue_name(name)
         if known is None or name not in known:
             if backend.queue_config(name) is None:
-                names = ", ".join(q for q in backend.queue_names() if not q.startswith("async.")) or "none"
+                configs = {q: backend.queue_config(q) for q in backend.queue_names()}
+                names = ", ".join(q for q, config in configs.items() if config and not config.internal) or "none"
                 raise QueueNotFound(f"unknown queue {name!r} (queues: {names})")
             if known is not None:
                 known.add(name)

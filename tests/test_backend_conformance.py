@@ -13,7 +13,8 @@ import threading
 import pytest
 
 from squall.backends import open_backend
-from squall.backends.base import QueueStats, change_stream, shard_for
+from squall.backends.changefeed import change_stream
+from squall.backends.protocol import QueueConfig, QueueStats, shard_for
 from squall.errors import ConditionFailed
 
 
@@ -248,13 +249,13 @@ def test_purge(backend):
 def test_queue_registry(backend):
     assert backend.queue_names() == []
     assert backend.queue_config("orders") is None
-    backend.queue_declare("orders", {"visibility_timeout": 30, "dlq": "orders-dlq"})
-    backend.queue_declare("audit", {})
+    backend.queue_declare("orders", QueueConfig(visibility_timeout=30, dlq="orders-dlq"))
+    backend.queue_declare("audit", QueueConfig())
     assert backend.queue_names() == ["audit", "orders"]
-    assert backend.queue_config("orders") == {"visibility_timeout": 30, "dlq": "orders-dlq"}
-    backend.queue_declare("orders", {"visibility_timeout": 60})
-    assert backend.queue_config("orders") == {"visibility_timeout": 60}
-    assert backend.queue_config("audit") == {}
+    assert backend.queue_config("orders") == QueueConfig(visibility_timeout=30, dlq="orders-dlq")
+    backend.queue_declare("orders", QueueConfig(visibility_timeout=60))
+    assert backend.queue_config("orders") == QueueConfig(visibility_timeout=60)
+    assert backend.queue_config("audit") == QueueConfig()
     assert backend.queue_names() == ["audit", "orders"]
 
 
@@ -629,7 +630,7 @@ def test_two_backends_on_one_url_share_state(backend, clock):
         assert not backend.lease_acquire("l", "backend", 10)
         backend.stream_append("s", "p", "d")
         assert [r.data for r in other.stream_read("s", 0, 0)] == ["d"]
-        other.queue_declare("q", {"dlq": "x"})
+        other.queue_declare("q", QueueConfig(dlq="x"))
         assert backend.queue_names() == ["q"]
     finally:
         other.close()

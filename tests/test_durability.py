@@ -7,7 +7,7 @@ timeout passes, and every message ends up processed (at least once) and acknowle
 
 from __future__ import annotations
 
-from squall.backends import open_backend
+from squall.backends import QueueConfig, open_backend
 from squall.services import Queue
 from tests.support import NodeProcess, wait_until, write_app
 
@@ -38,7 +38,7 @@ def test_sigkilled_node_loses_no_message(tmp_path):
     app = write_app(tmp_path, APP)
     backend = open_backend(url)
     try:
-        backend.queue_declare("work", {"dlq": "work-dlq"})  # as the node will; sends need a declared queue
+        backend.queue_declare("work", QueueConfig(dlq="work-dlq"))  # as the node will; sends need a declared queue
         bodies = [f"message-{i:05d}" for i in range(MESSAGES)]
         Queue(backend, "work").send_batch(bodies)
 

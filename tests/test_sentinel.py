@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from squall.backends import open_backend
+from squall.backends import QueueConfig, open_backend
 from squall.errors import ConfigError
 from tests.conftest import RedisServer
 from tests.support import NodeProcess, squall, wait_until, write_app
@@ -80,7 +80,7 @@ def test_a_failover_is_followed_and_loses_no_acknowledged_message(replicated):
     primary, replica, sentinel = replicated
     backend = open_backend(sentinel_url(sentinel))
     try:
-        backend.queue_declare("jobs", {"dlq": "jobs-dlq", "max_receive_count": 3, "visibility_timeout": 30})
+        backend.queue_declare("jobs", QueueConfig(dlq="jobs-dlq", max_receive_count=3, visibility_timeout=30))
         backend.enqueue_batch("jobs", [(f"job-{n}", None, 0.0) for n in range(100)])
         # acknowledged once the replica has it too (Redis replicates asynchronously; WAIT closes the gap)
         assert redis.Redis(port=primary.port).wait(1, 5000) == 1
