@@ -14,8 +14,8 @@ scripts get `now` as an argument rather than reading TIME.
 Arguments are checked the same way on both backends (`squall.backends.checks`): a count or a
 limit below its minimum, a negative or non-finite duration, is a `ConfigError` with the same
 text on both, raised before anything is written. A limit of 0 asks for nothing and gets an
-empty answer. Names (queues, tables, streams...) are any non-empty strings; a name that was
-never written to reads as empty, never as an error.
+empty answer. A name (queue, table, stream...) that was never written to reads as empty,
+never as an error.
 
 Atomic cross-primitive operations
 ---------------------------------

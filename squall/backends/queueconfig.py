@@ -38,7 +38,7 @@ class QueueConfig:
 
     def to_json(self) -> str:
         """The stored form: only the fields that are set, keys sorted."""
-        fields = {name: value for name, value in asdict(self).items() if value not in (None, False)}
+        fields = {name: value for name, value in asdict(self).items() if value is not None and value is not False}
         return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
     @classmethod

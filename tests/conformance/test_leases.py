@@ -7,7 +7,7 @@ import math
 import pytest
 
 from squall.errors import ConfigError
-from tests.conformance.conftest import run_threads
+from tests.conformance.support import run_threads
 
 
 def test_leases(backend, clock):

@@ -17,7 +17,7 @@ import pytest
 
 from squall.backends import QueueConfig, QueueStats, open_backend
 from squall.errors import ConfigError
-from tests.conformance.conftest import round_trips, run_threads
+from tests.conformance.support import round_trips, run_threads
 from tests.conftest import RedisServer
 
 
@@ -455,6 +455,7 @@ def test_registry_is_shared(backend, other):
      QueueConfig(dlq="async.f-dlq", function="f", max_receive_count=3, visibility_timeout=930.0, internal=True)),
     ('{"dlq_of": "async.f", "internal": true}', QueueConfig(dlq_of="async.f", internal=True)),
     ('{}', QueueConfig()),
+    ('{"visibility_timeout": 0, "max_receive_count": 1}', QueueConfig(visibility_timeout=0.0, max_receive_count=1)),
     ('{"dlq": "d", "fifo": true, "tags": {"a": 1}}', QueueConfig(dlq="d")),  # keys of a later version
     ('{"dlq": 5, "max_receive_count": "3", "internal": "yes", "visibility_timeout": true}', QueueConfig()),
 ])

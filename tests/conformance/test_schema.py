@@ -15,7 +15,7 @@ from squall.backends import QueueConfig, QueueStats, open_backend
 from squall.backends.changefeed import change_stream
 from squall.backends.sqlite import schema
 from squall.errors import ConditionFailed, ConfigError
-from tests.conformance.conftest import run_threads
+from tests.conformance.support import run_threads
 from tests.conftest import FakeClock
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from squall.errors import ConfigError
-from tests.conformance.conftest import run_threads
+from tests.conformance.support import run_threads
 
 
 def test_slots(backend, clock):

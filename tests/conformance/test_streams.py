@@ -7,7 +7,7 @@ import pytest
 from squall.backends.checks import MAX_SHARDS
 from squall.backends.protocol import shard_for
 from squall.errors import ConfigError
-from tests.conformance.conftest import run_threads
+from tests.conformance.support import run_threads
 
 
 def test_stream_create_and_shards(backend):

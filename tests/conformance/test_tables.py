@@ -11,7 +11,7 @@ import pytest
 from squall.backends.changefeed import change_stream
 from squall.backends.protocol import shard_for
 from squall.errors import ConditionFailed, ConfigError
-from tests.conformance.conftest import run_threads
+from tests.conformance.support import run_threads
 
 
 def feed_records(backend, table: str) -> list[dict]:

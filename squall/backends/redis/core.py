@@ -11,7 +11,6 @@ formatted by Lua.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from collections.abc import Callable
@@ -48,10 +47,6 @@ def reachable(method: Callable[Concatenate[C, P], R]) -> Callable[Concatenate[C,
             raise BackendUnavailable(f"Redis at {self.where} is unreachable: {exc}") from exc
 
     return wrapper
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _sentinel_primary(url: str, options: dict[str, Any]) -> redis.Redis:

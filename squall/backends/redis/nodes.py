@@ -8,7 +8,7 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.protocol import NodeInfo
 from squall.backends.redis import keys
-from squall.backends.redis.core import RedisCore, dumps, reachable
+from squall.backends.redis.core import RedisCore, reachable
 
 
 class RedisNodes(RedisCore):
@@ -17,10 +17,9 @@ class RedisNodes(RedisCore):
     @reachable
     def node_heartbeat(self, node_id: str, info: dict[str, Any], ttl: float) -> None:
         ttl = checks.seconds("ttl", ttl, positive=True)
-        checks.json_text(f"info of node {node_id!r}", info)
         now = self.clock()
-        self._run("node_heartbeat", [keys.NODES, keys.NODE_EXPIRY],
-                  [node_id, dumps({"info": info, "seen": now}), now, now + ttl])
+        stored = checks.json_text(f"info of node {node_id!r}", {"info": info, "seen": now})
+        self._run("node_heartbeat", [keys.NODES, keys.NODE_EXPIRY], [node_id, stored, now, now + ttl])
 
     @reachable
     def node_remove(self, node_id: str) -> None:

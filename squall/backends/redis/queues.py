@@ -10,7 +10,7 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
 from squall.backends.redis import keys
-from squall.backends.redis.core import RedisCore, dumps, reachable
+from squall.backends.redis.core import RedisCore, reachable
 from squall.backends.redis.watch import PubSubWatch
 
 #: Messages moved per script by a redrive: a script blocks every other client while it runs.
@@ -55,8 +55,8 @@ class RedisQueues(RedisCore):
         args: list[Any] = [queue, now]
         for (body, attributes, _), delay in zip(entries, delays, strict=True):
             ids.append(uuid.uuid4().hex)
-            args += [dumps({"id": ids[-1], "body": body, "attributes": attributes or {}, "sent_at": now}),
-                     now + delay]
+            message = {"id": ids[-1], "body": body, "attributes": attributes or {}, "sent_at": now}
+            args += [checks.json_text("message attributes", message), now + delay]
         self._run("enqueue", keys.queue(queue), args)
         return ids
 

@@ -63,8 +63,7 @@ class PubSubWatch:
                     message = pubsub.get_message(timeout=_POLL)
                     if message is not None and message["type"] == "message":
                         self._call(message["data"])
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                self._subscribed.clear()
+            except (redis.RedisError, OSError):
                 self._closed.wait(delay)
                 delay = min(delay * 2, _BACKOFF[1])
             finally:

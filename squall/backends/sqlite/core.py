@@ -10,7 +10,6 @@ process, `?synchronous=full` also survives power loss.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -18,7 +17,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from squall.backends.protocol import Clock
 from squall.backends.sqlite import schema
@@ -30,11 +28,6 @@ _SYNCHRONOUS = ("off", "normal", "full", "extra")
 #: state is the parent's). Children park the connections they inherited here so that
 #: garbage collection never closes them.
 _INHERITED: list[sqlite3.Connection] = []
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON of a value the backend built itself (attributes, node info)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_url(url: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from squall.backends import checks
 from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
-from squall.backends.sqlite.core import SQLiteCore, dumps
+from squall.backends.sqlite.core import SQLiteCore
 from squall.backends.sqlite.watch import FileWatch
 
 #: a fresh random non-negative 63-bit token per row, drawn by the statement that claims it
@@ -87,7 +87,7 @@ class SQLiteQueues(SQLiteCore):
             return []
         now = self.clock()
         ids = [uuid.uuid4().hex for _ in entries]
-        rows = [(message_id, queue, body, dumps(attributes or {}), now, now + delay)
+        rows = [(message_id, queue, body, checks.json_text("message attributes", attributes or {}), now, now + delay)
                 for message_id, (body, attributes, _), delay in zip(ids, entries, delays, strict=True)]
         with self._write() as conn:
             conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
