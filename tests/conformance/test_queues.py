@@ -16,6 +16,7 @@ import time
 import pytest
 
 from squall.backends import QueueConfig, QueueStats, open_backend
+from squall.backends.sqlite import watch as file_watch
 from squall.errors import ConfigError
 from tests.conformance.support import round_trips, run_threads
 from tests.conftest import RedisServer
@@ -647,6 +648,20 @@ def test_watches_are_independent_and_survive_a_failing_callback(backend, other):
     finally:
         watch.close()
         failing.close()
+
+
+def test_sqlite_watch_without_inotify_does_nothing(tmp_path, monkeypatch):
+    """SQLite only: where inotify is missing the watch is a no-op (callers poll slowly)."""
+    monkeypatch.setattr(file_watch, "_inotify", lambda directory: None)
+    backend = open_backend(f"sqlite:///{tmp_path}/state.db")
+    before = watch_threads()
+    calls = Calls()
+    watch = backend.watch_enqueues(calls)
+    assert watch_threads() == before
+    backend.enqueue("q", "x")
+    assert not calls.wait("q", 0.2)
+    watch.close()
+    backend.close()
 
 
 def test_watch_reconnects_after_redis_restarts_and_says_so(tmp_path):
