@@ -33,6 +33,7 @@ def release1_file(tmp_path: Path) -> Path:
     path = tmp_path / "release1.db"
     conn = sqlite3.connect(path)
     conn.executescript((FIXTURES / "release1_state.sql").read_text(encoding="utf-8"))
+    conn.execute("PRAGMA journal_mode = WAL")  # as the first release left its files
     conn.close()
     assert user_version(path) == 0
     return path
