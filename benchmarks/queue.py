@@ -218,7 +218,7 @@ class SquallCase:
         self.backend, self.backend_url, self.app_path, self.workdir = backend, backend_url, app_path, workdir
         self.batch_size, self.consumers = batch_size, nodes
         self.queue, self.function = SQUALL_QUEUES[batch_size]
-        self.dlq = backend.queue_config(self.queue)["dlq"]
+        self.dlq = backend.queue_config(self.queue).dlq
         tag = uuid.uuid4().hex[:6]
         self.node_ids = [f"bench-{self.function}-{tag}-{i}" for i in range(nodes)]
         self.first_claim = float("inf")

@@ -3,12 +3,23 @@
 - `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` — embedded, one machine.
 - `redis://host:port/db` — distributed, shared by many nodes;
   `redis+sentinel://host:port,host:port/service/db` for a Sentinel-managed primary.
+
+The protocol (one per primitive, and `Backend`, their union) is in `protocol.py`.
 """
 
 from __future__ import annotations
 
-from squall.backends.base import (
-    Backend, Clock, Item, Message, NodeInfo, QueueConfig, QueueStats, StreamRecord, Timer, Watch,
+from squall.backends.protocol import (
+    Backend,
+    Clock,
+    Item,
+    Message,
+    NodeInfo,
+    QueueConfig,
+    QueueStats,
+    StreamRecord,
+    Timer,
+    Watch,
 )
 from squall.errors import ConfigError
 

@@ -1,0 +1,106 @@
+"""Argument checks and condition semantics shared by every backend.
+
+Both backends call these before they touch their store, so a bad argument fails the same
+way (same class, same text) on SQLite and on Redis, and nothing is written. They are cheap:
+plain comparisons on the caller's thread, no round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from squall.backends.protocol import Item
+from squall.errors import ConditionFailed, ConfigError
+
+#: the most shards a stream may have (a shard is a row, or a Redis key, created up front)
+MAX_SHARDS = 1024
+
+
+def count(name: str, value: int, minimum: int = 0) -> int:
+    """An integer >= `minimum` (a bool is not a count)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def optional_count(name: str, value: int | None, minimum: int = 0) -> int | None:
+    return None if value is None else count(name, value, minimum)
+
+
+def seconds(name: str, value: float, *, positive: bool = False) -> float:
+    """A finite duration, >= 0 (or > 0 when `positive`)."""
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or value < 0 or (positive and value == 0)):
+        raise ConfigError(f"{name} must be a finite number of seconds {'>' if positive else '>='} 0, got {value!r}")
+    return float(value)
+
+
+def instant(name: str, value: float) -> float:
+    """A finite time (seconds since the epoch)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite time in seconds, got {value!r}")
+    return float(value)
+
+
+def distinct_queues(queue: str, other: str, role: str) -> None:
+    """A message cannot move to the queue it is in."""
+    if queue == other:
+        raise ConfigError(f"queue {queue!r} cannot be its own {role}")
+
+
+def shard_count(stream: str, shards: int) -> int:
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
+        raise ConfigError(f"stream {stream!r}: shard count must be an integer from 1 to {MAX_SHARDS}, got {shards!r}")
+    return shards
+
+
+def json_text(what: str, value: Any) -> str:
+    """The compact JSON text of a value, or ConfigError if it has none."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what} must be JSON-serialisable: {e}") from e
+
+
+# ---- table conditions -------------------------------------------------------------------
+
+
+def condition(if_version: int | None, if_absent: bool) -> None:
+    """Check a write condition's arguments (see `Tables`)."""
+    optional_count("if_version", if_version)
+    if if_absent and if_version is not None:
+        raise ConfigError("if_absent and if_version cannot be combined: an absent item has no version")
+
+
+def require(table: str, key: str, current: Item | None, *, if_version: int | None = None,
+            if_absent: bool = False) -> None:
+    """Raise ConditionFailed unless `current` (None: no item) is what the condition expects."""
+    if if_absent and current is not None:
+        expected = "no item"
+    elif if_version is not None and (current is None or current.version != if_version):
+        expected = f"version {if_version}"
+    else:
+        return
+    found = f"version {current.version}" if current else "no item"
+    raise ConditionFailed(f"table {table!r} key {key!r}: expected {expected}, found {found}")
+
+
+def next_version(current: Item | None) -> int:
+    return current.version + 1 if current else 1
+
+
+# ---- queues -----------------------------------------------------------------------------
+
+
+def claim(queue: str, max_messages: int, visibility_timeout: float, max_receives: int | None,
+          dlq: str | None) -> tuple[float, tuple[int, str] | None]:
+    """Check a claim's arguments; (visibility timeout, redrive policy): the policy is
+    (max receives, DLQ) when both are given, else None (the claim moves nothing)."""
+    count("max_messages", max_messages)
+    timeout = seconds("visibility_timeout", visibility_timeout)
+    optional_count("max_receives", max_receives, 1)
+    if dlq is not None:
+        distinct_queues(queue, dlq, "dead-letter queue")
+    return timeout, (max_receives, dlq) if max_receives is not None and dlq is not None else None

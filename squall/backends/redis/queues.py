@@ -1,0 +1,140 @@
+"""Queues on Redis: per-queue hashes and sorted sets, every change one script of `lua/`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from squall.backends import checks
+from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
+from squall.backends.redis import keys
+from squall.backends.redis.core import RedisCore, reachable
+from squall.backends.redis.watch import PubSubWatch
+
+#: Messages moved per script by a redrive: a script blocks every other client while it runs.
+REDRIVE_BATCH = 1000
+
+
+def _message(queue: str, data: dict[str, Any], receive_count: int, first_received_at: float,
+             receipt: str) -> Message:
+    """A message from its stored JSON (parsed) and its receive state."""
+    return Message(id=data["id"], queue=queue, body=data["body"], attributes=data["attributes"],
+                   receipt=receipt, receive_count=receive_count, sent_at=data["sent_at"],
+                   first_received_at=first_received_at)
+
+
+class RedisQueues(RedisCore):
+    """The `Queues` protocol on Redis."""
+
+    @reachable
+    def queue_declare(self, name: str, config: QueueConfig) -> None:
+        self._redis.hset(keys.QUEUES, name, config.to_json())
+
+    @reachable
+    def queue_config(self, name: str) -> QueueConfig | None:
+        stored = self._redis.hget(keys.QUEUES, name)
+        return None if stored is None else QueueConfig.from_json(name, stored)
+
+    @reachable
+    def queue_names(self) -> list[str]:
+        return sorted(self._redis.hkeys(keys.QUEUES))
+
+    def enqueue(self, queue: str, body: str, attributes: dict[str, Any] | None = None,
+                delay: float = 0.0) -> str:
+        return self.enqueue_batch(queue, [(body, attributes, delay)])[0]
+
+    @reachable
+    def enqueue_batch(self, queue: str, entries: Sequence[tuple[str, dict[str, Any] | None, float]]) -> list[str]:
+        delays = [checks.seconds("delay", delay) for _, _, delay in entries]
+        if not entries:
+            return []
+        now = self.clock()
+        ids: list[str] = []
+        args: list[Any] = [queue, now]
+        for (body, attributes, _), delay in zip(entries, delays, strict=True):
+            ids.append(uuid.uuid4().hex)
+            message = {"id": ids[-1], "body": body, "attributes": attributes or {}, "sent_at": now}
+            args += [checks.json_text("message attributes", message), now + delay]
+        self._run("enqueue", keys.queue(queue), args)
+        return ids
+
+    @reachable
+    def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
+              max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
+        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq)
+        if max_messages == 0:
+            return []
+        now = self.clock()
+        keys_ = keys.queue(queue) + (keys.queue(policy[1]) if policy else [])
+        reply = self._run("claim", keys_, [now, now + visibility_timeout, max_messages, uuid.uuid4().hex,
+                                           *(policy if policy else ("", ""))])
+        return [_message(queue, *row) for row in json.loads(reply)]
+
+    @reachable
+    def ack(self, queue: str, receipts: Sequence[str]) -> int:
+        if not receipts:
+            return 0
+        return self._run("ack", keys.queue(queue), list(receipts))
+
+    @reachable
+    def release(self, queue: str, receipt: str, delay: float = 0.0) -> bool:
+        delay = checks.seconds("delay", delay)
+        return bool(self._run("release", keys.queue(queue), [receipt, self.clock() + delay, queue]))
+
+    @reachable
+    def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
+        checks.distinct_queues(queue, dlq, "dead-letter queue")
+        return bool(self._run("dead_letter", keys.queue(queue) + keys.queue(dlq), [receipt, self.clock(), dlq]))
+
+    @reachable
+    def redrive(self, source: str, target: str, limit: int | None = None) -> int:
+        """REDRIVE_BATCH messages per script, so a large DLQ does not stall the cluster; the
+        first script fixes the last seq to move, so messages dead-lettered meanwhile stay."""
+        checks.distinct_queues(source, target, "redrive target")
+        checks.optional_count("limit", limit)
+        keys_, now, moved, last = keys.queue(source) + keys.queue(target), self.clock(), 0, ""
+        while limit is None or moved < limit:
+            want = REDRIVE_BATCH if limit is None else min(REDRIVE_BATCH, limit - moved)
+            done, last = self._run("redrive", keys_, [now, want, last, target])
+            moved += done
+            if done < want:
+                break
+        return moved
+
+    @reachable
+    def queue_stats(self, queue: str) -> QueueStats:
+        now = self.clock()
+        pipe = self._redis.pipeline()  # MULTI/EXEC: the three counts are one snapshot
+        pipe.zcount(keys.queue_part(queue, "vis"), "-inf", now)
+        pipe.zcount(keys.queue_part(queue, "vis"), f"({now!r}", "+inf")
+        pipe.zcount(keys.queue_part(queue, "new"), f"({now!r}", "+inf")
+        visible, invisible, delayed = pipe.execute()
+        return QueueStats(visible=visible, in_flight=invisible - delayed, delayed=delayed)
+
+    @reachable
+    def peek(self, queue: str, limit: int = 10) -> list[Message]:
+        checks.count("limit", limit)
+        if limit == 0:
+            return []
+        return [_message(queue, json.loads(stored), int(count), float(first), "")
+                for stored, count, first in self._run("peek", keys.queue(queue), [limit])]
+
+    @reachable
+    def purge(self, queue: str) -> int:
+        pipe = self._redis.pipeline()
+        pipe.zcard(keys.queue_part(queue, "order"))
+        pipe.unlink(*(key for part, key in zip(keys.QUEUE_PARTS, keys.queue(queue), strict=True) if part != "seq"))
+        return pipe.execute()[0]  # the seq stays: slots are never reused
+
+    @reachable
+    def queues_next_visible(self, queues: Sequence[str]) -> dict[str, float]:
+        names = list(queues)
+        if not names:
+            return {}
+        flat = self._run("next_visible", [keys.queue_part(name, "vis") for name in names], [])
+        return {names[index - 1]: float(at) for index, at in zip(flat[::2], flat[1::2], strict=True)}
+
+    def watch_enqueues(self, callback: Callable[[str | None], None]) -> Watch:
+        return PubSubWatch(self, callback)

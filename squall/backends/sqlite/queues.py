@@ -1,0 +1,205 @@
+"""Queues on SQLite: one `messages` table for every queue, and the `queues` registry.
+
+A message receipt is "<seq>.<random hex>": the row's key and a random token drawn at each
+receive. Lookups by receipt are then primary-key lookups, and claiming needs no index on
+a random column (maintaining one was most of the cost of a claim). Statements that look a
+row up by key write `+queue` so the planner does not prefer the queue's visibility index.
+
+Lists of ids and receipts are passed as one JSON array and expanded with `json_each`, so
+a batch is one statement whatever its size (no limit on bound variables). Needs SQLite
+3.35 or later (RETURNING).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from squall.backends import checks
+from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
+from squall.backends.sqlite.core import SQLiteCore
+from squall.backends.sqlite.watch import FileWatch
+
+#: a fresh random non-negative 63-bit token per row, drawn by the statement that claims it
+_RANDOM_TOKEN = "(random() & 0x7FFFFFFFFFFFFFFF)"
+
+_MESSAGE_COLUMNS = "seq, id, queue, body, attributes, receipt, receive_count, sent_at, first_received_at"
+
+
+def _receipt(seq: int, token: int) -> str:
+    return f"{seq}.{token:x}"
+
+
+def _parse_receipt(receipt: str) -> tuple[int, int] | None:
+    """(seq, token) of a receipt; None if it is not one of ours (so it matches nothing)."""
+    seq, _, token = receipt.partition(".")
+    try:
+        key = int(seq), int(token, 16)
+    except ValueError:
+        return None
+    return key if all(0 <= part < 1 << 63 for part in key) else None  # SQLite integers are 64-bit
+
+
+def _message(row: tuple, peeked: bool = False) -> Message:
+    seq, message_id, queue, body, attributes, token, receive_count, sent_at, first_received = row
+    return Message(id=message_id, queue=queue, body=body, attributes=json.loads(attributes),
+                   receipt="" if peeked else _receipt(seq, token), receive_count=receive_count,
+                   sent_at=sent_at, first_received_at=first_received or 0.0)
+
+
+def _move(conn: sqlite3.Connection, seqs: list[int], queue: str, now: float) -> None:
+    """Move messages to the tail of another queue, in send order, as never received and
+    visible now (dead-letter and redrive). They keep id, body, attributes and sent time;
+    their new rows have new seqs, so receipts of the old ones go stale."""
+    chosen = json.dumps(seqs)
+    conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                 "SELECT id, ?, body, attributes, sent_at, ? FROM messages "
+                 "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq", (queue, now, chosen))
+    conn.execute("DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))", (chosen,))
+
+
+class SQLiteQueues(SQLiteCore):
+    """The `Queues` protocol on SQLite."""
+
+    def queue_declare(self, name: str, config: QueueConfig) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO queues (name, config) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET config = excluded.config",
+                         (name, config.to_json()))
+
+    def queue_config(self, name: str) -> QueueConfig | None:
+        row = self._conn().execute("SELECT config FROM queues WHERE name = ?", (name,)).fetchone()
+        return QueueConfig.from_json(name, row[0]) if row else None
+
+    def queue_names(self) -> list[str]:
+        return [name for (name,) in self._conn().execute("SELECT name FROM queues ORDER BY name")]
+
+    def enqueue(self, queue: str, body: str, attributes: dict[str, Any] | None = None,
+                delay: float = 0.0) -> str:
+        return self.enqueue_batch(queue, [(body, attributes, delay)])[0]
+
+    def enqueue_batch(self, queue: str, entries: Sequence[tuple[str, dict[str, Any] | None, float]]) -> list[str]:
+        delays = [checks.seconds("delay", delay) for _, _, delay in entries]
+        if not entries:
+            return []
+        now = self.clock()
+        ids = [uuid.uuid4().hex for _ in entries]
+        rows = [(message_id, queue, body, checks.json_text("message attributes", attributes or {}), now, now + delay)
+                for message_id, (body, attributes, _), delay in zip(ids, entries, delays, strict=True)]
+        with self._write() as conn:
+            conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return ids
+
+    def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
+              max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
+        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq)
+        now = self.clock()
+        claimed: list[Message] = []
+        # an idle queue is polled often: answer "nothing visible" without taking the write lock
+        if max_messages == 0 or self._conn().execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (queue, now)).fetchone() is None:
+            return claimed
+        with self._write() as conn:
+            # a round claims every live row it selects; only when it also dead-lettered some
+            # is there room for another, which skips the rows claimed so far (with a
+            # visibility timeout of 0 they are still visible)
+            seen: list[int] = []
+            while len(claimed) < max_messages:
+                skip = "AND seq NOT IN (SELECT value FROM json_each(?)) " if seen else ""
+                candidates = conn.execute(
+                    f"SELECT seq, receive_count FROM messages WHERE queue = ? AND visible_at <= ? {skip}"
+                    "ORDER BY visible_at, seq LIMIT ?",
+                    (queue, now, *([json.dumps(seen)] if seen else []), max_messages - len(claimed))).fetchall()
+                exhausted = [seq for seq, count in candidates if policy and count >= policy[0]]
+                live = [seq for seq, count in candidates if not policy or count < policy[0]]
+                if exhausted and policy:
+                    _move(conn, exhausted, policy[1], now)
+                if live:
+                    claimed += self._receive(conn, live, now, visibility_timeout)
+                if not exhausted:
+                    break
+                seen += live
+        return claimed
+
+    @staticmethod
+    def _receive(conn: sqlite3.Connection, seqs: list[int], now: float, visibility_timeout: float) -> list[Message]:
+        """Receive the given rows, returned in the order given (RETURNING order is unspecified)."""
+        order = {seq: rank for rank, seq in enumerate(seqs)}
+        rows = conn.execute(
+            f"UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
+            f"receipt = {_RANDOM_TOKEN}, first_received_at = coalesce(first_received_at, ?) "
+            f"WHERE seq IN (SELECT value FROM json_each(?)) RETURNING {_MESSAGE_COLUMNS}",
+            (now + visibility_timeout, now, json.dumps(seqs))).fetchall()
+        rows.sort(key=lambda row: order[row[0]])
+        return [_message(row) for row in rows]
+
+    def ack(self, queue: str, receipts: Sequence[str]) -> int:
+        keys = [key for key in map(_parse_receipt, receipts) if key is not None]
+        if not keys:
+            return 0
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM messages WHERE (seq, receipt) IN "
+                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) "
+                "AND +queue = ?", (json.dumps(keys), queue)).rowcount
+
+    def release(self, queue: str, receipt: str, delay: float = 0.0) -> bool:
+        delay = checks.seconds("delay", delay)
+        if (key := _parse_receipt(receipt)) is None:
+            return False
+        with self._write() as conn:
+            return conn.execute("UPDATE messages SET visible_at = ? WHERE seq = ? AND receipt = ? AND +queue = ?",
+                                (self.clock() + delay, *key, queue)).rowcount == 1
+
+    def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
+        checks.distinct_queues(queue, dlq, "dead-letter queue")
+        if (key := _parse_receipt(receipt)) is None:
+            return False
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM messages WHERE seq = ? AND receipt = ? AND +queue = ?",
+                            (*key, queue)).fetchone() is None:
+                return False
+            _move(conn, [key[0]], dlq, self.clock())
+            return True
+
+    def redrive(self, source: str, target: str, limit: int | None = None) -> int:
+        checks.distinct_queues(source, target, "redrive target")
+        checks.optional_count("limit", limit)
+        with self._write() as conn:
+            seqs = [seq for (seq,) in conn.execute("SELECT seq FROM messages WHERE queue = ? ORDER BY seq LIMIT ?",
+                                                   (source, -1 if limit is None else limit))]
+            if seqs:
+                _move(conn, seqs, target, self.clock())
+        return len(seqs)
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        visible, in_flight, delayed = self._conn().execute(
+            "SELECT count(*) FILTER (WHERE visible_at <= :now), "
+            "count(*) FILTER (WHERE visible_at > :now AND receive_count > 0), "
+            "count(*) FILTER (WHERE visible_at > :now AND receive_count = 0) "
+            "FROM messages WHERE queue = :queue", {"now": self.clock(), "queue": queue}).fetchone()
+        return QueueStats(visible=visible, in_flight=in_flight, delayed=delayed)
+
+    def peek(self, queue: str, limit: int = 10) -> list[Message]:
+        checks.count("limit", limit)
+        rows = self._conn().execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE queue = ? ORDER BY seq LIMIT ?", (queue, limit))
+        return [_message(row, peeked=True) for row in rows]
+
+    def purge(self, queue: str) -> int:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM messages WHERE queue = ?", (queue,)).rowcount
+
+    def queues_next_visible(self, queues: Sequence[str]) -> dict[str, float]:
+        # one index seek per queue on messages_visible (queue, visible_at, ...)
+        rows = self._conn().execute(
+            "SELECT q.value, (SELECT visible_at FROM messages WHERE queue = q.value ORDER BY visible_at LIMIT 1) "
+            "FROM json_each(?) AS q", (json.dumps(list(queues)),))
+        return {queue: at for queue, at in rows if at is not None}
+
+    def watch_enqueues(self, callback: Callable[[str | None], None]) -> Watch:
+        return FileWatch(self.path, callback)

@@ -1,0 +1,42 @@
+"""Timers on SQLite: one `timers` table, claimed by a lease on `visible_at`."""
+
+from __future__ import annotations
+
+from squall.backends import checks
+from squall.backends.protocol import Timer
+from squall.backends.sqlite.core import SQLiteCore
+
+
+class SQLiteTimers(SQLiteCore):
+    """The `Timers` protocol on SQLite."""
+
+    def timer_set(self, group: str, key: str, due: float, payload: str) -> None:
+        due = checks.instant("due", due)
+        # a replaced timer is a new timer: due again at its own time, and the receipt of
+        # any claim of the old one no longer matches
+        with self._write() as conn:
+            conn.execute("INSERT INTO timers (grp, key, due, payload, visible_at) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (grp, key) DO UPDATE SET due = excluded.due, payload = excluded.payload, "
+                         "visible_at = excluded.visible_at, receipt = NULL", (group, key, due, payload, due))
+
+    def timer_cancel(self, group: str, key: str) -> bool:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM timers WHERE grp = ? AND key = ?", (group, key)).rowcount == 1
+
+    def timers_claim(self, group: str, limit: int, lease: float) -> list[Timer]:
+        checks.count("limit", limit)
+        lease = checks.seconds("lease", lease)
+        now = self.clock()
+        with self._write() as conn:
+            rows = conn.execute(
+                "UPDATE timers SET visible_at = ?, receipt = lower(hex(randomblob(16))) WHERE grp = ? AND key IN "
+                "(SELECT key FROM timers WHERE grp = ? AND visible_at <= ? ORDER BY visible_at, key LIMIT ?) "
+                "RETURNING key, due, payload, receipt",
+                (now + lease, group, group, now, limit)).fetchall()
+        return sorted((Timer(group, key, due, payload, receipt) for key, due, payload, receipt in rows),
+                      key=lambda timer: (timer.due, timer.key))
+
+    def timer_ack(self, group: str, key: str, receipt: str) -> bool:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM timers WHERE grp = ? AND key = ? AND receipt = ?",
+                                (group, key, receipt)).rowcount == 1
