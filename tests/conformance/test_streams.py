@@ -20,6 +20,17 @@ def test_stream_create_and_shards(backend):
     assert backend.stream_shards("auto") == 1
 
 
+def test_stream_names_lists_every_stream_once(backend):
+    assert backend.stream_names() == []
+    backend.stream_create("b", 2)
+    backend.stream_append("a", "k", "d")
+    backend.stream_append("a", "k", "e")
+    backend.table_put("t", "k", 1, feed=True)  # a change feed is a stream too
+    assert backend.stream_names() == sorted(["a", "b", "table-changes.t"])
+    backend.stream_trim("a", backend.clock() + 1)  # trimmed empty, still a stream
+    assert "a" in backend.stream_names()
+
+
 def test_stream_per_partition_order_across_many_keys(backend, clock):
     backend.stream_create("s", 4)
     keys = [f"key-{i}" for i in range(40)]
