@@ -22,13 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from squall.backends import Backend
+from squall.backends.protocol import Leases, Nodes
 from squall.core.lifecycle import PeriodicService, Progress
 
 log = logging.getLogger("squall.cluster")
 
 
 class LeaderLease(PeriodicService):
-    def __init__(self, backend: Backend, name: str, holder: str, ttl: float = 10.0):
+    def __init__(self, backend: Leases, name: str, holder: str, ttl: float = 10.0):
         super().__init__()
         self.name = f"leader-lease:{name}"
         self.interval = ttl / 3
@@ -118,7 +119,7 @@ class Heartbeat(PeriodicService):
 
     name = "heartbeat"
 
-    def __init__(self, backend: Backend, node_id: str, info: Callable[[], dict[str, Any]], interval: float = 2.0):
+    def __init__(self, backend: Nodes, node_id: str, info: Callable[[], dict[str, Any]], interval: float = 2.0):
         super().__init__()
         self.backend = backend
         self.node_id = node_id

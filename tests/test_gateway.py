@@ -382,6 +382,18 @@ def test_chunked_body_over_6_mib_is_413(client):
     assert_json_error(client.post("/echo", content=chunks()), 413)
 
 
+def test_a_body_in_many_small_chunks_arrives_whole(client):
+    """Thousands of small chunks (a slow or hostile client) are joined once, in order."""
+    pieces = [f"{i:05d}".encode() for i in range(20_000)]
+
+    def chunks():
+        yield from pieces
+
+    response = client.post("/echo", content=chunks(), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 200
+    assert response.json()["body"] == b"".join(pieces).decode()
+
+
 def test_body_at_the_limit_is_accepted(client):
     response = client.post("/echo", content=b"z" * MAX_BODY, headers={"Content-Type": "text/plain"})
     assert response.status_code == 200

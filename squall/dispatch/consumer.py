@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from squall.backends import Backend, Message
+from squall.backends import Message
+from squall.backends.protocol import Queues
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import BackendUnavailable
@@ -113,7 +114,7 @@ class QueueConsumer(Service):
     batches to the end and settle them.
     """
 
-    def __init__(self, backend: Backend, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
+    def __init__(self, backend: Queues, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
                  watcher: QueueWatcher | None = None):
         self.backend = backend
         self.invoke = invoke

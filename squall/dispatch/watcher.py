@@ -36,8 +36,9 @@ class QueueWatcher(Service):
 
     #: seconds between checks when nothing else asks for one
     interval: float = 1.0
-    #: least seconds between two checks (the SQLite notifications fire on every commit)
-    min_gap: float = 0.01
+    #: least seconds between two checks: the first after a quiet spell runs at once, but a
+    #: busy SQLite node is notified of its own commits hundreds of times a second
+    min_gap: float = 0.05
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -72,9 +73,10 @@ class QueueWatcher(Service):
             self._watch = None
 
     def _notified(self, queue: str | None) -> None:
-        """From the backend's notification thread."""
+        """From the backend's notification thread. A check already asked for covers a
+        notification that names no queue (reading the flag here races harmlessly)."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is not None and not loop.is_closed() and not (queue is None and self._check.is_set()):
             loop.call_soon_threadsafe(self._on_notice, queue)
 
     def _on_notice(self, queue: str | None) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from squall.backends import Backend
+from squall.backends.protocol import Streams
 from squall.core.lifecycle import PeriodicService, Progress
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.runtime.invocation import Invocation
@@ -36,7 +37,7 @@ class Meter(PeriodicService):
 
     name = "metering"
 
-    def __init__(self, backend: Backend, node_id: str, interval: float = 1.0):
+    def __init__(self, backend: Streams, node_id: str, interval: float = 1.0):
         super().__init__()
         self.backend = backend
         self.node_id = node_id
@@ -48,7 +49,7 @@ class Meter(PeriodicService):
         self._buffer.append(orjson.dumps(invocation.record()))
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += invocation.cold
-        self.counts[invocation.outcome.value] += 1
+        self.counts[invocation.outcome] += 1  # a StrEnum: counts["error"] finds it
 
     async def step(self) -> Progress:
         await asyncio.to_thread(self.flush)

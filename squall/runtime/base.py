@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from squall.backends import Backend
+from squall.backends.protocol import Slots
 from squall.core.lifecycle import Service
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import InvocationError, Throttled
@@ -32,7 +32,7 @@ class ClusterSlots:
     Only used on a distributed backend; on one node the local pool's cap is the limit.
     """
 
-    def __init__(self, backend: Backend, holder: str):
+    def __init__(self, backend: Slots, holder: str):
         self.backend = backend
         self.holder = holder
 

@@ -11,7 +11,7 @@ from typing import Any
 from squall.errors import FunctionError, InvocationError, Outcome, OutOfMemory
 
 
-@dataclass
+@dataclass(slots=True)
 class Invocation:
     """The outcome of one invocation, successful or not.
 

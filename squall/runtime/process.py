@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -75,7 +74,7 @@ class Zygote:
             if not data:
                 self._lost()
                 return
-            message: wire.ZygoteMessage = pickle.loads(data)
+            message = wire.unpack(data)
             if isinstance(message, (wire.ZygoteReady, wire.ZygoteFailed)):
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_result(message)
@@ -83,7 +82,7 @@ class Zygote:
                 future = self._forks.pop(message.token, None)
                 if future is not None and not future.done():
                     future.set_result(message.pid)
-            else:
+            elif isinstance(message, wire.Exited):
                 self._exit_future(message.pid).set_result(message.status)
 
     def _lost(self) -> None:
@@ -110,7 +109,7 @@ class Zygote:
         ours, theirs = socket.socketpair()
         token = next(self._tokens)
         future = self._forks[token] = asyncio.get_running_loop().create_future()
-        message = pickle.dumps(wire.Fork(token, function))
+        message = wire.pack(wire.Fork(token, function))
         while True:
             try:
                 socket.send_fds(self.control, [message], [theirs.fileno()])

@@ -1,8 +1,12 @@
 """What crosses between a node, its zygote and its function instances: named message
 types, and the framing of the instance channel (a 4-byte length, then a pickle).
 
-Both ends are the same code base (the instance is a fork of the app), so pickle is fast
-and simple here; decoding what an instance sends without it is issue 8's work.
+A message travels as a plain tuple, its type's tag first (`pack`/`unpack`), not as a
+pickled NamedTuple: that would name the class in every message, and looking it up and
+calling its constructor on each side cost more than the rest of the encoding (this runs
+twice per invocation). Both ends are the same code base (the instance is a fork of the
+app), so pickle is fast and simple here; decoding what an instance sends without it is
+issue 8's work.
 """
 
 from __future__ import annotations
@@ -100,20 +104,42 @@ class ZygoteFailed(NamedTuple):
 
 ZygoteMessage = Forked | Exited | ZygoteReady | ZygoteFailed
 
+Message = InstanceMessage | Invoke | Reply | ZygoteMessage | Fork
 
-def encode(message: Any) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+_TYPES: tuple[type[Any], ...] = (Invoke, Result, Call, Reply, Ready, InitError, Fork, Forked, Exited, ZygoteReady,
+                                 ZygoteFailed)
+_TAGS = {kind: tag for tag, kind in enumerate(_TYPES)}
+
+
+def pack(message: Message) -> bytes:
+    """One message as a pickled plain tuple: its tag, then its fields."""
+    return pickle.dumps((_TAGS[type(message)], *message), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(data: bytes | memoryview) -> Message:
+    """The message `pack` made; ValueError for anything else."""
+    fields = pickle.loads(data)
+    try:
+        kind = _TYPES[fields[0]]
+    except (TypeError, IndexError, KeyError):
+        raise ValueError("not a Squall wire message") from None
+    message: Message = tuple.__new__(kind, fields[1:])
+    return message
+
+
+def encode(message: Message) -> bytes:
+    data = pack(message)
     return HEADER.pack(len(data)) + data
 
 
-def send(sock: socket.socket, message: Any) -> None:
+def send(sock: socket.socket, message: Message) -> None:
     sock.sendall(encode(message))
 
 
 def recv(sock: socket.socket) -> Any:
     """Read one message; EOFError when the other end has gone."""
     (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
-    return pickle.loads(_recv_exact(sock, size))
+    return unpack(_recv_exact(sock, size))
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -157,7 +183,7 @@ class Channel(asyncio.Protocol):
                 end = offset + HEADER.size + HEADER.unpack_from(data, offset)[0]
                 if len(data) < end:
                     break
-                self._messages.append(pickle.loads(view[offset + HEADER.size:end]))
+                self._messages.append(unpack(view[offset + HEADER.size:end]))
                 offset = end
         if buffered:
             del self._buffer[:offset]
@@ -173,7 +199,7 @@ class Channel(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def send(self, message: Any) -> None:
+    def send(self, message: Message) -> None:
         if self.transport is None or self.closed:
             raise ConnectionResetError("the instance's socket is closed")
         self.transport.write(encode(message))

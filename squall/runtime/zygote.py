@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import pickle
 import selectors
 import signal
 import socket
@@ -44,10 +43,10 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
         app = load_app(app_ref)
         open_backend(backend_url).close()  # imports the backend's modules before any fork
     except SquallError as exc:
-        control.send(pickle.dumps(wire.ZygoteFailed(str(exc))))
+        control.send(wire.pack(wire.ZygoteFailed(str(exc))))
         sys.exit(1)
     try:
-        control.send(pickle.dumps(wire.ZygoteReady(os.getpid())))
+        control.send(wire.pack(wire.ZygoteReady(os.getpid())))
     except OSError:
         sys.exit(0)  # the node stopped while we loaded the app
 
@@ -72,7 +71,8 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                 data = b""
             if not data:
                 sys.exit(0)  # the node has gone; die_with_parent takes the instances
-            request: wire.Fork = pickle.loads(data)
+            request = wire.unpack(data)
+            assert isinstance(request, wire.Fork)
             sys.stdout.flush()
             sys.stderr.flush()
             started = time.perf_counter()
@@ -96,7 +96,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                     os._exit(code)
             os.close(fds[0])
             try:
-                control.send(pickle.dumps(wire.Forked(request.token, pid)))
+                control.send(wire.pack(wire.Forked(request.token, pid)))
             except OSError:
                 sys.exit(0)
 
@@ -118,7 +118,7 @@ def _report_exits(control: socket.socket) -> None:
         if pid == 0:
             return
         try:
-            control.send(pickle.dumps(wire.Exited(pid, status)))
+            control.send(wire.pack(wire.Exited(pid, status)))
         except OSError:
             sys.exit(0)  # the node has gone
 

@@ -21,6 +21,10 @@ log = logging.getLogger("squall.backends")
 
 _IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, length of the name that follows
+#: least milliseconds between two callbacks: a busy node commits thousands of times a
+#: second, and one wake-up per few milliseconds tells a poller all it needs (the kernel
+#: merges the events that arrive meanwhile)
+MIN_GAP_MS = 5
 
 
 def _inotify(directory: str) -> int | None:
@@ -69,6 +73,8 @@ class FileWatch:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         poller.register(self._wake_read, select.POLLIN)
+        stopped = select.poll()
+        stopped.register(self._wake_read, select.POLLIN)
         while True:
             ready = {fd for fd, _ in poller.poll()}
             if self._wake_read in ready:
@@ -82,6 +88,8 @@ class FileWatch:
                     self._callback(None)
                 except Exception:
                     log.exception("a watch_enqueues callback failed")
+                if stopped.poll(MIN_GAP_MS):  # the pause doubles as the wait for close()
+                    return
 
     def close(self) -> None:
         if self._thread is None or self._pid != os.getpid():  # a forked child must not stop its parent's

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from squall.aws import ACCOUNT, REGION
-from squall.events.sqs import sqs_event, sqs_record
+from squall.events.sqs import sqs_event
 from squall.services import message_attribute
 
 RECORD_KEYS = {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody", "eventSource",
@@ -60,7 +60,7 @@ def test_sqs_event_of_a_message_received_again(sqlite, clock, claimed):
     sqlite.release("orders", m.receipt, 0)
     clock.advance(2)
     again = sqlite.claim("orders", 1, 30)[0]
-    record = sqs_record(again)
+    [record] = sqs_event([again])["Records"]
     assert record["attributes"]["ApproximateReceiveCount"] == "2"
     assert record["attributes"]["ApproximateFirstReceiveTimestamp"] == str(int((sent + 1.5) * 1000))  # the first
     assert record["receiptHandle"] != m.receipt and record["messageId"] == m.id
@@ -85,6 +85,6 @@ def test_sqs_event_parses_as_powertools_sqs_model(claimed):
 def test_md5_of_body_is_the_hex_md5_of_the_utf8_body(sqlite):
     sqlite.enqueue("q", "hello")
     sqlite.enqueue("q", "☃")
-    hello, snowman = (sqs_record(m) for m in sqlite.claim("q", 2, 30))
+    hello, snowman = sqs_event(sqlite.claim("q", 2, 30))["Records"]
     assert hello["md5OfBody"] == "5d41402abc4b2a76b9719d911017c592"
     assert snowman["md5OfBody"] == hashlib.md5(b"\xe2\x98\x83").hexdigest()
