@@ -26,7 +26,7 @@ from squall.app import App
 from squall.backends import Backend
 from squall.cluster import Heartbeat
 from squall.core.lifecycle import Service, Services
-from squall.core.pipeline import Interceptor, InvokeRequest, chain
+from squall.core.pipeline import Handler, Interceptor, InvokeRequest, chain
 from squall.core.retention import DAY, Retention
 from squall.objects import open_objects
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
@@ -66,14 +66,16 @@ class Node:
         node_id = self.settings.node_id
         self.runtime: Runtime
         if app_ref is None:
-            self.runtime = InlineRuntime(app, self.invoke, backend, open_objects(objects_url), self.settings.runtime,
-                                         node_id)
+            self.runtime = InlineRuntime(app, self._nested, backend, open_objects(objects_url),
+                                         self.settings.runtime, node_id)
         else:
             slots = ClusterSlots(backend, node_id) if backend.distributed else None
-            self.runtime = ProcessRuntime(app, self.invoke, app_ref, backend.url, objects_url, self.settings.runtime,
-                                          slots, node_id)
+            self.runtime = ProcessRuntime(app, self._nested, app_ref, backend.url, objects_url,
+                                          self.settings.runtime, slots, node_id)
         self.meter = Meter(backend, node_id)
-        self._pipeline = chain([Metering(self.meter), *self.settings.interceptors], self.runtime.invoke)
+        #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
+        #: composed chain itself, not a method around it: every invocation passes here
+        self.invoke: Handler = chain([Metering(self.meter), *self.settings.interceptors], self.runtime.invoke)
         self.sources: list[Source[Any]] = sources_for(app)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]
@@ -113,9 +115,9 @@ class Node:
         await self.services.stop()
         await self.runtime.stop()
 
-    async def invoke(self, request: InvokeRequest) -> Invocation:
-        """Run one invocation through the pipeline. Raises FunctionNotFound for an unknown name."""
-        return await self._pipeline(request)
+    async def _nested(self, request: InvokeRequest) -> Invocation:
+        """A handler's `ctx.invoke`, back through the pipeline."""
+        return await self.invoke(request)
 
     def info(self) -> dict[str, Any]:
         """What this node reports in the registry (`squall nodes`)."""

@@ -12,7 +12,7 @@ event from hop to hop.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -39,7 +39,7 @@ class InvokeRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[InvokeRequest], Awaitable[Invocation]]
+Handler = Callable[[InvokeRequest], Coroutine[Any, Any, Invocation]]
 
 
 class Interceptor(ABC):

@@ -70,13 +70,11 @@ def batch_failures(invocation: Invocation, messages: list[Message]) -> set[str]:
     A failed invocation fails the whole batch; so does a response naming an id that is
     not in the batch, or a malformed list. A missing, null or empty list is a success.
     """
-    everything = {m.id for m in messages}
-    if not invocation.ok:
-        return everything
     result = invocation.result
-    items = result.get("batchItemFailures") if isinstance(result, dict) else None
-    if items is None:
+    items = result.get("batchItemFailures") if invocation.ok and isinstance(result, dict) else None
+    if invocation.ok and items is None:
         return set()
+    everything = {m.id for m in messages}
     if not isinstance(items, list):
         return everything
     failed: set[str] = set()

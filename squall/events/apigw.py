@@ -7,6 +7,7 @@ so it avoids building request objects it does not need.
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,6 +23,12 @@ TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javas
 def is_text(content_type: str) -> bool:
     base = content_type.split(";", 1)[0].strip().lower()
     return any(base.startswith(t) or base.endswith(t) for t in TEXT_TYPES)
+
+
+@functools.lru_cache(maxsize=2)
+def _request_time(second: int) -> str:
+    """`requestContext.time`, formatted once per second rather than once per request."""
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
 
 
 def request_headers(scope: Scope) -> tuple[dict[str, str], list[str]]:
@@ -50,7 +57,7 @@ def http_event(scope: Scope, route: HttpRoute, headers: dict[str, str], cookies:
     host = headers.get("host", "localhost")
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": route.route_key if route.method != "ANY" else f"ANY {route.path}",
+        "routeKey": route.route_key,
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": headers,
@@ -69,7 +76,7 @@ def http_event(scope: Scope, route: HttpRoute, headers: dict[str, str], cookies:
             "requestId": request_id,
             "routeKey": route.route_key,
             "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "time": _request_time(int(now)),
             "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": False,

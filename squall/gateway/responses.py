@@ -82,15 +82,17 @@ def proxy_response(result: dict[str, Any]) -> HttpResponse:
     single.pop("content-length", None)  # recomputed from the body
     single.setdefault("content-type", "application/json")
     pairs = list(single.items())
-    multi = result.get("multiValueHeaders") or {}
-    if not isinstance(multi, dict) or not all(isinstance(values, list) for values in multi.values()):
-        raise MalformedResponse("multiValueHeaders must be an object of lists")
-    for name, values in multi.items():
-        pairs.extend((str(name).lower(), str(value)) for value in values)
-    cookies = result.get("cookies") or []
-    if not isinstance(cookies, list):
-        raise MalformedResponse("cookies must be a list of strings")
-    pairs.extend(("set-cookie", str(cookie)) for cookie in cookies)
+    if multi := result.get("multiValueHeaders"):  # most responses have neither: no work for them
+        if not isinstance(multi, dict):
+            raise MalformedResponse("multiValueHeaders must be an object of lists")
+        for name, values in multi.items():
+            if not isinstance(values, list):
+                raise MalformedResponse("multiValueHeaders must be an object of lists")
+            pairs.extend((str(name).lower(), str(value)) for value in values)
+    if cookies := result.get("cookies"):
+        if not isinstance(cookies, list):
+            raise MalformedResponse("cookies must be a list of strings")
+        pairs.extend(("set-cookie", str(cookie)) for cookie in cookies)
     try:
         raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
     except UnicodeEncodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -19,6 +20,15 @@ from squall.sources.async_invoke import async_queue
 
 if TYPE_CHECKING:
     from squall.app import App
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+DAY = 86400
+
+
+@functools.lru_cache(maxsize=2)
+def _utc_date(day: int) -> str:
+    """The UTC date Lambda names log streams by, formatted once a day, not per invocation."""
+    return time.strftime("%Y/%m/%d", time.gmtime(day * DAY))
 
 #: Lambda's payload limits for synchronous and asynchronous invocations.
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -82,8 +92,8 @@ class Context:
         self.memory_limit_in_mb = config.memory_mb
         self.invoked_function_arn = aws.arn("lambda", f"function:{function}")
         self.log_group_name = f"/aws/lambda/{function}"
-        self.log_stream_name = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{request_id[:8]}"
-        self.invocation_headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
+        self.log_stream_name = f"{_utc_date(int(time.time()) // DAY)}/[$LATEST]{request_id[:8]}"
+        self.invocation_headers: Mapping[str, str] = _NO_HEADERS if not headers else MappingProxyType(headers)
         self.log = Logger(function, request_id)
         self._deadline = deadline
         self._backend = backend

@@ -47,7 +47,7 @@ class Invocation:
 
     @property
     def gb_seconds(self) -> float:
-        return self.billed_ms / 1000 * self.memory_mb / 1024
+        return gb_seconds(self.billed_ms, self.memory_mb)
 
     def unwrap(self) -> Any:
         """The result, or raise the error."""
@@ -67,15 +67,22 @@ class Invocation:
         return line
 
     def record(self) -> dict[str, Any]:
-        """The metering record kept by the backend (no payloads)."""
+        """The metering record kept by the backend (no payloads). The outcome is read as
+        `_value_`: `.value` is a descriptor call, and this runs on every invocation."""
+        billed = self.billed_ms
         return {
             "requestId": self.request_id, "function": self.function, "trigger": self.trigger,
-            "start": self.start, "durationMs": round(self.duration_ms, 3), "billedMs": self.billed_ms,
+            "start": self.start, "durationMs": round(self.duration_ms, 3), "billedMs": billed,
             "cold": self.cold, "initMs": None if self.init_ms is None else round(self.init_ms, 3),
-            "memoryMb": self.memory_mb, "maxMemoryMb": self.max_memory_mb, "outcome": self.outcome.value,
-            "gbSeconds": self.gb_seconds, "node": self.node,
+            "memoryMb": self.memory_mb, "maxMemoryMb": self.max_memory_mb, "outcome": self.outcome._value_,
+            "gbSeconds": gb_seconds(billed, self.memory_mb), "node": self.node,
             "errorType": None if self.error is None else self.error.error_type,
         }
+
+
+def gb_seconds(billed_ms: int, memory_mb: int) -> float:
+    """What Lambda bills: billed seconds times the memory size in GB."""
+    return billed_ms / 1000 * memory_mb / 1024
 
 
 def run_handler(handler: Any, event: Any, context: Any) -> tuple[bool, Any]:

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from squall.backends import Backend
 from squall.core.lifecycle import Service
-from squall.core.pipeline import InvokeRequest
-from squall.runtime.invocation import Invocation
+from squall.core.pipeline import Handler
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -60,9 +59,8 @@ class NodeContext(Protocol):
     backend: Backend
     settings: Any  # squall.node.NodeSettings
 
-    async def invoke(self, request: InvokeRequest) -> Invocation:
-        """Run an invocation through the node's pipeline."""
-        ...
+    #: runs an invocation through the node's pipeline
+    invoke: Handler
 
     def shared(self, kind: type[S], factory: Callable[[], S]) -> S:
         """The node's one service of class `kind`, which several sources use: made by

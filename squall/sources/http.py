@@ -7,7 +7,7 @@ background services and nothing to provision.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from squall.core.lifecycle import Service
@@ -27,6 +27,8 @@ class HttpRoute(Trigger):
 
     method: str
     path: str
+    #: `METHOD /path`, as API Gateway names a route (kept: every request reads it)
+    route_key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str) or self.method.upper() not in HTTP_METHODS:
@@ -34,10 +36,7 @@ class HttpRoute(Trigger):
         object.__setattr__(self, "method", self.method.upper())
         if not isinstance(self.path, str) or not PATH_PATTERN.match(self.path):
             raise ConfigError(f"invalid route path {self.path!r}: expected '/segment/{{param}}' form")
-
-    @property
-    def route_key(self) -> str:
-        return f"{self.method} {self.path}"
+        object.__setattr__(self, "route_key", f"{self.method} {self.path}")
 
     def conflict(self, other: Trigger) -> str | None:
         if isinstance(other, HttpRoute) and other.route_key == self.route_key:
