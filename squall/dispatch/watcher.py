@@ -38,7 +38,7 @@ class QueueWatcher(Service):
     interval: float = 1.0
     #: least seconds between two checks: the first after a quiet spell runs at once, but a
     #: busy SQLite node is notified of its own commits hundreds of times a second
-    min_gap: float = 0.05
+    min_gap: float = 0.01
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend

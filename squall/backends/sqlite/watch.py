@@ -21,6 +21,9 @@ log = logging.getLogger("squall.backends")
 
 _IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, length of the name that follows
+#: milliseconds the files must be quiet before a callback: a commit writes the WAL in
+#: several calls, and a reader woken by the first of them would not see the commit yet
+QUIET_MS = 1
 #: least milliseconds between two callbacks: a busy node commits thousands of times a
 #: second, and one wake-up per few milliseconds tells a poller all it needs (the kernel
 #: merges the events that arrive meanwhile)
@@ -83,13 +86,21 @@ class FileWatch:
                 events = os.read(self._fd, 65536)
             except BlockingIOError:
                 continue
-            if _names(events) & self._files:
-                try:
-                    self._callback(None)
-                except Exception:
-                    log.exception("a watch_enqueues callback failed")
-                if stopped.poll(MIN_GAP_MS):  # the pause doubles as the wait for close()
+            if not _names(events) & self._files:
+                continue
+            for _ in range(MIN_GAP_MS // QUIET_MS):  # until no event for QUIET_MS (a busy file: not long)
+                if stopped.poll(QUIET_MS):  # the pauses double as the wait for close()
                     return
+                try:
+                    os.read(self._fd, 65536)
+                except BlockingIOError:
+                    break
+            try:
+                self._callback(None)
+            except Exception:
+                log.exception("a watch_enqueues callback failed")
+            if stopped.poll(MIN_GAP_MS):
+                return
 
     def close(self) -> None:
         if self._thread is None or self._pid != os.getpid():  # a forked child must not stop its parent's
