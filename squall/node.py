@@ -26,7 +26,7 @@ from squall.app import App
 from squall.backends import Backend
 from squall.cluster import Heartbeat
 from squall.core.lifecycle import Service, Services
-from squall.core.pipeline import Handler, Interceptor, InvokeRequest, chain
+from squall.core.pipeline import Contain, Handler, Interceptor, InvokeRequest, chain
 from squall.core.retention import DAY, Retention
 from squall.objects import open_objects
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
@@ -73,9 +73,11 @@ class Node:
             self.runtime = ProcessRuntime(app, self._nested, app_ref, backend.url, objects_url,
                                           self.settings.runtime, slots, node_id)
         self.meter = Meter(backend, node_id)
+        # an interceptor of the settings that raises fails its invocation (metered), not the node
+        extra = [Contain(), *self.settings.interceptors] if self.settings.interceptors else []
         #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
         #: composed chain itself, not a method around it: every invocation passes here
-        self.invoke: Handler = chain([Metering(self.meter), *self.settings.interceptors], self.runtime.invoke)
+        self.invoke: Handler = chain([Metering(self.meter), *extra], self.runtime.invoke)
         self.sources: list[Source[Any]] = sources_for(app)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]

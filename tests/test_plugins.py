@@ -195,3 +195,49 @@ def test_the_startup_log_lists_every_source(tmp_path):
     assert "route GET     /echo -> http_echo" in log
     assert "queue hops -> hop (batch 1, dlq hops-dlq)" in log
     assert "tick every 0.05s -> heartbeat" in log
+
+
+class Broken(Interceptor):
+    """An interceptor with a bug: it raises for one function."""
+
+    async def __call__(self, request, call_next):
+        if request.function in ("echo", "hop"):
+            raise RuntimeError("interceptor bug")
+        return await call_next(request)
+
+
+def test_an_interceptor_that_raises_fails_its_invocation_not_the_node(tmp_path):
+    """The request gets the gateway's JSON 500, the queue message is retried (not lost),
+    the failure is metered, and the node serves other functions on."""
+    app_path = write_app(tmp_path, TICKS)
+
+    async def scenario() -> None:
+        from squall.gateway import build_gateway
+        from squall.observability.metering import read_records
+
+        backend = open_backend(f"sqlite:///{tmp_path}/state.db")
+        node = Node(load_app(str(app_path)), backend, str(tmp_path / "objects"), NodeSettings(interceptors=[Broken()]))
+        await node.start(background=False)
+        try:
+            failed = await node.invoke(InvokeRequest("echo", {}))
+            assert failed.error is not None and failed.error.error_type == "Squall.PipelineError"
+            assert "interceptor bug" in str(failed.error)
+            assert (await node.invoke(InvokeRequest("nested", {}))).error is not None  # its nested echo fails
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_gateway(node)),
+                                         base_url="http://node") as client:
+                ok = await client.get("/echo")
+            assert ok.status_code == 200  # http_echo is another function: served
+            await asyncio.to_thread(Queue(backend, "hops").send, "q-1")
+            consumer = next(s for s in node.services.all if "hops" in s.consumes)
+            progress = await consumer.step()
+            assert (progress.invocations, progress.failed) == (1, 1)
+            stats = backend.queue_stats("hops")
+            assert stats.total == 1 and stats.visible == 0  # waiting for its retry, not lost
+            await node.meter.step()
+            outcomes = [r["outcome"] for r in read_records(backend) if r["function"] == "echo"]
+            assert outcomes[:1] == ["error"]
+        finally:
+            await node.stop()
+            backend.close()
+
+    asyncio.run(scenario())

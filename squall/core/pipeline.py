@@ -11,6 +11,8 @@ event from hop to hop.
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -18,7 +20,10 @@ from functools import partial
 from typing import Any
 
 from squall.aws import request_id as new_request_id
+from squall.errors import FunctionNotFound, InvocationError
 from squall.runtime.invocation import Invocation
+
+log = logging.getLogger("squall.pipeline")
 
 
 @dataclass(slots=True)
@@ -48,6 +53,25 @@ class Interceptor(ABC):
 
     @abstractmethod
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation: ...
+
+
+class Contain(Interceptor):
+    """Turns an exception raised inside it — by an interceptor, or a bug below — into a
+    failed invocation, so the source settles it like any other failure (an HTTP 500, a
+    retried message) instead of losing the request. An unknown function still raises."""
+
+    async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
+        start = time.time()
+        try:
+            return await call_next(request)
+        except FunctionNotFound:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the caller gets an invocation
+            log.exception("invocation %s of %s failed in the pipeline", request.request_id, request.function)
+            error = InvocationError(f"the invocation failed before it completed: {type(exc).__name__}: {exc}",
+                                    "Squall.PipelineError")
+            return Invocation(request.request_id, request.function, request.trigger, start,
+                              (time.time() - start) * 1000, 0, error=error)
 
 
 def chain(interceptors: list[Interceptor], terminal: Handler) -> Handler:
