@@ -128,16 +128,19 @@ class Harness:
             raise QueueNotFound(f"no consumer for queue {queue!r}")
         queues = set().union(*(s.consumes for s in services))
         result = DrainResult()
+        waited = False  # the clock was moved past every backoff, and nothing came of it yet
         while result.batches < max_batches:
             progress = self._run(self.node.services.step(services))
             result.batches += progress.invocations
             result.succeeded += progress.succeeded
             result.failed += progress.failed
             if progress:
+                waited = False
                 continue
-            if not any(self.backend.queue_stats(q).total for q in queues):
-                return result
+            if waited or not any(self.backend.queue_stats(q).total for q in queues):
+                return result  # drained, or what is left cannot be delivered (a throttled function)
             self.clock.advance(RETRY_HORIZON)
+            waited = True
         return result
 
     def step(self) -> DrainResult:

@@ -237,6 +237,8 @@ class QueueConsumer(Service):
                 self._dispatch(batch)
             if batches and len(messages) < batches * self.config.batch_size and self._wakes == wakes:
                 self._wanted = False  # the queue had no more visible messages: wait to be woken
+                if not messages and self.watcher is not None:
+                    self.watcher.recheck()  # woken for a message not visible yet (delayed): learn when
 
     def _turn_failed(self, exc: Exception) -> None:
         """Log (once per outage when the backend is down) and try again in a moment."""

@@ -58,6 +58,10 @@ class QueueWatcher(Service):
     def unwatch(self, queue: str) -> None:
         self._consumers.pop(queue, None)
 
+    def recheck(self) -> None:
+        """Check soon: a consumer woke for a message it could not claim yet."""
+        self._check.set()
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._watch = await asyncio.to_thread(self.backend.watch_enqueues, self._notified)

@@ -19,11 +19,22 @@ __all__ = ["NodeContext", "Source", "Trigger", "register", "source_for", "source
 _REGISTRY: dict[str, type[Source[Any]]] = {}
 
 
+def _kind(trigger: type[Trigger]) -> str:
+    kind = getattr(trigger, "kind", None)
+    if not isinstance(kind, str):
+        raise ConfigError(f"trigger {trigger.__name__} declares no kind (kind: ClassVar[str] = ...)")
+    return kind
+
+
 def register(source: type[Source[Any]]) -> type[Source[Any]]:
     """Make a trigger kind known (also usable as a class decorator). Registering the same
     class again, or its new version when its module is loaded again, replaces it; another
     class under a taken kind is an error."""
-    if source.trigger is not None and source.trigger.kind != source.kind:
+    if not (isinstance(source, type) and issubclass(source, Source)):
+        raise ConfigError(f"register() takes a Source subclass, not {source!r}")
+    if not isinstance(getattr(source, "kind", None), str):
+        raise ConfigError(f"source {source.__name__} declares no kind (kind: ClassVar[str] = ...)")
+    if source.trigger is not None and _kind(source.trigger) != source.kind:
         raise ConfigError(f"source {source.__name__} serves kind {source.kind!r} "
                           f"but its trigger {source.trigger.__name__} is of kind {source.trigger.kind!r}")
     existing = _REGISTRY.get(source.kind)
@@ -37,7 +48,9 @@ def register(source: type[Source[Any]]) -> type[Source[Any]]:
 
 def source_for(trigger: Trigger) -> type[Source[Any]]:
     """The source class serving a trigger; ConfigError if its kind is not registered."""
-    source = _REGISTRY.get(trigger.kind)
+    if not isinstance(trigger, Trigger):
+        raise ConfigError(f"expected a trigger declaration (a squall.sources.Trigger), not {trigger!r}")
+    source = _REGISTRY.get(_kind(type(trigger)))
     if source is None or source.trigger is None or not isinstance(trigger, source.trigger):
         raise ConfigError(f"no source is registered for {type(trigger).__name__} (kind {trigger.kind!r}): "
                           f"call squall.sources.register() first")

@@ -43,6 +43,9 @@ class Trigger:
 
     function: str = ""
 
+    def __post_init__(self) -> None:
+        """Subclasses check their fields here (calling this one is harmless)."""
+
     def conflict(self, other: Trigger) -> str | None:
         """Why this trigger cannot be declared beside `other` (None: it can)."""
         return None
