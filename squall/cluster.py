@@ -125,12 +125,16 @@ class Heartbeat(PeriodicService):
         self.node_id = node_id
         self.info = info
         self.interval = interval
+        self._registered = False
 
     async def step(self) -> Progress:
         await asyncio.to_thread(self.backend.node_heartbeat, self.node_id, self.info(), self.interval * 3)
+        self._registered = True
         return Progress()
 
     async def settle(self) -> None:
+        if not self._registered:
+            return  # a node that never beat (`squall invoke`, the harness) has nothing to take out
         try:
             await asyncio.to_thread(self.backend.node_remove, self.node_id)
         except Exception as exc:  # noqa: BLE001 - leaving the registry is best effort; the TTL expires

@@ -32,6 +32,7 @@ import httpx
 
 from squall.app import App
 from squall.backends import Message, QueueStats, open_backend
+from squall.core.lifecycle import Progress
 from squall.core.pipeline import InvokeRequest
 from squall.errors import QueueNotFound
 from squall.gateway import build_gateway
@@ -61,9 +62,15 @@ class ManualClock:
 
 @dataclass
 class DrainResult:
+    """What `drain()` or `step()` delivered: invocations (batches) and the messages in them."""
+
     batches: int = 0
     succeeded: int = 0
     failed: int = 0
+
+    @classmethod
+    def of(cls, progress: Progress) -> DrainResult:
+        return cls(progress.invocations, progress.succeeded, progress.failed)
 
 
 class Harness:
@@ -127,27 +134,24 @@ class Harness:
         if not services:
             raise QueueNotFound(f"no consumer for queue {queue!r}")
         queues = set().union(*(s.consumes for s in services))
-        result = DrainResult()
+        total = Progress()
         waited = False  # the clock was moved past every backoff, and nothing came of it yet
-        while result.batches < max_batches:
+        while total.invocations < max_batches:
             progress = self._run(self.node.services.step(services))
-            result.batches += progress.invocations
-            result.succeeded += progress.succeeded
-            result.failed += progress.failed
+            total += progress
             if progress:
                 waited = False
                 continue
             if waited or not any(self.backend.queue_stats(q).total for q in queues):
-                return result  # drained, or what is left cannot be delivered (a throttled function)
+                break  # drained, or what is left cannot be delivered (a throttled function)
             self.clock.advance(RETRY_HORIZON)
             waited = True
-        return result
+        return DrainResult.of(total)
 
     def step(self) -> DrainResult:
         """One round of every service of the node — queue consumers, metering, retention,
         and whatever the app's sources run — as a node's background loops would."""
-        progress = self._run(self.node.services.step())
-        return DrainResult(progress.invocations, progress.succeeded, progress.failed)
+        return DrainResult.of(self._run(self.node.services.step()))
 
     def advance(self, seconds: float) -> None:
         """Move the backend's clock (delays, visibility timeouts, retries)."""

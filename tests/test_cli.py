@@ -315,3 +315,9 @@ def test_a_node_serves_an_app_named_like_a_standard_module(tmp_path):
         assert response.status_code == 200, node.log()
         assert json.loads(response.text)["arn"].endswith(":function:facts")
         assert "Traceback" not in node.log()
+
+
+def test_metering_retention_is_checked(app):
+    result = squall("run", str(app), "--metering-retention", "0", cwd=app.parent)
+    assert result.returncode == 2
+    assert "--metering-retention" in result.stderr and "Traceback" not in result.stderr

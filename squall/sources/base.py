@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from squall.backends import Backend
 from squall.core.lifecycle import Service
@@ -26,6 +26,7 @@ from squall.core.pipeline import Handler
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
+    from squall.node import NodeSettings
 
 S = TypeVar("S", bound=Service)
 
@@ -60,7 +61,7 @@ class NodeContext(Protocol):
 
     app: App
     backend: Backend
-    settings: Any  # squall.node.NodeSettings
+    settings: NodeSettings
 
     #: runs an invocation through the node's pipeline
     invoke: Handler
