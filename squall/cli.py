@@ -122,9 +122,9 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
         objects: str | None, backend: str | None, reload: bool) -> None:
     """Run APP on one machine with embedded state, restarting it when its files change."""
-    from squall.loader import app_root, load_app
+    from squall.loader import app_root, check_app
 
-    load_app(app_ref)  # fail here, in one line, rather than in the child
+    check_app(app_ref)  # fail here, in one line, rather than in the child
     url = backend_url(backend, app_ref)
     args = [sys.executable, "-m", "squall", "run", app_ref, "--host", host, "--port", str(port),
             "--keep-alive", str(keep_alive), "--metering-retention", str(metering_retention), "--backend", url,
@@ -150,22 +150,21 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
         raise click.ClickException(f"--data is not valid JSON: {exc}") from None
     from squall.backends import open_backend
     from squall.core.pipeline import InvokeRequest
-    from squall.loader import load_app
     from squall.node import Node
     from squall.runtime.invocation import Invocation
-
-    app = load_app(app_ref)
-    app.config(function)
 
     async def once() -> Invocation:
         url = backend_url(backend, app_ref)
         store = open_backend(url)
-        node = Node(app, store, objects_url(None, url, app_ref), app_ref=app_ref)
-        await node.start(background=False)
         try:
-            return await node.invoke(InvokeRequest(function, event))
+            node = await Node.load(app_ref, store, objects_url(None, url, app_ref))
+            try:
+                node.app.config(function)
+                await node.start(background=False)
+                return await node.invoke(InvokeRequest(function, event))
+            finally:
+                await node.stop()
         finally:
-            await node.stop()
             store.close()
 
     invocation = asyncio.run(once())

@@ -69,6 +69,10 @@ class InvocationError(SquallError):
     outcome = Outcome.ERROR
     http_status = 500
     http_message = "Internal Server Error"
+    #: False when running the same event again cannot succeed (a queue dead-letters it at once)
+    retryable = True
+    #: True when the platform failed, not the function (a queue gives the receive back)
+    platform = False
 
     def __init__(self, message: str, error_type: str = "Error", stack: list[str] | None = None):
         super().__init__(message)
@@ -99,11 +103,35 @@ class OutOfMemory(InvocationError):
     http_status = 502
 
 
+class ResponseTooLarge(InvocationError):
+    """The result is over Lambda's 6 MB synchronous response limit; it was never read."""
+
+    http_status = 502
+
+
 class InstanceCrashed(InvocationError):
     """The instance process died (os._exit, a signal) before returning."""
 
     outcome = Outcome.CRASH
     http_status = 502
+
+
+class InvalidPayload(InvocationError):
+    """The event cannot be handed to a function (JSON cannot hold it, or it is nested
+    deeper than JSON decoders go): trying again cannot help."""
+
+    http_status = 400
+    http_message = "Bad Request"
+    retryable = False
+
+
+class RuntimeUnavailable(InvocationError):
+    """The node's runtime cannot start instances now (its zygote is down and restarting)."""
+
+    outcome = Outcome.CRASH
+    http_status = 503
+    http_message = "Service Unavailable"
+    platform = True
 
 
 class Throttled(InvocationError):

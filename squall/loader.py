@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -59,6 +60,28 @@ def module_name(path: Path) -> str:
     return name if found is None or Path(found).resolve() == path else f"squall_app_{name}"
 
 
+def _user_line(exc: BaseException, root: Path) -> str:
+    """`file:line` of the innermost frame in the user's code: where a ConfigError was
+    declared, not the line of squall that raised it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    squall_dir = Path(__file__).resolve().parent
+    ours = [f for f in frames if not f.filename.startswith("<")  # <frozen importlib._bootstrap>
+            and not Path(f.filename).resolve().is_relative_to(squall_dir)]
+    in_app = [f for f in ours if Path(f.filename).resolve().is_relative_to(root)]
+    frame = (in_app or ours or frames)[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
+
+
+def check_app(ref: str) -> None:
+    """Load the app in a throwaway process, so that none of its code runs in this one
+    (`squall dev`'s supervisor). AppLoadError with the loader's one line if it fails."""
+    result = subprocess.run([sys.executable, "-P", "-m", "squall.loader", ref], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+    if result.returncode:
+        lines = result.stderr.strip().splitlines()
+        raise AppLoadError(lines[-1] if lines else f"cannot load {ref}: exit status {result.returncode}")
+
+
 def load_app(ref: str) -> App:
     """Import the app module and return its App. Every failure is one AppLoadError line."""
     target, attr = split_ref(ref)
@@ -83,10 +106,11 @@ def load_app(ref: str) -> App:
     except SyntaxError as exc:
         raise AppLoadError(f"cannot load {target}: syntax error at {Path(exc.filename or target).name}"
                            f":{exc.lineno}: {exc.msg}") from None
+    except SystemExit as exc:
+        raise AppLoadError(f"cannot load {target}: it called sys.exit({exc.code!r}) at import "
+                           f"({_user_line(exc, root)})") from None
     except Exception as exc:  # noqa: BLE001 - the user's module may raise anything at import
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        raise AppLoadError(f"cannot load {target}: {type(exc).__name__}: {exc} "
-                           f"({Path(frame.filename).name}:{frame.lineno})") from None
+        raise AppLoadError(f"cannot load {target}: {type(exc).__name__}: {exc} ({_user_line(exc, root)})") from None
     if attr:
         app = getattr(module, attr, None)
         if not isinstance(app, App):
@@ -101,3 +125,11 @@ def load_app(ref: str) -> App:
     for function in app.functions:
         app.resolve(function)  # 'module.handler' strings fail here, at load, not at first call
     return app
+
+
+if __name__ == "__main__":  # `check_app`'s throwaway process
+    try:
+        load_app(sys.argv[1])
+    except AppLoadError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)

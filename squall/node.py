@@ -28,12 +28,13 @@ from squall.cluster import Heartbeat
 from squall.core.lifecycle import Service, Services
 from squall.core.pipeline import Contain, Handler, Interceptor, InvokeRequest, chain
 from squall.core.retention import DAY, Retention
+from squall.manifest import restore
 from squall.objects import open_objects
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
 from squall.runtime.invocation import Invocation
-from squall.runtime.process import ProcessRuntime
+from squall.runtime.process import ProcessRuntime, Zygote
 from squall.sources import Source, sources_for
 
 S = TypeVar("S", bound=Service)
@@ -57,21 +58,23 @@ class NodeSettings:
 
 class Node:
     def __init__(self, app: App, backend: Backend, objects_url: str, settings: NodeSettings | None = None,
-                 app_ref: str | None = None):
-        """With `app_ref` functions run in forked instances; without, inline (tests)."""
+                 zygote: Zygote | None = None):
+        """With a started `zygote` functions run in forked instances (see `Node.load`);
+        without, inline, in this process (the test harness)."""
         self.app = app
         self.backend = backend
         self.objects_url = objects_url
         self.settings = settings or NodeSettings()
         node_id = self.settings.node_id
         self.runtime: Runtime
-        if app_ref is None:
+        if zygote is None:
             self.runtime = InlineRuntime(app, self._nested, backend, open_objects(objects_url),
                                          self.settings.runtime, node_id)
         else:
             slots = ClusterSlots(backend, node_id) if backend.distributed else None
-            self.runtime = ProcessRuntime(app, self._nested, app_ref, backend.url, objects_url,
-                                          self.settings.runtime, slots, node_id)
+            self.runtime = ProcessRuntime(app, self._nested, zygote, self.settings.runtime, slots, node_id)
+        #: open while the runtime can start instances (queue consumers claim only then)
+        self.runtime_ready = self.runtime.ready
         self.meter = Meter(backend, node_id)
         # an interceptor of the settings that raises fails its invocation (metered), not the node
         extra = [Contain(), *self.settings.interceptors] if self.settings.interceptors else []
@@ -90,6 +93,16 @@ class Node:
             Heartbeat(backend, node_id, self.info, self.settings.heartbeat),
         ])
         self.started = time.time()
+
+    @classmethod
+    async def load(cls, app_ref: str, backend: Backend, objects_url: str,
+                   settings: NodeSettings | None = None) -> Node:
+        """A node for the app at `app_ref`, learnt without running its code here: the
+        zygote imports it and describes it (squall.manifest). AppLoadError if it does not
+        load."""
+        zygote = Zygote(app_ref, backend.url, objects_url)
+        app = restore(await zygote.start())
+        return cls(app, backend, objects_url, settings, zygote=zygote)
 
     def shared(self, kind: type[S], factory: Callable[[], S]) -> S:
         """The one service of class `kind` that several sources use (see NodeContext)."""
@@ -121,10 +134,17 @@ class Node:
         """A handler's `ctx.invoke`, back through the pipeline."""
         return await self.invoke(request)
 
+    def problems(self) -> dict[str, str]:
+        """What keeps this node from doing its job, by part (empty: healthy)."""
+        found = {"runtime": self.runtime.problem(), "backend": self.backend.problem()}
+        return {part: problem for part, problem in found.items() if problem}
+
     def info(self) -> dict[str, Any]:
         """What this node reports in the registry (`squall nodes`)."""
         counts = self.runtime.instance_counts()
+        problems = self.problems()
         return {"app": self.app.name, "pid": os.getpid(), "host": socket.gethostname(), "started": self.started,
                 "instances": sum(c["instances"] for c in counts.values()),
                 "busy": sum(c["busy"] for c in counts.values()),
-                "invocations": self.meter.counts["invocations"]}
+                "invocations": self.meter.counts["invocations"],
+                "healthy": not problems, "problems": problems}

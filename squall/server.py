@@ -12,7 +12,6 @@ import uvicorn
 
 from squall.backends import open_backend
 from squall.gateway import build_gateway
-from squall.loader import load_app
 from squall.node import Node, NodeSettings
 
 log = logging.getLogger("squall")
@@ -43,9 +42,9 @@ async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, por
     loop = asyncio.get_running_loop()
     # backend calls run on threads: enough of them for every consumer and request in flight
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="squall"))
-    app = load_app(app_ref)
     backend = open_backend(backend_url)
-    node = Node(app, backend, objects_url, settings, app_ref=app_ref)
+    node = await Node.load(app_ref, backend, objects_url, settings)
+    app = node.app
     await node.start()
     config = uvicorn.Config(build_gateway(node), host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off", server_header=False)

@@ -5,8 +5,11 @@ every invocation whatever its trigger, with headers that cross into the instance
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 import httpx
+import pytest
 
 from squall.backends import open_backend
 from squall.core.pipeline import Interceptor, InvokeRequest
@@ -14,11 +17,12 @@ from squall.loader import load_app
 from squall.node import Node, NodeSettings
 from squall.services import Queue, Table
 from squall.testing import Harness
-from tests.support import NodeProcess, wait_until, write_app
+from tests.support import NodeProcess, squall, wait_until, write_app
 
-#: A trigger kind of its own: invoke a function every `every` seconds. Written as an app
-#: module so a real node process imports (and registers) it with the app.
-TICKS = '''
+#: A trigger kind of its own: invoke a function every `every` seconds. A source runs in
+#: the node, which never imports the app, so it is installed code: a module on the path
+#: (PYTHONPATH here), not in the app's directory.
+PLUGIN = '''
 import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
@@ -67,6 +71,12 @@ class TickSource(Source):
         return [Ticker(node, t) for t in self.triggers]
 
 
+'''
+
+TICKS = '''
+from squall import App
+from tickplugin import Tick
+
 app = App("ticking")
 
 
@@ -106,7 +116,24 @@ def hop_async(event, ctx):
 '''
 
 
-def test_a_source_defined_outside_squall_runs_in_the_harness(tmp_path):
+@pytest.fixture
+def plugin_path(tmp_path_factory, monkeypatch):
+    """The tick plugin installed where this process and the nodes it starts find it
+    (outside the app's directory)."""
+    plugins = tmp_path_factory.mktemp("plugins")
+    write_app(plugins, PLUGIN, name="tickplugin.py")
+    monkeypatch.syspath_prepend(str(plugins))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")])))
+    return plugins
+
+
+@pytest.fixture(autouse=True)
+def _forget_plugin():
+    yield
+    sys.modules.pop("tickplugin", None)
+
+
+def test_a_source_defined_outside_squall_runs_in_the_harness(tmp_path, plugin_path):
     app = load_app(str(write_app(tmp_path, TICKS)))
     with Harness(app) as h:
         assert h.table("tick-registry").get("heartbeat") == {"every": 0.05}
@@ -116,7 +143,7 @@ def test_a_source_defined_outside_squall_runs_in_the_harness(tmp_path):
         assert h.table("beats").get("last") == 2
 
 
-def test_a_source_defined_outside_squall_runs_on_a_real_node(tmp_path):
+def test_a_source_defined_outside_squall_runs_on_a_real_node(tmp_path, plugin_path):
     app = write_app(tmp_path, TICKS)
     with NodeProcess(app) as node:
         state = open_backend(f"sqlite:///{tmp_path}/.squall/state.db")
@@ -144,15 +171,14 @@ class Hops(Interceptor):
         return invocation
 
 
-def test_an_interceptor_sees_every_trigger_and_its_headers_reach_the_instance(tmp_path):
+def test_an_interceptor_sees_every_trigger_and_its_headers_reach_the_instance(tmp_path, plugin_path):
     """On the process runtime: the headers cross the wire into a forked instance."""
     app_path = write_app(tmp_path, TICKS)
     hops = Hops()
 
     async def scenario() -> None:
         backend = open_backend(f"sqlite:///{tmp_path}/state.db")
-        node = Node(load_app(str(app_path)), backend, str(tmp_path / "objects"),
-                    NodeSettings(interceptors=[hops]), app_ref=str(app_path))
+        node = await Node.load(str(app_path), backend, str(tmp_path / "objects"), NodeSettings(interceptors=[hops]))
         await node.start()
         try:
             echo = await node.invoke(InvokeRequest("echo", {}))
@@ -187,7 +213,7 @@ def test_an_interceptor_sees_every_trigger_and_its_headers_reach_the_instance(tm
     assert {"invoke", "http", "queue", "async", "tick"} <= triggers
 
 
-def test_the_startup_log_lists_every_source(tmp_path):
+def test_the_startup_log_lists_every_source(tmp_path, plugin_path):
     app = write_app(tmp_path, TICKS)
     with NodeProcess(app) as node:
         wait_until(lambda: "hops" in node.log(), timeout=10, message="start-up log")
@@ -206,7 +232,7 @@ class Broken(Interceptor):
         return await call_next(request)
 
 
-def test_an_interceptor_that_raises_fails_its_invocation_not_the_node(tmp_path):
+def test_an_interceptor_that_raises_fails_its_invocation_not_the_node(tmp_path, plugin_path):
     """The request gets the gateway's JSON 500, the queue message is retried (not lost),
     the failure is metered, and the node serves other functions on."""
     app_path = write_app(tmp_path, TICKS)
@@ -241,3 +267,13 @@ def test_an_interceptor_that_raises_fails_its_invocation_not_the_node(tmp_path):
             backend.close()
 
     asyncio.run(scenario())
+
+
+def test_a_source_defined_in_the_app_directory_is_refused_by_the_node(tmp_path):
+    """Sources run in the node; the node runs no code of the app's: one clear line."""
+    write_app(tmp_path, PLUGIN, name="tickplugin.py")
+    app = write_app(tmp_path, TICKS)
+    result = squall("invoke", str(app), "echo", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "trigger kind 'tick' is defined in the app (tickplugin.py)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -364,5 +364,9 @@ class Backend(Queues, Tables, Streams, Timers, Leases, Slots, Nodes, Protocol):
     #: True when several nodes may share this backend (cluster-wide limits apply)
     distributed: bool
 
+    def problem(self) -> str | None:
+        """Why the backend cannot serve now (None: it can): cheap, the node asks on every
+        heartbeat to report its health."""
+
     def close(self) -> None:
         """Release connections. The backend is not used afterwards."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from squall.backends import Message
 from squall.backends.protocol import Queues
+from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import BackendUnavailable
@@ -97,7 +98,17 @@ def retry_delay(base: float, receive_count: int) -> float:
     return delay + random.uniform(0, delay / 4)
 
 
-Finished = list[tuple[list[Message], set[str]]]
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How one batch ended: the ids to retry and those to dead-letter at once (an event
+    that cannot be delivered, which no retry can fix)."""
+
+    messages: list[Message]
+    failed: set[str]
+    poisoned: bool = False
+
+
+Finished = list[Settlement]
 
 
 class QueueConsumer(Service):
@@ -113,12 +124,16 @@ class QueueConsumer(Service):
     """
 
     def __init__(self, backend: Queues, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
-                 watcher: QueueWatcher | None = None):
+                 watcher: QueueWatcher | None = None, ready: Gate | None = None):
+        """`ready` is the runtime's gate: while it is closed (no instance can start) the
+        consumer claims nothing, so no message spends a receive on an invocation that
+        cannot run."""
         self.backend = backend
         self.invoke = invoke
         self.config = config
         self.delivery = delivery
         self.watcher = watcher
+        self.ready = ready
         self.name = f"consumer:{config.queue}"
         self.consumes = frozenset({config.queue})
         self._stopping = False
@@ -164,9 +179,10 @@ class QueueConsumer(Service):
         messages = await asyncio.to_thread(self.claim)
         if not messages:
             return Progress()
-        failed = await self._invoke(messages)
-        await asyncio.to_thread(self.settle, [(messages, failed)])
-        return Progress(1, len(messages) - len(failed), len(failed))
+        settlement = await self._invoke(messages)
+        await asyncio.to_thread(self.settle, [settlement])
+        failed = len(settlement.failed)
+        return Progress(1, len(messages) - failed, failed)
 
     def wake(self) -> None:
         """A message may be visible: claim on the next turn."""
@@ -186,14 +202,15 @@ class QueueConsumer(Service):
         """Acknowledge every message that did not fail, in one call; retry the failed ones
         after a backoff, or dead-letter those out of receives."""
         c = self.config
-        done = [m.receipt for messages, failed in finished for m in messages if m.id not in failed]
+        done = [m.receipt for batch in finished for m in batch.messages if m.id not in batch.failed]
         if done:
             self.backend.ack(c.queue, done)
-        for m in (m for messages, failed in finished for m in messages if m.id in failed):
-            if m.receive_count >= c.max_receive_count:
-                self.backend.dead_letter(c.queue, m.receipt, c.dlq)
-            else:
-                self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
+        for batch in finished:
+            for m in (m for m in batch.messages if m.id in batch.failed):
+                if batch.poisoned or m.receive_count >= c.max_receive_count:
+                    self.backend.dead_letter(c.queue, m.receipt, c.dlq)
+                else:
+                    self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
 
     def _turn(self, finished: Finished, batches: int) -> list[Message]:
         """One pump turn: settle, then claim (nothing when `batches` is 0)."""
@@ -202,11 +219,24 @@ class QueueConsumer(Service):
 
     # ---- the pump --------------------------------------------------------------------
 
-    async def _invoke(self, messages: list[Message]) -> set[str]:
-        """Invoke the function with one batch; the ids that failed."""
-        request = InvokeRequest(self.config.function, self.delivery.event(messages), self.delivery.trigger,
-                                source=self.config.queue)
-        return self.delivery.failures(await self.invoke(request), messages)
+    async def _invoke(self, messages: list[Message]) -> Settlement:
+        """Invoke the function with one batch; how it ended. A batch whose event cannot be
+        built or delivered is poison: it goes to the dead-letter queue now, with the
+        reason logged, instead of failing every retry."""
+        try:
+            event = self.delivery.event(messages)
+        except (ValueError, RecursionError) as exc:
+            return self._poisoned(messages, f"the event cannot be built: {type(exc).__name__}: {exc}")
+        invocation = await self.invoke(InvokeRequest(self.config.function, event, self.delivery.trigger,
+                                                     source=self.config.queue))
+        if invocation.error is not None and not invocation.error.retryable:
+            return self._poisoned(messages, f"{invocation.error.error_type}: {invocation.error}")
+        return Settlement(messages, self.delivery.failures(invocation, messages))
+
+    def _poisoned(self, messages: list[Message], reason: str) -> Settlement:
+        log.error("queue %s: %d message(s) %s cannot be delivered to %s and go to %s: %s", self.config.queue,
+                  len(messages), ", ".join(m.id for m in messages), self.config.function, self.config.dlq, reason)
+        return Settlement(messages, {m.id for m in messages}, poisoned=True)
 
     def _batches(self, messages: list[Message]) -> list[list[Message]]:
         size = self.config.batch_size
@@ -216,7 +246,7 @@ class QueueConsumer(Service):
         """Turn whenever there is something to settle, or a free slot while claiming is wanted."""
         while True:
             self._wake.clear()  # whatever happens from here on sets it again
-            free = 0 if self._stopping else self.config.concurrency - self._in_flight
+            free = 0 if self._stopping or not self._runtime_ready() else self.config.concurrency - self._in_flight
             batches = min(free, max(1, CLAIM_LIMIT // self.config.batch_size)) if self._wanted else 0
             if not batches and not self._finished:
                 if self._stopping and not self._in_flight:
@@ -240,6 +270,13 @@ class QueueConsumer(Service):
                 if not messages and self.watcher is not None:
                     self.watcher.recheck()  # woken for a message not visible yet (delayed): learn when
 
+    def _runtime_ready(self) -> bool:
+        """Whether instances can start; if not, claim again once they can."""
+        if self.ready is None or self.ready.is_open:
+            return True
+        self.ready.when_open(self.wake)
+        return False
+
     def _turn_failed(self, exc: Exception) -> None:
         """Log (once per outage when the backend is down) and try again in a moment."""
         if not isinstance(exc, BackendUnavailable):
@@ -259,8 +296,8 @@ class QueueConsumer(Service):
     async def _handle(self, messages: list[Message]) -> None:
         """Invoke the function with one batch; the pump settles it on its next turn."""
         try:
-            failed = await self._invoke(messages)
-            self._finished.append((messages, failed))
+            settlement = await self._invoke(messages)
+            self._finished.append(settlement)  # after the await: the pump may have swapped the list
         finally:
             self._in_flight -= 1
             self._wake.set()

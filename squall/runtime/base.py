@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from squall.backends.protocol import Slots
+from squall.core.health import Gate
 from squall.core.lifecycle import Service
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import InvocationError, Throttled
@@ -71,6 +72,8 @@ class Runtime(ABC):
         self.nested = nested
         self.slots = slots
         self.node = node
+        #: open while instances can start; queue consumers claim only while it is
+        self.ready = Gate()
 
     async def start(self) -> None:  # noqa: B027 - optional hook; a runtime may need no preparation
         """Prepare (and pre-warm provisioned instances)."""
@@ -107,6 +110,10 @@ class Runtime(ABC):
     def services(self) -> list[Service]:
         """The runtime's own background loops (the instance reaper)."""
         return []
+
+    def problem(self) -> str | None:
+        """Why the runtime cannot run invocations now (None: it can)."""
+        return self.ready.reason
 
     def instance_counts(self) -> dict[str, dict[str, int]]:
         """Per function: instances alive and busy (for the dashboard and `squall nodes`)."""

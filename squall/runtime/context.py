@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from squall import aws
 from squall.backends import Backend
-from squall.errors import PayloadTooLarge
+from squall.errors import ConfigError, PayloadTooLarge
 from squall.objects import ObjectStore
+from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
 from squall.sources.async_invoke import async_queue
 
@@ -39,7 +40,8 @@ class Caller(Protocol):
     """Runs a synchronous invocation on behalf of a handler (`ctx.invoke`), carrying the
     current invocation's headers."""
 
-    def __call__(self, function: str, payload: Any, headers: Mapping[str, str]) -> Any: ...
+    def __call__(self, function: str, payload: str, headers: Mapping[str, str]) -> Any:
+        """Run `function` with `payload` (JSON text); its result, or raise its error."""
 
 
 class Logger:
@@ -116,8 +118,8 @@ class Context:
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke a function synchronously and return its result (raises FunctionError)."""
         self.app.config(function)
-        _check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
-        return self._caller(function, payload, self.invocation_headers)
+        body = _check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
+        return self._caller(function, body, self.invocation_headers)
 
     def invoke_async(self, function: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation (retried twice on failure); returns its id."""
@@ -127,7 +129,10 @@ class Context:
 
 
 def _check_payload(payload: Any, limit: int, kind: str) -> str:
-    body = json.dumps(payload)
+    try:
+        body = wire.dumps(payload).decode()
+    except wire.WireError as exc:
+        raise ConfigError(f"{kind} invocation payload cannot be sent as JSON: {exc}") from None
     if len(body) > limit:
         raise PayloadTooLarge(f"{kind} invocation payload is {len(body)} bytes; the limit is {limit} bytes")
     return body

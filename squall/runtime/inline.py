@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from squall.backends import Backend
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import FunctionTimeout
@@ -57,7 +59,7 @@ class InlineRuntime(Runtime):
             ctx = Context(self.app, config.name, request.request_id, start + config.timeout, lambda: self.backend,
                           self._call, self._known_queues, lambda: self.objects, request.headers)
             began = time.perf_counter()
-            ok, payload = await asyncio.to_thread(run_handler, handler, request.event, ctx)
+            outcome = await asyncio.to_thread(run_handler, handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
         finally:
             limit.release()
@@ -66,16 +68,16 @@ class InlineRuntime(Runtime):
         if duration > config.timeout * 1000:
             invocation.error = FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds",
                                                "Sandbox.Timedout")
-        elif ok:
-            invocation.result = payload
+        elif outcome.ok:
+            invocation.result = orjson.loads(outcome.payload)
         else:
-            invocation.error = error_from_dict(payload)
+            invocation.error = error_from_dict(orjson.loads(outcome.payload))
         return invocation
 
-    def _call(self, function: str, payload: Any, headers: Mapping[str, str]) -> Any:
+    def _call(self, function: str, payload: str, headers: Mapping[str, str]) -> Any:
         """ctx.invoke from a handler thread: run the invocation on the node's loop."""
         assert self._loop is not None
-        request = InvokeRequest(function, payload, headers=dict(headers))
+        request = InvokeRequest(function, orjson.loads(payload), headers=dict(headers))
 
         async def nested() -> Invocation:  # run_coroutine_threadsafe takes a coroutine, not any awaitable
             return await self.nested(request)

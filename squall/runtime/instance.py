@@ -63,11 +63,13 @@ class _Instance:
             self._objects = open_objects(self.objects_url)
         return self._objects
 
-    def call(self, function: str, payload: Any, headers: Mapping[str, str]) -> Any:
-        """ctx.invoke: ask the node to run the invocation and wait for its result."""
+    def call(self, function: str, payload: str, headers: Mapping[str, str]) -> Any:
+        """ctx.invoke (the payload already JSON): ask the node to run the invocation and
+        wait for its result."""
         with self._call_lock:
-            wire.send(self.sock, wire.Call(function, payload, dict(headers)))
-            reply: wire.Reply = wire.recv(self.sock)
+            wire.send(self.sock, wire.Call(function, wire.Fragment(payload), wire.Headers(headers)))
+            reply = wire.recv(self.sock)
+        assert isinstance(reply, wire.Reply)
         if reply.ok:
             return reply.value
         raise error_from_dict(reply.value)
@@ -84,16 +86,17 @@ class _Instance:
         wire.send(self.sock, wire.Ready((time.perf_counter() - started) * 1000))
         while True:
             try:
-                request: wire.Invoke = wire.recv(self.sock)
+                request = wire.recv(self.sock)
             except (EOFError, ConnectionError):
                 return
+            assert isinstance(request, wire.Invoke)
             ctx = Context(self.app, self.function, request.request_id, request.deadline, self.backend, self.call,
                           self.known_queues, self.objects, request.headers)
             began = time.perf_counter()
-            ok, payload = run_handler(handler, request.event, ctx)
+            outcome = run_handler(handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
-            wire.send(self.sock, wire.Result(ok, payload, duration, max_memory_mb()))
-            if not ok and payload["errorType"] == "Runtime.OutOfMemory":
+            wire.send(self.sock, wire.Result(outcome.ok, wire.Fragment(outcome.payload), duration, max_memory_mb()))
+            if outcome.error_type == "Runtime.OutOfMemory":
                 return  # the heap may be in any state: the node replaces this instance
 
 

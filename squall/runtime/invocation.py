@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from squall.errors import FunctionError, InvocationError, Outcome, OutOfMemory
+from squall.runtime import wire
 
 
 @dataclass(slots=True)
@@ -85,31 +85,61 @@ def gb_seconds(billed_ms: int, memory_mb: int) -> float:
     return billed_ms / 1000 * memory_mb / 1024
 
 
-def run_handler(handler: Any, event: Any, context: Any) -> tuple[bool, Any]:
+class HandlerOutcome(NamedTuple):
+    """What one call of a handler gave: the result as JSON, or Lambda's error dict as JSON."""
+
+    ok: bool
+    payload: bytes
+    error_type: str | None = None
+
+
+def run_handler(handler: Any, event: Any, context: Any) -> HandlerOutcome:
     """Call a handler the way the Lambda runtime does.
 
-    Returns (True, result) with the result checked to be JSON-serialisable, or
-    (False, error dict) in Lambda's `errorMessage/errorType/stackTrace` shape. Used by
-    both the process runtime (inside an instance) and the inline runtime (in tests).
+    Returns the result as JSON, or Lambda's `errorMessage/errorType/stackTrace` dict as
+    JSON. The result is encoded here, once, as Lambda's runtime
+    encodes it: what JSON cannot hold is a `Runtime.MarshalError`. Used by both the
+    process runtime (inside an instance) and the inline runtime (in tests), so both hand
+    the caller what a JSON round trip gives.
     """
     try:
         result = handler(event, context)
     except MemoryError:
-        return False, {"errorMessage": f"function exceeded its memory limit ({context.memory_limit_in_mb} MB)",
-                       "errorType": "Runtime.OutOfMemory", "stackTrace": []}
+        return _error(f"function exceeded its memory limit ({context.memory_limit_in_mb} MB)", "Runtime.OutOfMemory")
     except Exception as exc:  # noqa: BLE001 - a handler may raise anything; it becomes the error
         frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the handler down, as Lambda shows
-        return False, {"errorMessage": str(exc) or type(exc).__name__, "errorType": type(exc).__name__,
-                       "stackTrace": [line.rstrip("\n") for line in traceback.format_list(frames)]}
+        return _error(_text(exc), type(exc).__name__, [line.rstrip("\n") for line in traceback.format_list(frames)])
     try:
-        json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        return False, {"errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
-                       "stackTrace": []}
-    return True, result
+        return HandlerOutcome(True, wire.dumps(result))
+    except wire.WireError as exc:
+        return _error(f"Unable to marshal response: {exc}", "Runtime.MarshalError")
 
 
-def error_from_dict(payload: dict[str, Any]) -> InvocationError:
-    """The typed exception for an error payload produced by `run_handler`."""
-    cls = OutOfMemory if payload.get("errorType") == "Runtime.OutOfMemory" else FunctionError
-    return cls(payload.get("errorMessage", ""), payload.get("errorType", "Error"), payload.get("stackTrace"))
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc) or type(exc).__name__
+    except Exception:  # noqa: BLE001 - a hostile __str__
+        return type(exc).__name__
+
+
+def _error(message: str, error_type: str, stack: list[str] | None = None) -> HandlerOutcome:
+    try:
+        payload = wire.to_json({"errorMessage": message, "errorType": error_type, "stackTrace": stack or []})
+    except wire.WireError:  # text that is not Unicode (lone surrogates)
+        payload = wire.to_json({"errorMessage": _clean(message), "errorType": _clean(error_type),
+                                "stackTrace": [_clean(line) for line in stack or []]})
+    return HandlerOutcome(False, payload, error_type)
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", "replace").decode()
+
+
+def error_from_dict(payload: Any) -> InvocationError:
+    """The typed exception for an error payload produced by `run_handler`. The payload
+    came from an instance: only its string fields are read."""
+    fields = payload if isinstance(payload, dict) else {}
+    message, error_type, stack = fields.get("errorMessage"), fields.get("errorType"), fields.get("stackTrace")
+    cls = OutOfMemory if error_type == "Runtime.OutOfMemory" else FunctionError
+    return cls(message if isinstance(message, str) else "", error_type if isinstance(error_type, str) else "Error",
+               [line for line in stack if isinstance(line, str)] if isinstance(stack, list) else [])

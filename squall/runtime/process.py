@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import logging
 import os
 import signal
 import socket
@@ -18,11 +20,20 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from squall.core.health import Gate
 from squall.core.lifecycle import PeriodicService, Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
-from squall.errors import AppLoadError, FunctionTimeout, InstanceCrashed, InvocationError
+from squall.errors import (
+    AppLoadError,
+    FunctionTimeout,
+    InstanceCrashed,
+    InvalidPayload,
+    InvocationError,
+    ResponseTooLarge,
+    RuntimeUnavailable,
+)
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
 from squall.runtime.invocation import Invocation, error_from_dict
@@ -30,9 +41,27 @@ from squall.runtime.invocation import Invocation, error_from_dict
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
 
+log = logging.getLogger("squall.runtime")
+
+
+#: seconds the zygote has to answer a fork before it is taken for dead (stopped, wedged)
+FORK_TIMEOUT = 5.0
+#: restart delays after the zygote dies: the first, and the most (doubling in between)
+RESTART_DELAY, MAX_RESTART_DELAY = 0.1, 30.0
+#: a zygote that ran this long before dying restarts after the first delay again
+STABLE_AFTER = 30.0
+
 
 class Zygote:
-    """The node's handle on its zygote process (see squall.runtime.zygote)."""
+    """The node's handle on its zygote process (see squall.runtime.zygote): starts it,
+    forks instances through it, and supervises it.
+
+    A zygote can die (the OOM killer, `kill -9`, a handler that finds its pid) or wedge
+    (SIGSTOP). Either way the node restarts it, with a doubling delay while it keeps
+    dying, and meanwhile `gate` is closed with the reason: cold starts fail at once with
+    RuntimeUnavailable (503 at the gateway), queue consumers stop claiming, and the node
+    reports itself unhealthy. Instances die with their zygote (PR_SET_PDEATHSIG).
+    """
 
     def __init__(self, app_ref: str, backend_url: str, objects_url: str):
         self.app_ref = app_ref
@@ -40,12 +69,24 @@ class Zygote:
         self.objects_url = objects_url
         self.process: subprocess.Popen[bytes] | None = None
         self.control: socket.socket | None = None
+        self.gate = Gate()
+        self.gate.close("the zygote has not started")
+        #: the app's description, as the zygote first sent it (squall.manifest)
+        self.manifest: dict[str, Any] | None = None
+        self.restarts = 0
         self._tokens = itertools.count(1)
         self._forks: dict[int, asyncio.Future[int]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._ready: asyncio.Future[wire.ZygoteReady | wire.ZygoteFailed] | None = None
+        self._chunks: list[str] = []
+        self._stopping = False
+        self._starting = False
+        self._started_at = 0.0
+        self._delay = RESTART_DELAY
+        self._restart: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self) -> dict[str, Any]:
+        """Start the zygote; the app's manifest. AppLoadError if the app does not load."""
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.process = subprocess.Popen(
@@ -55,12 +96,28 @@ class Zygote:
         theirs.close()
         ours.setblocking(False)
         self.control = ours
+        self._chunks = []
         self._ready = loop.create_future()
         loop.add_reader(ours, self._on_message)
-        ready = await self._ready
-        if isinstance(ready, wire.ZygoteFailed):
-            await self.stop()
-            raise AppLoadError(ready.message)
+        self._starting = True
+        try:
+            ready = await self._ready
+            if isinstance(ready, wire.ZygoteFailed):
+                raise AppLoadError(ready.message)
+            try:
+                manifest: dict[str, Any] = json.loads("".join(self._chunks))
+            except ValueError:
+                raise AppLoadError("the zygote sent a malformed app manifest") from None
+        except AppLoadError:
+            await self._close()
+            raise
+        finally:
+            self._starting = False
+        if self.manifest is None:
+            self.manifest = manifest
+        self._started_at = time.monotonic()
+        self.gate.open()
+        return manifest
 
     def _on_message(self) -> None:
         assert self.control is not None
@@ -74,8 +131,15 @@ class Zygote:
             if not data:
                 self._lost()
                 return
-            message = wire.unpack(data)
-            if isinstance(message, (wire.ZygoteReady, wire.ZygoteFailed)):
+            try:
+                message = wire.unpack(data)
+            except wire.WireError:
+                log.error("zygote sent a malformed message; restarting it")
+                self._kill()
+                return
+            if isinstance(message, wire.Manifest):
+                self._chunks.append(message.chunk)
+            elif isinstance(message, (wire.ZygoteReady, wire.ZygoteFailed)):
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_result(message)
             elif isinstance(message, wire.Forked):
@@ -86,16 +150,55 @@ class Zygote:
                 self._exit_future(message.pid).set_result(message.status)
 
     def _lost(self) -> None:
-        """The zygote died: fail whatever waits on it."""
+        """The zygote died: fail whatever waits on it, close the gate, restart it."""
         assert self.control is not None
-        asyncio.get_running_loop().remove_reader(self.control)
-        error = InstanceCrashed("the zygote process exited", "Runtime.ExitError")
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.control)
+        self.control.close()
+        self.control = None
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(wire.ZygoteFailed("the zygote process exited while loading the app"))
+        error = RuntimeUnavailable("the zygote process exited", "Runtime.Unavailable")
         for future in self._forks.values():
             if not future.done():
                 future.set_exception(error)
         self._forks.clear()
+        if self._stopping or self._starting:
+            return  # stopping, or start() reports the failure
+        self.gate.close("the zygote process exited; restarting it")
+        self._restart = loop.create_task(self._supervise(), name="zygote-restart")
+
+    async def _supervise(self) -> None:
+        """Restart the zygote until it is back, doubling the delay while it keeps failing."""
+        assert self.process is not None
+        status = await asyncio.to_thread(self.process.wait)
+        if time.monotonic() - self._started_at > STABLE_AFTER:
+            self._delay = RESTART_DELAY
+        while not self._stopping:
+            log.error("zygote %d ended (%s); restarting it in %.1fs", self.process.pid, describe_returncode(status),
+                      self._delay)
+            self.gate.close(f"the zygote process ended ({describe_returncode(status)}); restarting it")
+            await asyncio.sleep(self._delay)
+            self._delay = min(self._delay * 2, MAX_RESTART_DELAY)
+            if self._stopping:
+                return
+            try:
+                manifest = await self.start()
+            except AppLoadError as exc:
+                log.error("zygote restart failed: %s", exc)
+                status = self.process.returncode if self.process.returncode is not None else 1
+                continue
+            self.restarts += 1
+            if manifest != self.manifest:
+                log.warning("the app changed on disk since the node started; restart the node to serve the new "
+                            "declarations")
+            log.info("zygote restarted (pid %d)", self.process.pid)
+            return
+
+    def _kill(self) -> None:
+        """Take a wedged zygote down: its control socket then closes and `_lost` restarts it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
 
     def _exit_future(self, pid: int) -> asyncio.Future[int]:
         future = self._exits.get(pid)
@@ -104,21 +207,42 @@ class Zygote:
         return future
 
     async def fork(self, function: str) -> tuple[int, wire.Channel]:
-        if self.control is None or self.process is None or self.process.poll() is not None:
-            raise InstanceCrashed("the zygote process is not running", "Runtime.ExitError")
+        """A new instance of `function`: its pid and channel. RuntimeUnavailable while the
+        zygote is down, or when it does not answer within FORK_TIMEOUT (it is then killed
+        and restarted)."""
+        if not self.gate.is_open or self.control is None:
+            raise RuntimeUnavailable(f"cannot start an instance: {self.gate.reason or 'no zygote'}",
+                                     "Runtime.Unavailable")
         ours, theirs = socket.socketpair()
         token = next(self._tokens)
-        future = self._forks[token] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = self._forks[token] = loop.create_future()
         message = wire.pack(wire.Fork(token, function))
-        while True:
-            try:
-                socket.send_fds(self.control, [message], [theirs.fileno()])
-                break
-            except BlockingIOError:
-                await asyncio.sleep(0.001)
-        theirs.close()
-        pid = await future
-        _, channel = await asyncio.get_running_loop().create_unix_connection(wire.Channel, sock=ours)
+        deadline = loop.time() + FORK_TIMEOUT
+        try:
+            while True:
+                try:
+                    socket.send_fds(self.control, [message], [theirs.fileno()])
+                    break
+                except BlockingIOError:
+                    if loop.time() > deadline:
+                        raise TimeoutError from None
+                    await asyncio.sleep(0.001)
+                except (OSError, AttributeError):  # the zygote went away while we waited
+                    raise RuntimeUnavailable("the zygote process exited", "Runtime.Unavailable") from None
+            theirs.close()
+            pid = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            self._forks.pop(token, None)
+            ours.close()
+            log.error("zygote did not answer a fork within %.0fs (stopped or wedged); restarting it", FORK_TIMEOUT)
+            self._kill()
+            raise RuntimeUnavailable(f"the zygote did not answer within {FORK_TIMEOUT:.0f}s",
+                                     "Runtime.Unavailable") from None
+        finally:
+            if theirs.fileno() != -1:
+                theirs.close()
+        _, channel = await loop.create_unix_connection(wire.Channel, sock=ours)
         return pid, channel
 
     async def exit_status(self, pid: int, timeout: float = 1.0) -> int | None:
@@ -136,6 +260,12 @@ class Zygote:
             future.cancel()
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+        await self._close()
+
+    async def _close(self) -> None:
         if self.control is not None:
             try:
                 asyncio.get_running_loop().remove_reader(self.control)
@@ -144,6 +274,11 @@ class Zygote:
             self.control.close()
             self.control = None
         if self.process is not None:
+            if self.process.poll() is None:
+                try:
+                    os.kill(self.process.pid, signal.SIGCONT)  # a stopped zygote cannot see its socket close
+                except ProcessLookupError:
+                    pass
             try:
                 await asyncio.to_thread(self.process.wait, 5)
             except subprocess.TimeoutExpired:
@@ -260,15 +395,16 @@ class Reaper(PeriodicService):
 class ProcessRuntime(Runtime):
     """Runs each function in its own forked instances."""
 
-    def __init__(self, app: App, nested: Handler, app_ref: str, backend_url: str, objects_url: str,
-                 settings: RuntimeSettings | None = None, slots: ClusterSlots | None = None, node: str = ""):
+    def __init__(self, app: App, nested: Handler, zygote: Zygote, settings: RuntimeSettings | None = None,
+                 slots: ClusterSlots | None = None, node: str = ""):
+        """`zygote` is started already: the node learnt the app from it (squall.manifest)."""
         super().__init__(app, nested, settings, slots, node)
-        self.zygote = Zygote(app_ref, backend_url, objects_url)
+        self.zygote = zygote
+        self.ready = zygote.gate
         self.pools: dict[str, FunctionPool] = {}
         self.reaper = Reaper(self)
 
     async def start(self) -> None:
-        await self.zygote.start()
         for name, config in self.app.functions.items():
             cap = (config.reserved_concurrency if config.reserved_concurrency is not None
                    else self.settings.max_instances)
@@ -295,12 +431,17 @@ class ProcessRuntime(Runtime):
     async def _run(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
         pool = self.pools[config.name]
         start = time.time()
+        try:  # before an instance is taken: an event that cannot be sent must not cost one
+            event = wire.Fragment(wire.to_json(request.event))
+        except wire.WireError as exc:
+            raise InvalidPayload(f"the event cannot be sent to the function: {exc}",
+                                 "InvalidRequestContentException") from None
         instance, cold = await pool.acquire(request.wait)
         healthy: Instance | None = None
         try:
             deadline = time.time() + config.timeout
-            result = await self._exchange(instance, config,
-                                          wire.Invoke(request.request_id, request.event, deadline, request.headers))
+            message = wire.Invoke(request.request_id, event, deadline, wire.Headers(request.headers))
+            result = await self._exchange(instance, config, message)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
                                     config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
                                     max_memory_mb=result.max_memory_mb)
@@ -309,7 +450,7 @@ class ProcessRuntime(Runtime):
                 healthy = instance
             else:
                 invocation.error = error_from_dict(result.payload)
-                if result.payload.get("errorType") != "Runtime.OutOfMemory":
+                if invocation.error.error_type != "Runtime.OutOfMemory":
                     healthy = instance
             instance.invocations += 1
             return invocation
@@ -332,6 +473,10 @@ class ProcessRuntime(Runtime):
                 message = await channel.receive(expires)
                 if isinstance(message, wire.Result):
                     return message
+                if isinstance(message, wire.Oversized):
+                    raise ResponseTooLarge(f"Response payload size ({message.size} bytes) exceeded maximum allowed "
+                                           f"payload size ({wire.MAX_RESULT_BYTES} bytes).",
+                                           "Function.ResponseSizeTooLarge")
                 if not isinstance(message, wire.Call):
                     raise InstanceCrashed(f"unexpected message from the instance: {type(message).__name__}",
                                           "Runtime.ExitError")
@@ -342,9 +487,18 @@ class ProcessRuntime(Runtime):
                 channel.send(wire.Reply(True, nested.result) if error is None else wire.Reply(False, error.to_dict()))
         except TimeoutError:
             raise FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds", "Sandbox.Timedout") from None
+        except wire.WireError as exc:
+            raise InstanceCrashed(f"the instance sent a malformed message: {exc}", "Runtime.ExitError") from None
         except ConnectionError:
             status = await self.zygote.exit_status(instance.pid)
+            if not self.zygote.gate.is_open:
+                raise RuntimeUnavailable("the instance was lost with its zygote", "Runtime.Unavailable") from None
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
+
+
+def describe_returncode(code: int) -> str:
+    """How a child process ended, from Popen's returncode (negative: the signal)."""
+    return f"signal {_signal_name(-code)}" if code < 0 else f"exit status {code}"
 
 
 def describe_exit(status: int | None) -> str:
@@ -352,6 +506,9 @@ def describe_exit(status: int | None) -> str:
     if status is None:
         return "exited"
     if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        return f"signal: {signal.Signals(sig).name}" if sig in signal.Signals._value2member_map_ else f"signal: {sig}"
+        return f"signal: {_signal_name(os.WTERMSIG(status))}"
     return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def _signal_name(number: int) -> str:
+    return signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)

@@ -1,24 +1,41 @@
 """What crosses between a node, its zygote and its function instances: named message
-types, and the framing of the instance channel (a 4-byte length, then a pickle).
+types, and the framing of the instance channel (a 4-byte length, then the message).
 
-A message travels as a plain tuple, its type's tag first (`pack`/`unpack`), not as a
-pickled NamedTuple: that would name the class in every message, and looking it up and
-calling its constructor on each side cost more than the rest of the encoding (this runs
-twice per invocation). Both ends are the same code base (the instance is a fork of the
-app), so pickle is fast and simple here; decoding what an instance sends without it is
-issue 8's work.
+A message travels as a JSON array, its type's tag first (`pack`/`unpack`). Never as a
+pickle: the node would then run whatever an instance's handler put in its result
+(`__reduce__` makes unpickling call any function), outside every limit. JSON constructs
+only plain values, and `unpack` checks each field's type, so a hostile instance can send
+the node nothing but a well-formed message or an error. A value a handler produced (its
+result, a nested `ctx.invoke` payload) is encoded once, in the instance, as Lambda's
+runtime encodes it (`json`), and carried as a `Fragment` inside the message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import pickle
+import json
 import socket
 import struct
 from typing import Any, NamedTuple
 
+import orjson
+from orjson import Fragment as Fragment  # re-exported: a value already encoded as JSON
+
 HEADER = struct.Struct("!I")
+
+
+#: the largest message an instance may send: Lambda's 6 MB synchronous response limit,
+#: plus room for the envelope. A bigger one is skipped unread (`Oversized`).
+MAX_RESULT_BYTES = 6_291_556
+MAX_FRAME = MAX_RESULT_BYTES + 4096
+
+#: a field any JSON value may fill (the type checks below skip it)
+ANY = object
+
+
+class Headers(dict[str, str]):
+    """Marker type of a field holding invocation headers: a JSON object of strings."""
 
 
 # ---- node <-> instance ------------------------------------------------------------------
@@ -29,7 +46,7 @@ class Invoke(NamedTuple):
     request_id: str
     event: Any
     deadline: float  # epoch seconds
-    headers: dict[str, str]
+    headers: Headers
 
 
 class Result(NamedTuple):
@@ -46,7 +63,7 @@ class Call(NamedTuple):
 
     function: str
     payload: Any
-    headers: dict[str, str]
+    headers: Headers
 
 
 class Reply(NamedTuple):
@@ -68,7 +85,14 @@ class InitError(NamedTuple):
     error: dict[str, Any]
 
 
-InstanceMessage = Result | Call | Ready | InitError
+class Oversized(NamedTuple):
+    """Not sent by anyone: what the node's `Channel` yields for a message over MAX_FRAME,
+    which it skipped without buffering it."""
+
+    size: int
+
+
+InstanceMessage = Result | Call | Ready | InitError | Oversized
 
 
 # ---- node <-> zygote --------------------------------------------------------------------
@@ -92,6 +116,13 @@ class Exited(NamedTuple):
     status: int
 
 
+class Manifest(NamedTuple):
+    """Zygote -> node, before ZygoteReady: a piece of the app's description (JSON text,
+    `squall.manifest`), in pieces that each fit one datagram."""
+
+    chunk: str
+
+
 class ZygoteReady(NamedTuple):
     pid: int
 
@@ -102,29 +133,70 @@ class ZygoteFailed(NamedTuple):
     message: str
 
 
-ZygoteMessage = Forked | Exited | ZygoteReady | ZygoteFailed
+ZygoteMessage = Forked | Exited | Manifest | ZygoteReady | ZygoteFailed
 
 Message = InstanceMessage | Invoke | Reply | ZygoteMessage | Fork
 
-_TYPES: tuple[type[Any], ...] = (Invoke, Result, Call, Reply, Ready, InitError, Fork, Forked, Exited, ZygoteReady,
-                                 ZygoteFailed)
+_TYPES: tuple[type[Any], ...] = (Invoke, Result, Call, Reply, Ready, InitError, Fork, Forked, Exited, Manifest,
+                                 ZygoteReady, ZygoteFailed)
 _TAGS = {kind: tag for tag, kind in enumerate(_TYPES)}
+#: what each field of each message must hold once decoded (ANY: whatever JSON decodes to)
+_FIELD_TYPES: tuple[tuple[Any, ...], ...] = tuple(
+    tuple({"str": str, "float": (int, float), "int": int, "bool": bool, "Headers": Headers,
+           "dict[str, Any]": dict}.get(annotation, ANY) for annotation in kind.__annotations__.values())
+    for kind in _TYPES)
+
+
+class WireError(ValueError):
+    """A message that cannot be encoded (a value JSON cannot hold) or decoded (not a
+    well-formed Squall message)."""
+
+
+def dumps(value: Any) -> bytes:
+    """A value as JSON, the way Lambda's Python runtime encodes a result: the `json`
+    module's rules, without what JSON lacks (NaN, strings that are not Unicode text).
+    WireError for what it cannot encode."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise WireError(str(exc)) from None
+
+
+def to_json(value: Any) -> bytes:
+    """A value the platform built (an event, a message) as JSON. orjson is fast, but stops
+    at 254 levels of nesting; deeper values take the slower `json` encoder."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return dumps(value)
 
 
 def pack(message: Message) -> bytes:
-    """One message as a pickled plain tuple: its tag, then its fields."""
-    return pickle.dumps((_TAGS[type(message)], *message), protocol=pickle.HIGHEST_PROTOCOL)
+    """One message as a JSON array: its tag, then its fields."""
+    return to_json([_TAGS[type(message)], *message])
 
 
 def unpack(data: bytes | memoryview) -> Message:
-    """The message `pack` made; ValueError for anything else."""
-    fields = pickle.loads(data)
+    """The message `pack` made, its fields checked; WireError for anything else."""
     try:
+        fields = orjson.loads(data)
         kind = _TYPES[fields[0]]
-    except (TypeError, IndexError, KeyError):
-        raise ValueError("not a Squall wire message") from None
-    message: Message = tuple.__new__(kind, fields[1:])
+        types = _FIELD_TYPES[fields[0]]
+    except (orjson.JSONDecodeError, TypeError, IndexError, KeyError):
+        raise WireError("not a Squall wire message") from None
+    values = fields[1:]
+    if len(values) != len(types) or not all(t is ANY or _holds(t, v) for t, v in zip(types, values, strict=True)):
+        raise WireError(f"malformed {kind.__name__} message")
+    message: Message = tuple.__new__(kind, values)
     return message
+
+
+def _holds(expected: Any, value: Any) -> bool:
+    if expected is Headers:
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if expected is bool or isinstance(value, bool):  # JSON true is not an int here, nor 1 a bool
+        return expected is bool and isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def encode(message: Message) -> bytes:
@@ -157,14 +229,18 @@ class Channel(asyncio.Protocol):
     """The node's end of an instance's socket: framed messages in and out.
 
     A protocol rather than a StreamReader: a message usually arrives in one read, and is
-    decoded from it without copying, then handed to the single waiter.
+    decoded from it without copying, then handed to the single waiter. What an instance
+    sends is untrusted: a message over MAX_FRAME is skipped as it streams in (never
+    buffered) and yields `Oversized`; one that does not decode yields its WireError,
+    which `receive` raises.
     """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._buffer = bytearray()
-        self._messages: collections.deque[Any] = collections.deque()
+        self._skip = 0  # bytes of an oversized message still to discard
+        self._messages: collections.deque[Message | WireError] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -173,6 +249,10 @@ class Channel(asyncio.Protocol):
     def data_received(self, data: bytes | bytearray) -> None:
         """Decode every whole frame straight from the bytes read (one, usually); keep only
         an incomplete tail for the next read."""
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = data[skipped:]
         buffered = bool(self._buffer)
         if buffered:
             self._buffer += data
@@ -180,16 +260,27 @@ class Channel(asyncio.Protocol):
         offset = 0
         with memoryview(data) as view:
             while len(data) - offset >= HEADER.size:
-                end = offset + HEADER.size + HEADER.unpack_from(data, offset)[0]
+                size = HEADER.unpack_from(data, offset)[0]
+                if size > MAX_FRAME:
+                    self._messages.append(Oversized(size))
+                    skipped = min(size, len(data) - offset - HEADER.size)
+                    self._skip = size - skipped
+                    offset += HEADER.size + skipped
+                    continue
+                end = offset + HEADER.size + size
                 if len(data) < end:
                     break
-                self._messages.append(unpack(view[offset + HEADER.size:end]))
+                try:
+                    self._messages.append(unpack(view[offset + HEADER.size:end]))
+                except WireError as exc:
+                    self._messages.append(exc)
                 offset = end
         if buffered:
             del self._buffer[:offset]
         elif offset < len(data):
             self._buffer = bytearray(data[offset:])
-        self._wake()
+        if self._messages:
+            self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -204,10 +295,10 @@ class Channel(asyncio.Protocol):
             raise ConnectionResetError("the instance's socket is closed")
         self.transport.write(encode(message))
 
-    async def receive(self, expires: float) -> Any:
+    async def receive(self, expires: float) -> Message:
         """The next message. TimeoutError at `expires` (event loop time): one timer per
         wait is cheaper than asyncio.timeout, and this runs once per invocation.
-        ConnectionResetError once the instance has gone."""
+        ConnectionResetError once the instance has gone; WireError for a malformed message."""
         while not self._messages:
             if self.closed:
                 raise ConnectionResetError("the instance closed its socket")
@@ -219,7 +310,10 @@ class Channel(asyncio.Protocol):
             finally:
                 timer.cancel()
                 self._waiter = None
-        return self._messages.popleft()
+        message = self._messages.popleft()
+        if isinstance(message, WireError):
+            raise message
+        return message
 
     def close(self) -> None:
         if self.transport is not None:

@@ -4,7 +4,9 @@ A cold start is then a fork (a few milliseconds), not an interpreter start and a
 It speaks to its node over a SOCK_SEQPACKET socket (the messages are in `wire`): the node
 sends `Fork(token, function)` with one end of a fresh socketpair attached (SCM_RIGHTS);
 the zygote answers `Forked(token, pid)`, and `Exited(pid, status)` whenever a child ends,
-so the node can say how an instance died (exit code or signal).
+so the node can say how an instance died (exit code or signal). Once the app is loaded it
+first sends the app's description (`Manifest` pieces, see squall.manifest): the node
+learns the app from it and never imports the app itself.
 
 Run as `python -m squall.runtime.zygote FD APP_REF BACKEND_URL OBJECTS_URL`.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import os
 import selectors
 import signal
@@ -23,9 +26,12 @@ import time
 from squall.backends import open_backend
 from squall.errors import SquallError
 from squall.loader import load_app
+from squall.manifest import describe
 from squall.runtime import instance, wire
 
 PR_SET_PDEATHSIG = 1
+#: characters of the manifest per datagram: JSON-escaped, they fit the node's 64 KiB reads
+MANIFEST_CHUNK = 8000
 
 
 def die_with_parent() -> None:
@@ -38,13 +44,20 @@ def die_with_parent() -> None:
 
 def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the node, which shuts us down
+    # Ctrl-C, or a SIGTERM sent to the whole process group (systemd, `timeout`), is for the
+    # node: it stops gracefully, letting invocations in flight finish, then shuts us down
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     control = socket.socket(fileno=fd)
     try:
         app = load_app(app_ref)
+        manifest = json.dumps(describe(app))
         open_backend(backend_url).close()  # imports the backend's modules before any fork
     except SquallError as exc:
         control.send(wire.pack(wire.ZygoteFailed(str(exc))))
+        sys.exit(1)
+    except (TypeError, ValueError) as exc:
+        control.send(wire.pack(wire.ZygoteFailed(f"the app's declarations cannot be described as JSON: {exc}")))
         sys.exit(1)
     # Everything imported so far is shared with every instance. Frozen, the collector of an
     # instance never walks it: a collection costs what the invocation allocated, and does
@@ -52,6 +65,8 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
     gc.collect()
     gc.freeze()
     try:
+        for start in range(0, len(manifest), MANIFEST_CHUNK):
+            control.send(wire.pack(wire.Manifest(manifest[start:start + MANIFEST_CHUNK])))
         control.send(wire.pack(wire.ZygoteReady(os.getpid())))
     except OSError:
         sys.exit(0)  # the node stopped while we loaded the app
@@ -78,7 +93,8 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
             if not data:
                 sys.exit(0)  # the node has gone; die_with_parent takes the instances
             request = wire.unpack(data)
-            assert isinstance(request, wire.Fork)
+            if not isinstance(request, wire.Fork) or not fds:
+                continue
             sys.stdout.flush()
             sys.stderr.flush()
             started = time.perf_counter()

@@ -14,7 +14,7 @@ from squall.sources.base import NodeContext, Source, Trigger
 if TYPE_CHECKING:
     from squall.app import App
 
-__all__ = ["NodeContext", "Source", "Trigger", "register", "source_for", "sources_for"]
+__all__ = ["NodeContext", "Source", "Trigger", "register", "registered", "source_for", "sources_for"]
 
 _REGISTRY: dict[str, type[Source[Any]]] = {}
 
@@ -44,6 +44,11 @@ def register(source: type[Source[Any]]) -> type[Source[Any]]:
         raise ConfigError(f"trigger kind {source.kind!r} is already served by {existing.__name__}")
     _REGISTRY[source.kind] = source
     return source
+
+
+def registered(kind: str) -> type[Source[Any]] | None:
+    """The source serving `kind`, if one is registered."""
+    return _REGISTRY.get(kind)
 
 
 def source_for(trigger: Trigger) -> type[Source[Any]]:

@@ -7,7 +7,7 @@ without a declaration. As on Lambda, a failed invocation is retried twice (1 s, 
 
 from __future__ import annotations
 
-import json
+import orjson
 
 from squall.backends import Backend, QueueConfig
 from squall.core.lifecycle import Service
@@ -20,7 +20,7 @@ ATTEMPTS = 3
 #: batches in flight per function and node when the function has no reserved concurrency
 CONCURRENCY = 8
 
-ASYNC = Delivery("async", lambda messages: json.loads(messages[0].body), single_failure)
+ASYNC = Delivery("async", lambda messages: orjson.loads(messages[0].body), single_failure)
 
 
 def async_queue(function: str) -> str:
@@ -51,7 +51,7 @@ class AsyncInvokeSource(Source[Trigger]):
             consumer = ConsumerConfig(async_queue(name), name, batch_size=1, max_receive_count=ATTEMPTS,
                                       visibility_timeout=self._visibility(config.timeout), dlq=async_dlq(name),
                                       concurrency=concurrency, retry_base=node.settings.async_retry_base)
-            consumers.append(QueueConsumer(node.backend, node.invoke, consumer, ASYNC, watcher))
+            consumers.append(QueueConsumer(node.backend, node.invoke, consumer, ASYNC, watcher, node.runtime_ready))
         return consumers
 
     def describe(self) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from squall.backends import Backend
+from squall.core.health import Gate
 from squall.core.lifecycle import Service
 from squall.core.pipeline import Handler
 
@@ -65,6 +66,9 @@ class NodeContext(Protocol):
 
     #: runs an invocation through the node's pipeline
     invoke: Handler
+    #: open while the runtime can start instances: a source that pulls work (a queue
+    #: consumer) takes none while it is closed
+    runtime_ready: Gate
 
     def shared(self, kind: type[S], factory: Callable[[], S]) -> S:
         """The node's one service of class `kind`, which several sources use: made by

@@ -82,5 +82,5 @@ class QueueSource(Source[QueueTrigger]):
             concurrency = t.max_concurrency if reserved is None else min(t.max_concurrency, reserved)
             config = ConsumerConfig(t.queue, t.function, t.batch_size, t.max_receive_count, t.visibility_timeout,
                                     t.dlq, concurrency, retry_base=t.visibility_timeout)
-            consumers.append(QueueConsumer(node.backend, node.invoke, config, SQS, watcher))
+            consumers.append(QueueConsumer(node.backend, node.invoke, config, SQS, watcher, node.runtime_ready))
         return consumers

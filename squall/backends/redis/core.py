@@ -117,6 +117,10 @@ class RedisCore:
         """One EVALSHA of a script from `lua/` (loaded by redis-py on the server's first NOSCRIPT)."""
         return self._scripts[script](keys=keys, args=args, client=self._redis)
 
+    def problem(self) -> str | None:
+        """Why the backend cannot serve now (None: it can)."""
+        return None
+
     def close(self) -> None:
         if self._pid == os.getpid():
             self._client.close()

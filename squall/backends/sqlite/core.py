@@ -106,6 +106,10 @@ class SQLiteCore:
         self._local.conn, self._local.pid = conn, pid
         return conn
 
+    def problem(self) -> str | None:
+        """Why the backend cannot serve now (None: it can)."""
+        return None
+
     def close(self) -> None:
         """Close every connection this process opened (the backend is not used afterwards)."""
         process = self._process

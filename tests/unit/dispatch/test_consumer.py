@@ -17,6 +17,7 @@ from squall.dispatch.consumer import (
     MAX_BACKOFF,
     ConsumerConfig,
     QueueConsumer,
+    Settlement,
     batch_failures,
     retry_delay,
     single_failure,
@@ -178,7 +179,7 @@ def test_settle_acks_the_successes_in_one_call_and_releases_failures_with_backof
     assert [m.body for m in first + second] == ["1", "2", "3", "4"]
     backend.calls.clear()
 
-    consumer.settle([(first, {first[1].id}), (second, set())])
+    consumer.settle([Settlement(first, {first[1].id}), Settlement(second, set())])
 
     assert backend.calls == ["ack", "release"]  # one ack for both batches, one release
     stats = sqlite.queue_stats("q")
@@ -198,7 +199,7 @@ def test_settle_backoff_doubles_with_the_receive_count(sqlite, clock, no_jitter)
     for receive in (1, 2, 3):
         [m] = consumer.claim()
         assert m.receive_count == receive
-        consumer.settle([([m], {m.id})])
+        consumer.settle([Settlement([m], {m.id})])
         start = clock.now
         while not sqlite.queue_stats("q").visible:
             clock.advance(1)
@@ -213,13 +214,13 @@ def test_settle_dead_letters_a_message_out_of_receives(sqlite, clock, no_jitter)
     backend = CountingBackend(sqlite)
     consumer = QueueConsumer(backend, no_invoke, config(max_receive_count=2), SQS)  # type: ignore[arg-type]
     batch = consumer.claim()
-    consumer.settle([(batch, {m.id for m in batch})])  # both failed: receive 1 of 2, released
+    consumer.settle([Settlement(batch, {m.id for m in batch})])  # both failed: receive 1 of 2, released
     clock.advance(10)
     batch = consumer.claim()
     assert [m.receive_count for m in batch] == [2, 2]
     backend.calls.clear()
 
-    consumer.settle([(batch, {batch[0].id})])
+    consumer.settle([Settlement(batch, {batch[0].id})])
 
     assert backend.calls == ["ack", "dead_letter"]
     assert sqlite.queue_stats("q").total == 0
@@ -230,7 +231,7 @@ def test_settle_dead_letters_a_message_out_of_receives(sqlite, clock, no_jitter)
 def test_settle_of_nothing_makes_no_call(sqlite):
     backend = CountingBackend(sqlite)
     QueueConsumer(backend, no_invoke, config(), SQS).settle([])  # type: ignore[arg-type]
-    QueueConsumer(backend, no_invoke, config(), SQS).settle([([], set())])  # type: ignore[arg-type]
+    QueueConsumer(backend, no_invoke, config(), SQS).settle([Settlement([], set())])  # type: ignore[arg-type]
     assert backend.calls == []
 
 
@@ -242,7 +243,7 @@ def test_settle_with_every_message_failed_makes_no_ack(sqlite, no_jitter):
     consumer = QueueConsumer(backend, no_invoke, config(), SQS)  # type: ignore[arg-type]
     batch = consumer.claim()
     backend.calls.clear()
-    consumer.settle([(batch, {m.id for m in batch})])
+    consumer.settle([Settlement(batch, {m.id for m in batch})])
     assert backend.calls == ["release", "release"]
 
 

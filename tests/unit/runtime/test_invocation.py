@@ -132,16 +132,23 @@ def test_report_line_status(error, status):
 CONTEXT = SimpleNamespace(memory_limit_in_mb=128)
 
 
-def test_run_handler_returns_the_result():
-    assert run_handler(lambda event, ctx: {"got": event}, {"n": 1}, CONTEXT) == (True, {"got": {"n": 1}})
-    assert run_handler(lambda event, ctx: None, {}, CONTEXT) == (True, None)
+def ran(handler, event) -> tuple[bool, object]:
+    """run_handler's outcome, its JSON payload decoded."""
+    outcome = run_handler(handler, event, CONTEXT)
+    return outcome.ok, json.loads(outcome.payload)
+
+
+def test_run_handler_returns_the_result_as_json():
+    assert run_handler(lambda event, ctx: {"got": event}, {"n": 1}, CONTEXT) == (True, b'{"got":{"n":1}}', None)
+    assert ran(lambda event, ctx: None, {}) == (True, None)
+    assert ran(lambda event, ctx: ("a", 1), {}) == (True, ["a", 1])  # what a JSON round trip gives, as on Lambda
 
 
 def test_run_handler_turns_an_exception_into_lambdas_error_shape():
     def handler(event, ctx):
         raise KeyError("missing")
 
-    ok, error = run_handler(handler, {}, CONTEXT)
+    ok, error = ran(handler, {})
     assert not ok
     assert error.keys() == {"errorMessage", "errorType", "stackTrace"}
     assert (error["errorMessage"], error["errorType"]) == ("'missing'", "KeyError")
@@ -152,20 +159,20 @@ def test_run_handler_uses_the_class_name_for_an_empty_message():
     def handler(event, ctx):
         raise RuntimeError
 
-    assert run_handler(handler, {}, CONTEXT)[1]["errorMessage"] == "RuntimeError"
+    assert ran(handler, {})[1]["errorMessage"] == "RuntimeError"
 
 
 def test_run_handler_out_of_memory():
     def handler(event, ctx):
         raise MemoryError
 
-    ok, error = run_handler(handler, {}, CONTEXT)
+    ok, error = ran(handler, {})
     assert not ok and error["errorType"] == "Runtime.OutOfMemory" and "128 MB" in error["errorMessage"]
 
 
-@pytest.mark.parametrize("result", [object(), {1, 2}, {"nan": b"bytes"}])
+@pytest.mark.parametrize("result", [object(), {1, 2}, {"nan": b"bytes"}, float("nan"), "\ud800"])
 def test_run_handler_rejects_a_result_that_is_not_json(result):
-    ok, error = run_handler(lambda event, ctx: result, {}, CONTEXT)
+    ok, error = ran(lambda event, ctx: result, {})
     assert not ok and error["errorType"] == "Runtime.MarshalError"
     assert error["errorMessage"].startswith("Unable to marshal response")
 

@@ -14,6 +14,7 @@ import pytest
 import squall.sources
 from squall.app import App
 from squall.core.checks import FUNCTION_NAME, check_name
+from squall.core.health import Gate
 from squall.core.lifecycle import PeriodicService, Progress, Service
 from squall.core.pipeline import InvokeRequest
 from squall.dispatch.consumer import QueueConsumer
@@ -85,6 +86,7 @@ class FakeNode:
         self.settings = SimpleNamespace(async_retry_base=async_retry_base)
         self.requests: list[InvokeRequest] = []
         self._shared: dict[type, Service] = {}
+        self.runtime_ready = Gate()
 
     async def invoke(self, request: InvokeRequest):
         self.requests.append(request)
