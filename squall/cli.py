@@ -82,6 +82,10 @@ def _node_options(fn: F) -> F:
     fn = click.option("--keep-alive", default=300.0, show_default=True, type=click.FloatRange(min=0),
                       help="Seconds an idle instance stays warm.")(fn)
     fn = click.option("--node-id", default=None, help="Name of this node in the cluster.")(fn)
+    fn = click.option("--admin-host", default="127.0.0.1", show_default=True,
+                      help="Interface of the admin listener (GET /health).")(fn)
+    fn = click.option("--admin-port", default=None, type=click.IntRange(0, 65535),
+                      help="Port of the admin listener (GET /health); none without it.")(fn)
     fn = click.option("--metering-retention", default=24.0, show_default=True, type=click.FloatRange(min=0.01),
                       metavar="HOURS", help="Hours metering records are kept.")(fn)
     fn = click.option("--objects", "objects", metavar="PATH|URL", default=None,
@@ -105,14 +109,15 @@ def _settings(keep_alive: float, node_id: str | None, metering_retention: float)
 @click.argument("app_ref", metavar="APP")
 @_node_options
 def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
-        objects: str | None, backend: str | None) -> None:
+        objects: str | None, backend: str | None, admin_host: str, admin_port: int | None) -> None:
     """Run a production node for APP (a file like app.py, or module:attribute)."""
     from squall.server import configure_logging, run_node
 
     configure_logging()
     url = backend_url(backend, app_ref)
     run_node(app_ref, url, objects_url(objects, url, app_ref), host, port,
-             _settings(keep_alive, node_id, metering_retention))
+             _settings(keep_alive, node_id, metering_retention),
+             admin=None if admin_port is None else (admin_host, admin_port))
 
 
 @main.command()
@@ -120,7 +125,7 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 @_node_options
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Restart when a file changes.")
 def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
-        objects: str | None, backend: str | None, reload: bool) -> None:
+        objects: str | None, backend: str | None, admin_host: str, admin_port: int | None, reload: bool) -> None:
     """Run APP on one machine with embedded state, restarting it when its files change."""
     from squall.loader import app_root, check_app
 
@@ -130,6 +135,7 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
             "--keep-alive", str(keep_alive), "--metering-retention", str(metering_retention), "--backend", url,
             "--objects", objects_url(objects, url, app_ref)]
     args += ["--node-id", node_id] if node_id else []
+    args += ["--admin-host", admin_host, "--admin-port", str(admin_port)] if admin_port is not None else []
     if not reload:
         os.execv(sys.executable, args)
     from squall.reloader import supervise
@@ -240,9 +246,17 @@ def nodes(backend: str | None) -> None:
         store.close()
     now = time.time()
     rows = [(n.node_id, n.info.get("app", "-"), n.info.get("host", "-"), n.info.get("pid", "-"),
-             n.info.get("instances", 0), n.info.get("busy", 0), n.info.get("invocations", 0),
+             _health(n.info), n.info.get("instances", 0), n.info.get("busy", 0), n.info.get("invocations", 0),
              f"{now - n.info.get('started', now):.0f}s") for n in live]
-    _table(["NODE", "APP", "HOST", "PID", "INSTANCES", "BUSY", "INVOCATIONS", "UPTIME"], rows)
+    _table(["NODE", "APP", "HOST", "PID", "HEALTH", "INSTANCES", "BUSY", "INVOCATIONS", "UPTIME"], rows)
+
+
+def _health(info: dict[str, Any]) -> str:
+    """`ok`, or `unhealthy: <reasons>` (a node of an older release reports neither: `-`)."""
+    if "healthy" not in info:
+        return "-"
+    problems = info.get("problems") or {}
+    return "ok" if info["healthy"] else "unhealthy: " + "; ".join(f"{k}: {v}" for k, v in problems.items())
 
 
 @main.group()

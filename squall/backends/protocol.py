@@ -185,9 +185,12 @@ class Queues(Protocol):
         """Delete the messages whose current receipt is given. Returns how many (a receipt
         given twice counts once; stale and foreign ones count nothing)."""
 
-    def release(self, queue: str, receipt: str, delay: float = 0.0) -> bool:
+    def release(self, queue: str, receipt: str, delay: float = 0.0, *, uncount: bool = False) -> bool:
         """Make an in-flight message visible again after `delay` (>= 0) seconds; its receipt
-        stays current until it is received again. False if the receipt is stale or foreign."""
+        stays current until it is received again. With `uncount`, the receive that gave
+        this receipt does not count (the platform failed, not the handler): the receive
+        count goes back down by one, so an outage never moves a message to its DLQ. False
+        if the receipt is stale or foreign."""
 
     def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
         """Move an in-flight message to `dlq` (not `queue`) atomically, as never received.

@@ -37,6 +37,8 @@ MAX_BACKOFF = 900.0
 CLAIM_LIMIT = 1000
 #: seconds before a consumer that found the backend unreachable tries again
 UNREACHABLE_RETRY = 1.0
+#: seconds before a message that met no runtime (a platform failure) is delivered again
+PLATFORM_RETRY = 1.0
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,14 @@ def retry_delay(base: float, receive_count: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """How one batch ended: the ids to retry and those to dead-letter at once (an event
-    that cannot be delivered, which no retry can fix)."""
+    """How one batch ended: the ids to retry; whether they go to the dead-letter queue at
+    once (`poisoned`: an event that cannot be delivered, which no retry can fix) or come
+    back with their receive given back (`platform`: no instance could run them)."""
 
     messages: list[Message]
     failed: set[str]
     poisoned: bool = False
+    platform: bool = False
 
 
 Finished = list[Settlement]
@@ -207,7 +211,9 @@ class QueueConsumer(Service):
             self.backend.ack(c.queue, done)
         for batch in finished:
             for m in (m for m in batch.messages if m.id in batch.failed):
-                if batch.poisoned or m.receive_count >= c.max_receive_count:
+                if batch.platform:
+                    self.backend.release(c.queue, m.receipt, PLATFORM_RETRY, uncount=True)
+                elif batch.poisoned or m.receive_count >= c.max_receive_count:
                     self.backend.dead_letter(c.queue, m.receipt, c.dlq)
                 else:
                     self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
@@ -229,8 +235,11 @@ class QueueConsumer(Service):
             return self._poisoned(messages, f"the event cannot be built: {type(exc).__name__}: {exc}")
         invocation = await self.invoke(InvokeRequest(self.config.function, event, self.delivery.trigger,
                                                      source=self.config.queue))
-        if invocation.error is not None and not invocation.error.retryable:
-            return self._poisoned(messages, f"{invocation.error.error_type}: {invocation.error}")
+        error = invocation.error
+        if error is not None and not error.retryable:
+            return self._poisoned(messages, f"{error.error_type}: {error}")
+        if error is not None and error.platform:
+            return Settlement(messages, {m.id for m in messages}, platform=True)
         return Settlement(messages, self.delivery.failures(invocation, messages))
 
     def _poisoned(self, messages: list[Message], reason: str) -> Settlement:

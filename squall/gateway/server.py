@@ -8,8 +8,7 @@ response, 504 on timeout. Every error body is JSON: {"message": ...}.
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
@@ -111,9 +110,9 @@ class Endpoint:
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if body and headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
-            try:
-                json.loads(body)
-            except ValueError as exc:
+            try:  # orjson: fast, and bounded (1,024 levels) where `json` would recurse to a RecursionError
+                orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
                 return error_response(400, f"malformed JSON body: {exc}", request_id, error="MalformedJSON")
         event = http_event(scope, route, headers, cookies, body, request_id)
         invocation = await self.node.invoke(InvokeRequest(route.function, event, "http", route.route_key,

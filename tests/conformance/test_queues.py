@@ -105,6 +105,19 @@ def test_release_makes_visible_after_delay(backend, clock):
     assert backend.release("q", third.receipt) is False
 
 
+def test_release_uncounted_gives_the_receive_back(backend, clock):
+    """A platform failure (no runtime) must not walk a message towards its DLQ."""
+    backend.enqueue("q", "x")
+    for _ in range(3):
+        [m] = backend.claim("q", 1, 300, max_receives=1, dlq="q-dlq")
+        assert m.receive_count == 1
+        assert backend.release("q", m.receipt, uncount=True) is True
+    [m] = backend.claim("q", 1, 300, max_receives=1, dlq="q-dlq")
+    assert backend.release("q", m.receipt) is True  # counted this time: the next claim dead-letters it
+    assert backend.claim("q", 1, 300, max_receives=1, dlq="q-dlq") == []
+    assert backend.queue_stats("q-dlq").visible == 1
+
+
 def test_release_keeps_the_receipt_until_received_again(backend):
     backend.enqueue("q", "x")
     [m] = backend.claim("q", 1, 300)

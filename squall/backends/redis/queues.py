@@ -79,9 +79,9 @@ class RedisQueues(RedisCore):
         return self._run("ack", keys.queue(queue), list(receipts))
 
     @reachable
-    def release(self, queue: str, receipt: str, delay: float = 0.0) -> bool:
+    def release(self, queue: str, receipt: str, delay: float = 0.0, *, uncount: bool = False) -> bool:
         delay = checks.seconds("delay", delay)
-        return bool(self._run("release", keys.queue(queue), [receipt, self.clock() + delay, queue]))
+        return bool(self._run("release", keys.queue(queue), [receipt, self.clock() + delay, queue, int(uncount)]))
 
     @reachable
     def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:

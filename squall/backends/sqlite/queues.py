@@ -147,13 +147,14 @@ class SQLiteQueues(SQLiteCore):
                 "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) "
                 "AND +queue = ?", (json.dumps(keys), queue)).rowcount
 
-    def release(self, queue: str, receipt: str, delay: float = 0.0) -> bool:
+    def release(self, queue: str, receipt: str, delay: float = 0.0, *, uncount: bool = False) -> bool:
         delay = checks.seconds("delay", delay)
         if (key := _parse_receipt(receipt)) is None:
             return False
         with self._write() as conn:
-            return conn.execute("UPDATE messages SET visible_at = ? WHERE seq = ? AND receipt = ? AND +queue = ?",
-                                (self.clock() + delay, *key, queue)).rowcount == 1
+            return conn.execute("UPDATE messages SET visible_at = ?, receive_count = max(receive_count - ?, 0) "
+                                "WHERE seq = ? AND receipt = ? AND +queue = ?",
+                                (self.clock() + delay, int(uncount), *key, queue)).rowcount == 1
 
     def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
         checks.distinct_queues(queue, dlq, "dead-letter queue")
