@@ -9,6 +9,8 @@ response, 504 on timeout. Every error body is JSON: {"message": ...}.
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import unquote
 
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
@@ -16,12 +18,10 @@ from starlette.types import Receive, Scope, Send
 from squall.aws import request_id as new_request_id
 from squall.core.pipeline import InvokeRequest
 from squall.events.apigw import http_event, request_headers
-from squall.gateway.responses import HttpResponse, MalformedResponse, error_response, http_response
+from squall.gateway.responses import HttpResponse, MalformedResponse, ResponseTooLarge, error_response, http_response
+from squall.gateway.settings import GatewaySettings
 from squall.node import Node
 from squall.sources.http import HTTP_METHODS, HttpRoute
-
-#: Lambda's synchronous invocation payload limit.
-MAX_BODY_BYTES = 6 * 1024 * 1024
 
 #: What an `ANY` route matches (Starlette's default for methods=None is GET and HEAD only).
 ANY_METHODS = sorted(HTTP_METHODS - {"ANY"})
@@ -32,15 +32,26 @@ def starlette_path(path: str) -> str:
     return path.replace("+}", ":path}")
 
 
-def build_gateway(node: Node, max_body: int = MAX_BODY_BYTES) -> Gateway:
+ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def routing_path(raw_path: bytes) -> str:
+    """The path routes match: percent-escapes decoded except `%2F`, which API Gateway keeps
+    encoded, so `/items/a%2Fb` matches `/items/{id}` with `id` = `a%2Fb`. (uvicorn's
+    `path` decodes every escape, so an encoded slash would split a segment.)"""
+    return "%2F".join(unquote(part) for part in ENCODED_SLASH.split(raw_path.decode("latin-1")))
+
+
+def build_gateway(node: Node, settings: GatewaySettings | None = None) -> Gateway:
     """The gateway of a node's app: one route per path, dispatching on the method, so a
     405 lists every method the path accepts in its Allow header."""
+    settings = settings or GatewaySettings()
     by_path: dict[str, dict[str, HttpRoute]] = {}
     for route in node.app.routes:
         methods = ANY_METHODS if route.method == "ANY" else [route.method]
         for method in methods:
             by_path.setdefault(route.path, {}).setdefault(method, route)
-    return Gateway([Route(starlette_path(path), Endpoint(node, table, max_body), methods=sorted(table))
+    return Gateway([Route(starlette_path(path), Endpoint(node, table, settings), methods=sorted(table))
                     for path, table in by_path.items()])
 
 
@@ -57,6 +68,9 @@ class Gateway:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1000})
             return
+        raw_path = scope.get("raw_path")
+        if raw_path and b"%" in raw_path:
+            scope["path"] = routing_path(raw_path)
         allowed: set[str] = set()
         for route in self.routes:
             match, child_scope = route.matches(scope)
@@ -78,10 +92,11 @@ class Gateway:
 class Endpoint:
     """The ASGI endpoint of one path: request -> event -> invocation -> response."""
 
-    def __init__(self, node: Node, routes: dict[str, HttpRoute], max_body: int):
+    def __init__(self, node: Node, routes: dict[str, HttpRoute], settings: GatewaySettings):
         self.node = node
         self.routes = routes
-        self.max_body = max_body
+        self.max_body = settings.max_body_bytes
+        self.max_response = settings.max_response_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.respond(scope, receive)
@@ -122,7 +137,10 @@ class Endpoint:
         if error is not None:
             return error_response(error.http_status, error.http_message, request_id, requestId=invocation.request_id)
         try:
-            response = http_response(invocation.result)
+            response = http_response(invocation.result, self.max_response)
+        except ResponseTooLarge as exc:
+            return error_response(502, str(exc), request_id, error="Function.ResponseSizeTooLarge",
+                                  requestId=invocation.request_id)
         except MalformedResponse as exc:
             return error_response(502, f"malformed Lambda proxy response: {exc}", request_id)
         response.headers.append((b"apigw-requestid", request_id.encode()))
