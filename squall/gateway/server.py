@@ -3,7 +3,8 @@
 Errors follow API Gateway: 404/405 for unknown routes and methods, 413 for a body over
 the limit, 400 for a malformed JSON body, 429 when the function is at its concurrency
 limit, 500 when the handler raised, 502 when the instance crashed or returned a malformed
-response, 504 on timeout. Every error body is JSON: {"message": ...}.
+or oversized response, 504 on timeout. Every error body is JSON: {"message": ...}. (What
+is refused before a request reaches this app, 408/417/431/503, is in `protocol.py`.)
 """
 
 from __future__ import annotations
