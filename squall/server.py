@@ -12,14 +12,15 @@ import uvicorn
 
 from squall.admin import admin_server
 from squall.backends import open_backend
-from squall.gateway import build_gateway
+from squall.gateway import GatewaySettings, build_gateway, gateway_protocol
 from squall.node import Node, NodeSettings
 
 log = logging.getLogger("squall")
 
 
 def run_node(app_ref: str, backend_url: str, objects_url: str, host: str, port: int,
-             settings: NodeSettings, admin: tuple[str, int] | None = None) -> None:
+             settings: NodeSettings, gateway: GatewaySettings | None = None,
+             admin: tuple[str, int] | None = None) -> None:
     """Serve until stopped, on uvloop when it is installed (it comes with uvicorn[standard]),
     as the `uvicorn` command would: about 15% more requests/s than asyncio's own loop."""
     try:
@@ -29,7 +30,7 @@ def run_node(app_ref: str, backend_url: str, objects_url: str, host: str, port: 
     else:
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app_ref, backend_url, objects_url, host, port, settings, admin))
+        runner.run(serve(app_ref, backend_url, objects_url, host, port, settings, gateway, admin))
 
 
 def configure_logging() -> None:
@@ -38,7 +39,8 @@ def configure_logging() -> None:
 
 
 async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, port: int,
-                settings: NodeSettings, admin: tuple[str, int] | None = None) -> None:
+                settings: NodeSettings, gateway: GatewaySettings | None = None,
+                admin: tuple[str, int] | None = None) -> None:
     """Start a node, its gateway and (at `admin`, host and port) its admin listener;
     return after SIGINT/SIGTERM and a graceful stop."""
     loop = asyncio.get_running_loop()
@@ -48,8 +50,11 @@ async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, por
     node = await Node.load(app_ref, backend, objects_url, settings)
     app = node.app
     await node.start()
-    config = uvicorn.Config(build_gateway(node), host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off", server_header=False)
+    gateway = gateway or GatewaySettings()
+    # the gateway's protocol enforces the head limits, timeouts and connection cap (it also
+    # sets the keep-alive timeout: uvicorn's own option takes whole seconds only)
+    config = uvicorn.Config(build_gateway(node, gateway), host=host, port=port, http=gateway_protocol(gateway),
+                            log_level="warning", access_log=False, lifespan="off", server_header=False)
     server = uvicorn.Server(config)
     log.info("node %s serving app %r on http://%s:%d (backend %s, objects %s)", settings.node_id, app.name,
              host, port, backend_url, objects_url)

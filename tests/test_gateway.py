@@ -39,6 +39,11 @@ APP = """
         return event
 
 
+    @app.http("POST", "/length")
+    def length(event, ctx):
+        return {"length": len(event.get("body") or "")}
+
+
     PNG = bytes(range(256))
 
 
@@ -395,9 +400,10 @@ def test_a_body_in_many_small_chunks_arrives_whole(client):
 
 
 def test_body_at_the_limit_is_accepted(client):
-    response = client.post("/echo", content=b"z" * MAX_BODY, headers={"Content-Type": "text/plain"})
+    # (echoed whole, it would be a response over Lambda's 6 MB limit: tests/faults/test_http_responses.py)
+    response = client.post("/length", content=b"z" * MAX_BODY, headers={"Content-Type": "text/plain"})
     assert response.status_code == 200
-    assert len(response.json()["body"]) == MAX_BODY
+    assert response.json() == {"length": MAX_BODY}
 
 
 def test_malformed_json_body_is_400(client):

@@ -6,18 +6,26 @@ Responses are built as raw ASGI messages: the gateway runs this for every reques
 from __future__ import annotations
 
 import base64
-import binascii
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.types import Receive, Scope, Send
 
+from squall.errors import ResponseTooLarge
+from squall.gateway.settings import MAX_RESPONSE_BYTES
+
 RawHeaders = list[tuple[bytes, bytes]]
+Payload = TypeVar("Payload", str, bytes)
 
 
 class MalformedResponse(ValueError):
     """The handler returned a proxy response API Gateway could not use."""
+
+
+#: statuses whose responses have no body (RFC 9110 §6.4.1): no bytes, no content-length
+NO_BODY = frozenset({204, 304})
 
 
 @dataclass
@@ -29,6 +37,10 @@ class HttpResponse:
     headers: RawHeaders = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.status in NO_BODY:  # stray bytes here would be read as the start of the next response
+            await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
         headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
@@ -37,49 +49,72 @@ class HttpResponse:
 JSON = (b"content-type", b"application/json")
 TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
+#: headers of one connection, not of the response (RFC 9110 §7.6.1), and the length the
+#: gateway computes itself: a handler setting them would corrupt the framing, so they are dropped
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                        "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length"})
+#: a header name is an RFC 9110 token; a value has no control characters but tab (no CR/LF)
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+#: header values a handler may give besides strings: sent as their str()
+SCALARS = (int, float)
 
-def http_response(result: Any) -> HttpResponse:
+
+def http_response(result: Any, max_bytes: int = MAX_RESPONSE_BYTES) -> HttpResponse:
     """Map a handler's return value to a response, as HTTP API does for format 2.0.
 
     A dict with `statusCode` is a Lambda proxy response; any other dict, list, number or
-    bool is sent as JSON with status 200; a string as text; a `(body, status)` tuple with
-    that status; None as 204.
+    bool is sent as JSON with status 200; a string as text; None as 204. A body over
+    `max_bytes` raises ResponseTooLarge.
     """
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
-        response = http_response(result[0])
-        response.status = result[1]
-        return response
     if isinstance(result, dict) and "statusCode" in result:
-        return proxy_response(result)
+        return proxy_response(result, max_bytes)
     if result is None:
         return HttpResponse(204)
     if isinstance(result, str):
-        return HttpResponse(200, result.encode(), [TEXT])
-    return HttpResponse(200, json.dumps(result).encode(), [JSON])
+        return HttpResponse(200, _within(result.encode(), max_bytes), [TEXT])
+    return HttpResponse(200, _within(json.dumps(result).encode(), max_bytes), [JSON])
 
 
-def proxy_response(result: dict[str, Any]) -> HttpResponse:
-    status = result.get("statusCode")
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise MalformedResponse(f"statusCode must be an integer from 100 to 599, not {status!r}")
+def _within(payload: Payload, max_bytes: int) -> Payload:
+    """The payload (bytes, or base64 text) if it is within Lambda's limit. Lambda measures
+    the whole JSON result; its body is all of it that matters at this size."""
+    if len(payload) > max_bytes:
+        raise ResponseTooLarge(f"Response payload size ({len(payload)} bytes) exceeded maximum allowed payload size "
+                               f"({max_bytes} bytes).", "Function.ResponseSizeTooLarge")
+    return payload
+
+
+def _status(status: Any) -> int:
+    """A final status: 1xx are interim responses, which a Lambda proxy response cannot be."""
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise MalformedResponse(f"statusCode must be an integer from 200 to 599, not {status!r}")
+    return status
+
+
+def proxy_response(result: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES) -> HttpResponse:
+    status = _status(result.get("statusCode"))
     body = result.get("body")
+    encoded = result.get("isBase64Encoded")
+    if encoded is not None and not isinstance(encoded, bool):
+        raise MalformedResponse(f"isBase64Encoded must be a boolean, not {type(encoded).__name__}")
     if body is None:
         content = b""
-    elif isinstance(body, str) and result.get("isBase64Encoded"):
+    elif not isinstance(body, str):
+        raise MalformedResponse(f"body must be a string, not {type(body).__name__}")
+    elif encoded:
+        _within(body, max_bytes)  # Lambda counts the base64 text
         try:
             content = base64.b64decode(body, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a str with non-ASCII characters
             raise MalformedResponse(f"body is marked isBase64Encoded but is not base64: {exc}") from None
-    elif isinstance(body, str):
-        content = body.encode()
     else:
-        raise MalformedResponse(f"body must be a string, not {type(body).__name__}")
+        content = _within(body.encode(), max_bytes)
     headers = result.get("headers") or {}
     if not isinstance(headers, dict):
         raise MalformedResponse("headers must be an object")
     # one value per name (the last one given wins, as names are case-insensitive)
-    single = {str(name).lower(): str(value) for name, value in headers.items()}
-    single.pop("content-length", None)  # recomputed from the body
+    single = {_name(name): _value(value, "headers") for name, value in headers.items()}
     single.setdefault("content-type", "application/json")
     pairs = list(single.items())
     if multi := result.get("multiValueHeaders"):  # most responses have neither: no work for them
@@ -88,16 +123,34 @@ def proxy_response(result: dict[str, Any]) -> HttpResponse:
         for name, values in multi.items():
             if not isinstance(values, list):
                 raise MalformedResponse("multiValueHeaders must be an object of lists")
-            pairs.extend((str(name).lower(), str(value)) for value in values)
+            pairs.extend((_name(name), _value(value, "multiValueHeaders")) for value in values)
     if cookies := result.get("cookies"):
-        if not isinstance(cookies, list):
+        if not isinstance(cookies, list) or not all(isinstance(cookie, str) for cookie in cookies):
             raise MalformedResponse("cookies must be a list of strings")
-        pairs.extend(("set-cookie", str(cookie)) for cookie in cookies)
+        pairs.extend(("set-cookie", _value(cookie, "cookies")) for cookie in cookies)
     try:
-        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs if name not in HOP_BY_HOP]
     except UnicodeEncodeError as exc:
         raise MalformedResponse(f"header names and values must be Latin-1: {exc.object!r}") from None
     return HttpResponse(status, content, raw)
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+        raise MalformedResponse(f"header name {name!r} is not a valid HTTP header name")
+    return name.lower()
+
+
+def _value(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, SCALARS):  # bool is an int: True is sent as "True", as str() gives
+        text = str(value)
+    else:
+        raise MalformedResponse(f"{where} values must be strings, not {type(value).__name__}")
+    if not HEADER_VALUE.fullmatch(text):
+        raise MalformedResponse(f"{where} value {text!r} has a control character (CR, LF or NUL)")
+    return text
 
 
 def error_response(status: int, message: str, request_id: str | None = None, **extra: Any) -> HttpResponse:

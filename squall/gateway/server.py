@@ -3,10 +3,14 @@
 Errors follow API Gateway: 404/405 for unknown routes and methods, 413 for a body over
 the limit, 400 for a malformed JSON body, 429 when the function is at its concurrency
 limit, 500 when the handler raised, 502 when the instance crashed or returned a malformed
-response, 504 on timeout. Every error body is JSON: {"message": ...}.
+or oversized response, 504 on timeout. Every error body is JSON: {"message": ...}. (What
+is refused before a request reaches this app, 408/417/431/503, is in `protocol.py`.)
 """
 
 from __future__ import annotations
+
+import re
+from urllib.parse import unquote
 
 import orjson
 from starlette.routing import Match, Route
@@ -14,13 +18,12 @@ from starlette.types import Receive, Scope, Send
 
 from squall.aws import request_id as new_request_id
 from squall.core.pipeline import InvokeRequest
+from squall.errors import ResponseTooLarge
 from squall.events.apigw import http_event, request_headers
 from squall.gateway.responses import HttpResponse, MalformedResponse, error_response, http_response
+from squall.gateway.settings import GatewaySettings
 from squall.node import Node
 from squall.sources.http import HTTP_METHODS, HttpRoute
-
-#: Lambda's synchronous invocation payload limit.
-MAX_BODY_BYTES = 6 * 1024 * 1024
 
 #: What an `ANY` route matches (Starlette's default for methods=None is GET and HEAD only).
 ANY_METHODS = sorted(HTTP_METHODS - {"ANY"})
@@ -31,15 +34,26 @@ def starlette_path(path: str) -> str:
     return path.replace("+}", ":path}")
 
 
-def build_gateway(node: Node, max_body: int = MAX_BODY_BYTES) -> Gateway:
+ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def routing_path(raw_path: bytes) -> str:
+    """The path routes match: percent-escapes decoded except `%2F`, which API Gateway keeps
+    encoded, so `/items/a%2Fb` matches `/items/{id}` with `id` = `a%2Fb`. (uvicorn's
+    `path` decodes every escape, so an encoded slash would split a segment.)"""
+    return "%2F".join(unquote(part) for part in ENCODED_SLASH.split(raw_path.decode("latin-1")))
+
+
+def build_gateway(node: Node, settings: GatewaySettings | None = None) -> Gateway:
     """The gateway of a node's app: one route per path, dispatching on the method, so a
     405 lists every method the path accepts in its Allow header."""
+    settings = settings or GatewaySettings()
     by_path: dict[str, dict[str, HttpRoute]] = {}
     for route in node.app.routes:
         methods = ANY_METHODS if route.method == "ANY" else [route.method]
         for method in methods:
             by_path.setdefault(route.path, {}).setdefault(method, route)
-    return Gateway([Route(starlette_path(path), Endpoint(node, table, max_body), methods=sorted(table))
+    return Gateway([Route(starlette_path(path), Endpoint(node, table, settings), methods=sorted(table))
                     for path, table in by_path.items()])
 
 
@@ -56,6 +70,9 @@ class Gateway:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1000})
             return
+        raw_path = scope.get("raw_path")
+        if raw_path and b"%" in raw_path:
+            scope["path"] = routing_path(raw_path)
         allowed: set[str] = set()
         for route in self.routes:
             match, child_scope = route.matches(scope)
@@ -77,10 +94,11 @@ class Gateway:
 class Endpoint:
     """The ASGI endpoint of one path: request -> event -> invocation -> response."""
 
-    def __init__(self, node: Node, routes: dict[str, HttpRoute], max_body: int):
+    def __init__(self, node: Node, routes: dict[str, HttpRoute], settings: GatewaySettings):
         self.node = node
         self.routes = routes
-        self.max_body = max_body
+        self.max_body = settings.max_body_bytes
+        self.max_response = settings.max_response_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.respond(scope, receive)
@@ -118,12 +136,17 @@ class Endpoint:
         invocation = await self.node.invoke(InvokeRequest(route.function, event, "http", route.route_key,
                                                           wait=self.node.settings.throttle_wait))
         error = invocation.error
+        if error is None:
+            try:
+                response = http_response(invocation.result, self.max_response)
+            except ResponseTooLarge as exc:
+                error = exc
+            except MalformedResponse as exc:
+                return error_response(502, f"malformed Lambda proxy response: {exc}", request_id)
+        if isinstance(error, ResponseTooLarge):  # over Lambda's 6 MB: found by the runtime, or here
+            return error_response(502, str(error), request_id, error=error.error_type, requestId=invocation.request_id)
         if error is not None:
             return error_response(error.http_status, error.http_message, request_id, requestId=invocation.request_id)
-        try:
-            response = http_response(invocation.result)
-        except MalformedResponse as exc:
-            return error_response(502, f"malformed Lambda proxy response: {exc}", request_id)
         response.headers.append((b"apigw-requestid", request_id.encode()))
         return response
 

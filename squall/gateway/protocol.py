@@ -1,0 +1,150 @@
+"""The HTTP/1.1 protocol the gateway is served with: uvicorn's httptools protocol plus what
+a public listener needs and uvicorn does not enforce with httptools.
+
+- The request head is bounded as API Gateway bounds it (431): the request line and header
+  values at most `max_head_bytes`, at most `max_headers` fields. httptools buffers a header
+  until it is complete, so a head still incomplete after twice the limit has arrived is
+  refused as it streams in rather than buffered.
+- A client has `header_timeout` seconds to send a request's head (slowloris); a kept-alive
+  connection is closed after `idle_timeout` idle seconds (uvicorn's keep-alive timer).
+- Connections beyond `max_connections` get 503 for their first request and are closed.
+- An `Expect` other than `100-continue` is answered 417 (RFC 9110 §10.1.1).
+
+Errors are the gateway's JSON bodies, sent with `connection: close` except the 417 (the
+request is read to its end, so the connection stays usable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from squall.gateway.responses import HttpResponse, error_response
+from squall.gateway.settings import GatewaySettings
+
+CLOSE = (b"connection", b"close")
+#: what the request line adds to the method and target: two spaces and "HTTP/1.1"
+REQUEST_LINE_OVERHEAD = 10
+
+
+def gateway_protocol(settings: GatewaySettings) -> type[GatewayProtocol]:
+    """The protocol class for uvicorn.Config(http=...), bound to these limits."""
+    return type("GatewayProtocol", (GatewayProtocol,), {"settings": settings})
+
+
+def closing(response: HttpResponse) -> HttpResponse:
+    response.headers.append(CLOSE)
+    return response
+
+
+class GatewayProtocol(HttpToolsProtocol):
+    settings: ClassVar[GatewaySettings] = GatewaySettings()
+
+    #: the pending header timeout (None once a head is complete and until the next one begins)
+    _head_timer: asyncio.TimerHandle | None = None
+    #: bytes received since the current request began, while its head is incomplete
+    _head_bytes = 0
+    _reading_head = False
+    #: header value bytes and the first unsupported `Expect` of the current request
+    _value_bytes = 0
+    _expectation: bytes | None = None
+    _over_limit = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.timeout_keep_alive = self.settings.idle_timeout  # type: ignore[assignment]  # uvicorn says int
+        self._over_limit = len(self.connections) > self.settings.max_connections
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._reading_head and not self.transport.is_closing():
+            # the whole chunk belongs to the incomplete head (or, pipelined, also to the end
+            # of the previous request: an over-count, never an under-count)
+            self._head_bytes += len(data)
+            if self._head_bytes > 2 * self.settings.max_head_bytes:
+                self._refuse(self._too_large())
+
+    # ---- parser callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head, self._head_bytes, self._value_bytes, self._expectation = True, 0, 0, None
+        if self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._value_bytes += len(value)
+        if self.headers[-1][0] == b"expect" and value.lower() != b"100-continue" and self._expectation is None:
+            self._expectation = value
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._cancel_head_timer()
+        rejection = self._rejection()
+        if rejection is None:
+            super().on_headers_complete()
+            return
+        # uvicorn starts the request's cycle with self.app: answer with the rejection instead,
+        # so the rest of the request is parsed (and discarded) as usual
+        app, self.app = self.app, rejection
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def _rejection(self) -> HttpResponse | None:
+        settings = self.settings
+        if self._over_limit:
+            return closing(error_response(503, f"the node is at its limit of {settings.max_connections} connections",
+                                          error="TooManyConnections"))
+        head = len(self.url) + len(self.parser.get_method()) + REQUEST_LINE_OVERHEAD + self._value_bytes
+        if head > settings.max_head_bytes:
+            return closing(self._too_large())
+        if len(self.headers) > settings.max_headers:
+            return closing(self._too_large(f"the request has more than {settings.max_headers} header fields"))
+        if self._expectation is not None:
+            return error_response(417, f"unsupported expectation: {self._expectation.decode('latin-1')!r}",
+                                  error="ExpectationFailed")
+        return None
+
+    def _too_large(self, message: str | None = None) -> HttpResponse:
+        message = message or f"the request line and header values are over {self.settings.max_head_bytes} bytes"
+        return error_response(431, message, error="RequestHeaderFieldsTooLarge")
+
+    # ---- the header timeout ------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a pipelined head behind a request in flight: wait for that one
+        elif self._reading_head:
+            self._refuse(error_response(408, f"the request headers did not arrive within "
+                                             f"{self.settings.header_timeout:g} s", error="RequestTimeout"))
+        else:
+            self.transport.close()  # connected and never sent a byte
+
+    def _refuse(self, response: HttpResponse) -> None:
+        """Answer a request whose head is not complete (there is no cycle to answer it) and close."""
+        self._reading_head = False
+        headers = [*response.headers, (b"content-length", str(len(response.body)).encode()), CLOSE]
+        lines = [STATUS_LINE[response.status], *(name + b": " + value + b"\r\n" for name, value in headers), b"\r\n"]
+        self.transport.write(b"".join(lines) + response.body)
+        self.transport.close()
