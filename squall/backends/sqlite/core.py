@@ -98,7 +98,24 @@ def unavailable(path: str, error: sqlite3.DatabaseError) -> Exception:
     code = getattr(error, "sqlite_errorcode", None)
     if code is None or code & 0xFF not in _UNAVAILABLE:
         return error
-    return BackendUnavailable(f"cannot use SQLite database {path}: {error}")
+    return BackendUnavailable(f"cannot use SQLite database {path}: {_describe(path, error)}")
+
+
+def _describe(path: str, error: BaseException) -> str:
+    """SQLite's message, with the cause when the file system shows it: SQLite often says only
+    "unable to open database file" or "disk I/O error" (it cannot create or grow the WAL's
+    shared-memory file)."""
+    try:
+        disk = os.statvfs(os.path.dirname(path))
+    except OSError:
+        return str(error)
+    if disk.f_flag & os.ST_RDONLY:
+        return f"{error} (the file system is read-only)"
+    if disk.f_bavail == 0:
+        return f"{error} (the disk is full)"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return f"{error} (the file is read-only)"
+    return str(error)
 
 
 @dataclass
@@ -184,8 +201,9 @@ class SQLiteCore:
             conn.path = self.path
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        except (sqlite3.Error, BackendUnavailable) as e:
-            raise BackendUnavailable(f"cannot open SQLite database {self.path}: {_reason(e)}") from e
+        except (sqlite3.Error, BackendUnavailable) as e:  # the latter from _Connection.execute
+            cause = e.__cause__ if isinstance(e, BackendUnavailable) and e.__cause__ else e
+            raise BackendUnavailable(f"cannot open SQLite database {self.path}: {_describe(self.path, cause)}") from e
         with process.lock:
             process.open.append(conn)
         self._local.conn, self._local.pid, self._local.busy = conn, pid, int(busy * 1000)
@@ -223,9 +241,3 @@ class SQLiteCore:
 
 def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
-
-
-def _reason(error: Exception) -> str:
-    """The underlying message of an error this module may already have wrapped."""
-    cause = error.__cause__ if isinstance(error, BackendUnavailable) else None
-    return str(cause or error)
