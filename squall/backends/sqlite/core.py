@@ -5,7 +5,8 @@ same file; SQLite's file locks serialise writers (`BEGIN IMMEDIATE`, so a writer
 for the lock up front instead of failing when it upgrades from reading) and WAL lets
 readers run alongside the one writer. A write method returns only after its transaction
 has committed to the WAL; with `synchronous=NORMAL` (the default) that survives a killed
-process, `?synchronous=full` also survives power loss.
+process, `?synchronous=full` also survives power loss. `?mode=rw` opens an existing file
+only (how function instances reopen the node's: a deleted file is an error, not a new one).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def parse_url(url: str) -> Location:
     path, _, query = url[len("sqlite:///"):].partition("?")
     if not path or path == ":memory:":
         raise ConfigError(f"bad SQLite URL {url!r}: a database file path is required")
-    options = {"synchronous": "normal", "mode": "rwc"}
+    options: dict[str, str] = {}
     choices = {"synchronous": _SYNCHRONOUS, "mode": _MODES}
     for part in filter(None, query.split("&")):
         name, _, value = part.partition("=")
@@ -83,16 +84,16 @@ class _Connection(sqlite3.Connection):
         try:
             return super().execute(sql, parameters)
         except sqlite3.DatabaseError as e:
-            raise unavailable(self.path, e) from e
+            raise _unavailable(self.path, e) from e
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
         try:
             return super().executemany(sql, parameters)
         except sqlite3.DatabaseError as e:
-            raise unavailable(self.path, e) from e
+            raise _unavailable(self.path, e) from e
 
 
-def unavailable(path: str, error: sqlite3.DatabaseError) -> Exception:
+def _unavailable(path: str, error: sqlite3.DatabaseError) -> Exception:
     """The error to raise for `error` on the database at `path`: BackendUnavailable when the
     file cannot be used, the error itself otherwise (a bug in a statement stays visible)."""
     code = getattr(error, "sqlite_errorcode", None)
@@ -181,8 +182,8 @@ class SQLiteCore:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
             return self._connect()
-        busy = int(cap_wait(BUSY_TIMEOUT) * 1000)
-        if busy != local.busy:
+        busy = _milliseconds(cap_wait(BUSY_TIMEOUT))
+        if busy != local.busy:  # within an invocation: about once in 10 ms, not on every call
             local.conn.execute(f"PRAGMA busy_timeout = {busy}")
             local.busy = busy
         return local.conn
@@ -206,7 +207,7 @@ class SQLiteCore:
             raise BackendUnavailable(f"cannot open SQLite database {self.path}: {_describe(self.path, cause)}") from e
         with process.lock:
             process.open.append(conn)
-        self._local.conn, self._local.pid, self._local.busy = conn, pid, int(busy * 1000)
+        self._local.conn, self._local.pid, self._local.busy = conn, pid, _milliseconds(busy)
         return conn
 
     def close(self) -> None:
@@ -241,3 +242,9 @@ class SQLiteCore:
 
 def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
+
+
+def _milliseconds(seconds: float) -> int:
+    """A busy timeout in whole milliseconds, rounded down to 10 ms so that a deadline moving
+    by the microsecond does not reset it on every call."""
+    return int(seconds * 100) * 10
