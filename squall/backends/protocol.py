@@ -360,7 +360,8 @@ class Nodes(Protocol):
 class Backend(Queues, Tables, Streams, Timers, Leases, Slots, Nodes, Protocol):
     """Every primitive on one store. See the module docstring."""
 
-    #: the URL the backend was opened with; function instances reopen it after fork
+    #: the URL that reopens this same store (function instances reopen it after fork); a
+    #: SQLite backend's says `mode=rw`, so a reopen never creates a missing file afresh
     url: str
     #: where time comes from (seconds since the epoch)
     clock: Clock
@@ -368,8 +369,10 @@ class Backend(Queues, Tables, Streams, Timers, Leases, Slots, Nodes, Protocol):
     distributed: bool
 
     def problem(self) -> str | None:
-        """Why the backend cannot serve now (None: it can): cheap, the node asks on every
-        heartbeat to report its health."""
+        """Why the store cannot be used right now, or None when it can: SQLite, its file was
+        deleted or replaced while open (writes are refused); Redis, the error of the last
+        call when it found the server unreachable. Cheap (no round trip): nodes ask on every
+        heartbeat and report themselves unhealthy while it is not None."""
 
     def close(self) -> None:
         """Release connections. The backend is not used afterwards."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from squall import aws
 from squall.backends import Backend
+from squall.backends.deadline import bind as deadline_bound
 from squall.errors import ConfigError, PayloadTooLarge
 from squall.objects import ObjectStore
 from squall.runtime import wire
@@ -98,7 +99,9 @@ class Context:
         self.invocation_headers: Mapping[str, str] = _NO_HEADERS if not headers else MappingProxyType(headers)
         self.log = Logger(function, request_id)
         self._deadline = deadline
-        self._backend = backend
+        # every ctx call gives up by the invocation's deadline, so a backend that cannot
+        # answer is the handler's error (HTTP 500), not the invocation's timeout (504)
+        self._backend = deadline_bound(backend, deadline)
         self._caller = caller
         self._known_queues = known_queues
         self._objects = objects
@@ -107,10 +110,10 @@ class Context:
         return max(0, int((self._deadline - time.time()) * 1000))
 
     def table(self, name: str) -> Table:
-        return Table(self._backend(), name)
+        return Table(self._backend, name)
 
     def queue(self, name: str) -> Queue:
-        return Queue(self._backend(), name, known=self._known_queues)
+        return Queue(self._backend, name, known=self._known_queues)
 
     def objects(self, bucket: str) -> Bucket:
         return Bucket(self._objects(), bucket)
@@ -125,7 +128,7 @@ class Context:
         """Queue an asynchronous invocation (retried twice on failure); returns its id."""
         self.app.config(function)
         body = _check_payload(payload, MAX_ASYNC_PAYLOAD, "asynchronous")
-        return self._backend().enqueue(async_queue(function), body)
+        return self._backend.enqueue(async_queue(function), body)
 
 
 def _check_payload(payload: Any, limit: int, kind: str) -> str:

@@ -18,18 +18,21 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from squall.backends.protocol import Clock
 from squall.backends.redis import scripts
+from squall.backends.redis.connection import CONNECTIONS, DeadlineBackoff, OutOfTime, SetupFailed
 from squall.errors import BackendUnavailable, ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel://"
-#: Retries survive a Redis restart (about 5 s of backoff); then BackendUnavailable is raised.
-RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6)
+#: Retries survive a Redis restart (about 5 s of backoff, or until an invocation's deadline
+#: is near); then BackendUnavailable is raised.
+RETRY = Retry(DeadlineBackoff(cap=2.0, base=0.05), retries=6)
+#: what a call raises when the server cannot be reached or used
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, SetupFailed, redis.exceptions.InvalidResponse)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,14 +40,21 @@ C = TypeVar("C", bound="RedisCore")
 
 
 def reachable(method: Callable[Concatenate[C, P], R]) -> Callable[Concatenate[C, P], R]:
-    """Turn "Redis is down" (after redis-py's retries gave up) into one BackendUnavailable."""
+    """Turn "Redis is down" (after redis-py's retries gave up) into one BackendUnavailable,
+    and keep the outcome for `problem()`."""
 
     @functools.wraps(method)
     def wrapper(self: C, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return method(self, *args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BackendUnavailable(f"Redis at {self.where} is unreachable: {exc}") from exc
+            result = method(self, *args, **kwargs)
+        except _UNREACHABLE as exc:
+            state = "cannot be used" if isinstance(exc, (SetupFailed, redis.exceptions.InvalidResponse)) else \
+                "is unreachable"
+            cause = f"{exc.__context__} ({exc})" if isinstance(exc, OutOfTime) and exc.__context__ else exc
+            self._problem = f"Redis at {self.where} {state}: {cause}"
+            raise BackendUnavailable(self._problem) from exc
+        self._problem = None
+        return result
 
     return wrapper
 
@@ -84,6 +94,7 @@ class RedisCore:
         self.url = url
         self.clock: Clock = clock or time.time
         self.where = _redacted(url)
+        self._problem: str | None = None
         self._client = self.connect()
         self._pid = os.getpid()
         self._scripts: dict[str, Script] = {name: self._client.register_script(source)
@@ -98,9 +109,17 @@ class RedisCore:
         options: dict[str, Any] = dict(decode_responses=True, socket_connect_timeout=2.0, socket_timeout=10.0,
                                        retry=RETRY, retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         options.update(overrides)
+        options.setdefault("connection_class", CONNECTIONS[urlsplit(self.url).scheme])
         if self.url.startswith(SENTINEL_SCHEME):
             return _sentinel_primary(self.url, options)
-        return redis.Redis.from_url(self.url, **options)
+        try:
+            return redis.Redis.from_url(self.url, **options)
+        except ValueError as e:  # a port or DB index that is not a number...
+            raise ConfigError(f"invalid Redis URL {self.where!r}: {e}") from e
+
+    def problem(self) -> str | None:
+        """The error of the last call if it found Redis unreachable (no round trip)."""
+        return self._problem
 
     @property
     def _redis(self) -> Any:
@@ -116,10 +135,6 @@ class RedisCore:
     def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """One EVALSHA of a script from `lua/` (loaded by redis-py on the server's first NOSCRIPT)."""
         return self._scripts[script](keys=keys, args=args, client=self._redis)
-
-    def problem(self) -> str | None:
-        """Why the backend cannot serve now (None: it can)."""
-        return None
 
     def close(self) -> None:
         if self._pid == os.getpid():

@@ -5,7 +5,8 @@ same file; SQLite's file locks serialise writers (`BEGIN IMMEDIATE`, so a writer
 for the lock up front instead of failing when it upgrades from reading) and WAL lets
 readers run alongside the one writer. A write method returns only after its transaction
 has committed to the WAL; with `synchronous=NORMAL` (the default) that survives a killed
-process, `?synchronous=full` also survives power loss.
+process, `?synchronous=full` also survives power loss. `?mode=rw` opens an existing file
+only (how function instances reopen the node's: a deleted file is an error, not a new one).
 """
 
 from __future__ import annotations
@@ -14,15 +15,26 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
 
+from squall.backends.deadline import cap as cap_wait
 from squall.backends.protocol import Clock
 from squall.backends.sqlite import schema
 from squall.errors import BackendUnavailable, ConfigError
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
+_MODES = ("rwc", "rw")
+#: seconds a statement waits for another process's lock (capped by an invocation's deadline)
+BUSY_TIMEOUT = 30.0
+#: SQLite result codes that say the file cannot be used (locked, read-only, disk full, gone,
+#: damaged), as opposed to a mistake in a statement: they become BackendUnavailable
+_UNAVAILABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+                sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+                sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM}
 
 #: SQLite connections must not be used, or even closed, in a forked child (its lock
 #: state is the parent's). Children park the connections they inherited here so that
@@ -30,22 +42,81 @@ _SYNCHRONOUS = ("off", "normal", "full", "extra")
 _INHERITED: list[sqlite3.Connection] = []
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """(absolute database path, synchronous mode) of a `sqlite:///path?synchronous=...` URL."""
+@dataclass(frozen=True)
+class Location:
+    """What a `sqlite:///path?synchronous=...&mode=...` URL names."""
+
+    #: absolute, resolved once, so a later chdir (or a forked instance) opens the same file
+    path: str
+    synchronous: str = "normal"
+    #: "rwc" creates the file if it is missing; "rw" (how instances reopen it) never does
+    mode: str = "rwc"
+
+    def url(self, mode: str) -> str:
+        return f"sqlite:///{self.path}?synchronous={self.synchronous}&mode={mode}"
+
+
+def parse_url(url: str) -> Location:
+    """The file, synchronous mode and open mode of a SQLite URL."""
     if not url.startswith("sqlite:///"):
         raise ConfigError(f"bad SQLite URL {url!r}: expected sqlite:///relative.db or sqlite:////abs.db")
     path, _, query = url[len("sqlite:///"):].partition("?")
     if not path or path == ":memory:":
         raise ConfigError(f"bad SQLite URL {url!r}: a database file path is required")
-    synchronous = "normal"
+    options: dict[str, str] = {}
+    choices = {"synchronous": _SYNCHRONOUS, "mode": _MODES}
     for part in filter(None, query.split("&")):
         name, _, value = part.partition("=")
-        if name != "synchronous" or value.lower() not in _SYNCHRONOUS:
-            raise ConfigError(f"bad SQLite URL option {part!r}: expected synchronous="
-                              f"{'|'.join(_SYNCHRONOUS)}")
-        synchronous = value.lower()
-    # resolved once, so a later chdir (or a forked instance) opens the same file
-    return os.path.abspath(path), synchronous
+        if value.lower() not in choices.get(name, ()):
+            raise ConfigError(f"bad SQLite URL option {part!r}: expected "
+                              + " or ".join(f"{key}={'|'.join(values)}" for key, values in choices.items()))
+        options[name] = value.lower()
+    return Location(os.path.abspath(path), **options)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose "the file cannot be used" errors are BackendUnavailable naming the
+    file (the CLI prints one line, the gateway a JSON 500), not raw sqlite3 errors."""
+
+    path = ""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            raise _unavailable(self.path, e) from e
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            raise _unavailable(self.path, e) from e
+
+
+def _unavailable(path: str, error: sqlite3.DatabaseError) -> Exception:
+    """The error to raise for `error` on the database at `path`: BackendUnavailable when the
+    file cannot be used, the error itself otherwise (a bug in a statement stays visible)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _UNAVAILABLE:
+        return error
+    return BackendUnavailable(f"cannot use SQLite database {path}: {_describe(path, error)}")
+
+
+def _describe(path: str, error: BaseException) -> str:
+    """SQLite's message, with the cause when the file system shows it: SQLite often says only
+    "unable to open database file" or "disk I/O error" (it cannot create or grow the WAL's
+    shared-memory file)."""
+    try:
+        disk = os.statvfs(os.path.dirname(path))
+    except OSError:
+        return str(error)
+    if disk.f_flag & os.ST_RDONLY:
+        return f"{error} (the file system is read-only)"
+    if disk.f_bavail == 0:
+        return f"{error} (the disk is full)"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return f"{error} (the file is read-only)"
+    return str(error)
 
 
 @dataclass
@@ -58,33 +129,64 @@ class _ProcessConnections:
 
 
 class SQLiteCore:
-    """One SQLite file: a connection per thread and process, write transactions, the schema."""
+    """One SQLite file: a connection per thread and process, write transactions, the schema.
+
+    The file is the one the backend opened: a path that later names no file, or another
+    file (deleted, or replaced by a copy), is reported by `problem()` and refused by every
+    write, and no connection opened afterwards creates a fresh empty database in its place
+    (writes acknowledged there would be lost with the node's view of the old one).
+    """
 
     distributed = False
 
     def __init__(self, url: str, clock: Clock | None = None):
-        self.url = url
         self.clock: Clock = clock or time.time
-        self.path, self.synchronous = parse_url(url)
+        location = parse_url(url)
+        self.path, self.synchronous = location.path, location.synchronous
+        #: what reopens this file, never creating one (function instances, after fork)
+        self.url = location.url("rw")
+        self._mode = location.mode
         self._local = threading.local()
         self._process = _ProcessConnections(os.getpid())
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        except OSError as e:
-            raise BackendUnavailable(f"cannot create the directory of {self.path}: {e}") from e
+        if self._mode == "rwc":
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            except OSError as e:
+                raise BackendUnavailable(f"cannot create the directory of {self.path}: {e}") from e
         try:
             schema.migrate(self._conn())
         except sqlite3.Error as e:
             raise BackendUnavailable(f"cannot create or migrate the schema in {self.path}: {e}") from e
         except schema.SchemaTooNew as e:
             raise ConfigError(f"{self.path}: {e}") from e
+        self._mode = "rw"  # created (or found): from now on a missing file is an error
+        self._identity = _identity(os.stat(self.path))
+
+    def problem(self) -> str | None:
+        """Why the backend cannot be trusted with writes (its file was deleted or replaced
+        while open), or None. One stat: cheap enough for every write and heartbeat."""
+        try:
+            found = _identity(os.stat(self.path))
+        except FileNotFoundError:
+            return f"the state file {self.path} was deleted while open; restore it or restart the node"
+        except OSError as e:
+            return f"the state file {self.path} cannot be checked: {e}"
+        if found != self._identity:
+            return (f"the state file {self.path} was replaced by another file while open; "
+                    "restart the node to use the new one")
+        return None
 
     def _conn(self) -> sqlite3.Connection:
-        """This thread's connection in this process, opened on first use."""
+        """This thread's connection in this process, opened on first use, with its lock wait
+        capped by the current invocation's deadline (if any)."""
         local = self._local
-        if getattr(local, "pid", None) == os.getpid():
-            return local.conn
-        return self._connect()
+        if getattr(local, "pid", None) != os.getpid():
+            return self._connect()
+        busy = _milliseconds(cap_wait(BUSY_TIMEOUT))
+        if busy != local.busy:  # within an invocation: about once in 10 ms, not on every call
+            local.conn.execute(f"PRAGMA busy_timeout = {busy}")
+            local.busy = busy
+        return local.conn
 
     def _connect(self) -> sqlite3.Connection:
         pid = os.getpid()
@@ -92,23 +194,21 @@ class SQLiteCore:
         if process.pid != pid:  # forked: leave the parent's connections (and lock) alone
             _INHERITED.extend(process.open)
             process = self._process = _ProcessConnections(pid)
+        busy = cap_wait(BUSY_TIMEOUT)
         try:
             # autocommit (isolation_level=None): transactions are begun explicitly
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
+            conn = sqlite3.connect(f"file:{quote(self.path)}?mode={self._mode}", uri=True, timeout=busy,
+                                   isolation_level=None, check_same_thread=False, factory=_Connection)
+            conn.path = self.path
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        except sqlite3.Error as e:
-            raise BackendUnavailable(f"cannot open SQLite database {self.path}: {e}") from e
+        except (sqlite3.Error, BackendUnavailable) as e:  # the latter from _Connection.execute
+            cause = e.__cause__ if isinstance(e, BackendUnavailable) and e.__cause__ else e
+            raise BackendUnavailable(f"cannot open SQLite database {self.path}: {_describe(self.path, cause)}") from e
         with process.lock:
             process.open.append(conn)
-        self._local.conn, self._local.pid = conn, pid
+        self._local.conn, self._local.pid, self._local.busy = conn, pid, _milliseconds(busy)
         return conn
-
-    def problem(self) -> str | None:
-        """Why the backend cannot serve now (None: it can)."""
-        return None
 
     def close(self) -> None:
         """Close every connection this process opened (the backend is not used afterwards)."""
@@ -123,16 +223,28 @@ class SQLiteCore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed on exit and rolled back on an exception."""
+        """One write transaction, committed on exit and rolled back on an exception.
+
+        Refused (BackendUnavailable) when the file is no longer the one opened: the commit
+        would go to a file no later open finds."""
         conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")  # locked past the busy timeout, disk I/O error...
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:  # locked past busy_timeout, disk I/O error...
-            raise BackendUnavailable(f"cannot write to SQLite database {self.path}: {e}") from e
-        try:
+            if (problem := self.problem()) is not None:
+                raise BackendUnavailable(f"refusing to write: {problem}")
             yield conn
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # some errors have already rolled it back
                 conn.execute("ROLLBACK")
             raise
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
+
+
+def _milliseconds(seconds: float) -> int:
+    """A busy timeout in whole milliseconds, rounded down to 10 ms so that a deadline moving
+    by the microsecond does not reset it on every call."""
+    return int(seconds * 100) * 10
