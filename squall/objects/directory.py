@@ -38,6 +38,7 @@ MORE = "+"
 #: a temporary file this old belongs to a put that died (no put takes an hour)
 STALE_TEMP_SECONDS = 3600
 HEX_DIGITS = frozenset("0123456789abcdef")
+HEADER_READ = 4096
 
 
 class DirectoryStore(ObjectStore):
@@ -120,31 +121,44 @@ class DirectoryStore(ObjectStore):
 
     def _install(self, temp: str, path: Path, if_absent: bool) -> None:
         """Move the finished temporary file into place, atomically (FileExistsError if
-        `if_absent` and there is an object). A delete may remove an empty continuation
-        directory between our mkdir and the rename: make it again."""
-        for _ in range(10):
-            path.parent.mkdir(parents=True, exist_ok=True)
+        `if_absent` and there is an object). Deletes remove emptied continuation directories,
+        so one may vanish between our mkdir and the rename: make it again."""
+        for _ in range(100):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # made by another put and removed by a delete meanwhile
+                continue
             try:
                 if if_absent:
                     os.link(temp, path)  # fails, rather than replaces, if the object exists
                 else:
                     os.replace(temp, path)
-                _fsync_directory(path.parent)
-                return
             except FileNotFoundError:
                 continue
+            _fsync_directory(path.parent)
+            return
         raise OSError(f"could not create {path.parent}: it keeps being removed")
 
     @staticmethod
     def _summary(bucket: str, key: str, path: str) -> StoredObject | None:
-        """The listing entry (size and etag, as S3 lists them); None if deleted meanwhile."""
+        """The listing entry (size and etag, as S3 lists them); None if deleted meanwhile.
+        One read usually holds the header: a listing of thousands opens each file once."""
         try:
-            with open(path, "rb") as handle:
-                header = handle.readline()
-                size = os.fstat(handle.fileno()).st_size - len(header)
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        return StoredObject(bucket, key, size, json.loads(header)["etag"])
+        try:
+            head, size = os.pread(fd, HEADER_READ, 0), os.fstat(fd).st_size
+            end = head.find(b"\n")
+            while end < 0:  # a header longer than one read (large metadata)
+                more = os.pread(fd, HEADER_READ, len(head))
+                if not more:
+                    return None  # no header: not a file this store wrote
+                head += more
+                end = head.find(b"\n")
+        finally:
+            os.close(fd)
+        return StoredObject(bucket, key, size - end - 1, json.loads(head[:end])["etag"])
 
     def _sweep_temps(self) -> None:
         """Remove what puts killed mid-write left behind (never visible as objects)."""
@@ -188,7 +202,10 @@ def _key_of(hexed: str) -> str | None:
 
 def _fsync_directory(directory: Path) -> None:
     """Make the rename itself durable: an acknowledged put survives a power cut."""
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except FileNotFoundError:  # the object was deleted, and its directory with it
+        return
     try:
         os.fsync(fd)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -178,6 +179,24 @@ def test_a_store_of_the_previous_release_is_moved_into_the_new_layout(tmp_path):
         assert call(client, "put", bucket="dotted", key="x", data="the bucket works again")[0] == 200
     assert sorted(p.name for p in root.iterdir()) == ["v2"], "the old layout's files are gone"
     assert "moved 4 objects of the old layout" in node.log()
+
+
+def test_a_move_cut_short_finishes_at_the_next_open_and_keeps_what_was_put_since(tmp_path):
+    root = tmp_path / "objects"
+    DirectoryStore(root).put("legacy", "k0", b"put through v2 since")  # as if moved, then replaced
+    for n in range(50):
+        write_legacy(root, "legacy", f"k{n}", f"old {n}".encode())  # k0's old files were never removed
+    stores: list[DirectoryStore] = []
+    opens = [threading.Thread(target=lambda: stores.append(DirectoryStore(root))) for _ in range(4)]
+    for thread in opens:  # four nodes starting together
+        thread.start()
+    for thread in opens:
+        thread.join()
+    assert len(stores) == 4
+    assert stores[0].get("legacy", "k0").data == b"put through v2 since"
+    assert [stores[0].get("legacy", f"k{n}").data for n in range(1, 50)] == [f"old {n}".encode() for n in range(1, 50)]
+    assert len(stores[0].list("legacy").objects) == 50
+    assert sorted(p.name for p in root.iterdir()) == ["v2"]
 
 
 @pytest.mark.parametrize("url", ["ftp://x", "s3://", "file://elsewhere/objects"])
