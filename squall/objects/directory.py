@@ -30,6 +30,7 @@ from pathlib import Path
 
 from squall.errors import ConditionFailed, ConfigError, NotFound
 from squall.objects.base import Listing, ObjectStore, StoredObject, check_bucket, check_key, check_listing, roll_up
+from squall.objects.legacy import migrate_legacy
 
 LAYOUT = "v2"
 #: hex digits per path component: 125 key bytes, well inside NAME_MAX (255 bytes)
@@ -45,8 +46,6 @@ class DirectoryStore(ObjectStore):
     """Objects under `root/v2/<bucket>/`, one file each, named by the hex of the key."""
 
     def __init__(self, root: str | Path):
-        from squall.objects.legacy import migrate_legacy
-
         self.root = Path(root).resolve()
         self.url = str(self.root)
         self.base = self.root / LAYOUT
@@ -54,7 +53,7 @@ class DirectoryStore(ObjectStore):
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"object store directory {self.url!r} cannot be used: {exc.strerror}") from None
+            raise ConfigError(f"object store directory {self.url!r} cannot be used: {exc.strerror or exc}") from None
         migrate_legacy(self)
         self._sweep_temps()
 
