@@ -40,16 +40,16 @@ def backend_url(option: str | None, app_ref: str | None = None) -> str:
 
 def objects_url(option: str | None, backend: str, app_ref: str | None = None) -> str:
     """--objects, else $SQUALL_OBJECTS, else `objects/` beside a SQLite state file
-    (or .squall/objects next to the app)."""
-    if option:
-        return option
-    if os.environ.get("SQUALL_OBJECTS"):
-        return os.environ["SQUALL_OBJECTS"]
-    if backend.startswith("sqlite:///"):
-        return str(Path(backend[len("sqlite:///"):].split("?", 1)[0]).resolve().parent / "objects")
+    (or .squall/objects next to the app). Opened here, so a bad URL fails at start-up."""
     from squall.loader import app_root
+    from squall.objects import open_objects
 
-    return str((app_root(app_ref) if app_ref else Path.cwd()) / ".squall" / "objects")
+    url = option or os.environ.get("SQUALL_OBJECTS")
+    if not url and backend.startswith("sqlite:///"):
+        url = str(Path(backend[len("sqlite:///"):].split("?", 1)[0]).resolve().parent / "objects")
+    url = url or str((app_root(app_ref) if app_ref else Path.cwd()) / ".squall" / "objects")
+    open_objects(url)
+    return url
 
 
 class SquallGroup(click.Group):

@@ -1,4 +1,4 @@
-"""Platform services a function reaches through `ctx`: tables and queues.
+"""Platform services a function reaches through `ctx`: tables, queues and buckets.
 
 The same clients serve handlers (inside instances), the CLI (`squall send`) and the test
 harness, so limits and errors are the same everywhere.
@@ -13,7 +13,7 @@ from typing import Any
 from squall.backends import Backend, Item
 from squall.core.checks import TABLE_NAME, check_name, check_queue_name
 from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
-from squall.objects import ObjectStore, StoredObject
+from squall.objects import Listing, ObjectStore, StoredObject, check_bucket
 
 #: SQS limits.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -69,11 +69,12 @@ class Table:
 
 
 class Bucket:
-    """A bucket of objects (S3 semantics: put replaces, get returns bytes)."""
+    """A bucket of objects (S3 semantics: put replaces, get returns bytes). Keys are S3's:
+    any 1 to 1,024 bytes of UTF-8, '/' only by convention a separator."""
 
     def __init__(self, store: ObjectStore, name: str):
         self.store = store
-        self.name = name
+        self.name = check_bucket(name)
 
     def put(self, key: str, data: bytes | str, content_type: str | None = None,
             metadata: dict[str, str] | None = None) -> StoredObject:
@@ -94,7 +95,14 @@ class Bucket:
         return self.store.delete(self.name, key)
 
     def list(self, prefix: str = "") -> list[str]:
-        return [o.key for o in self.store.list(self.name, prefix)]
+        """Every key that starts with `prefix`, in S3's order (UTF-8 byte order)."""
+        return self.store.list(self.name, prefix).keys
+
+    def list_objects(self, prefix: str = "", delimiter: str = "") -> Listing:
+        """ListObjectsV2: the objects under `prefix` (key, size, etag) and, with a delimiter,
+        the common prefixes of the keys that have it after the prefix, each listed once:
+        `list_objects("2024/", "/")` is one level of a folder view."""
+        return self.store.list(self.name, prefix, delimiter)
 
 
 class Queue:
