@@ -75,7 +75,7 @@ def utf8(what: str, value: str | bytes) -> str:
     """`value` as text, or a one-line error if it is not UTF-8. Python decodes arguments with
     surrogate escapes, so bytes that are not UTF-8 would otherwise surface deep inside as a
     UnicodeEncodeError (or be stored as escapes)."""
-    raw = os.fsencode(value) if isinstance(value, str) else value
+    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
