@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
     from squall.node import NodeSettings
 
 DEFAULT_STATE = ".squall/state.db"
+
+#: what --node-id allows: a hostname's characters (letters, digits, '.', '-') and '_', starting
+#: with a letter or digit, at most 255 of them; the id is a key in the registry and a field of
+#: log lines, metering records and `squall nodes`, so no spaces, control characters or ':'
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +71,45 @@ class SquallGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
+def utf8(what: str, value: str | bytes) -> str:
+    """`value` as text, or a one-line error if it is not UTF-8. Python decodes arguments with
+    surrogate escapes, so bytes that are not UTF-8 would otherwise surface deep inside as a
+    UnicodeEncodeError (or be stored as escapes)."""
+    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{what} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+                                   ) from None
+
+
+def _node_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not NODE_ID.fullmatch(value):
+        raise click.ClickException(f"invalid --node-id {value!r}: use 1 to 255 letters, digits, '.', '-' or '_', "
+                                   "starting with a letter or digit")
+    return value
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line if HOST:PORT cannot be listened on, before any node starts: uvicorn
+    binds (as asyncio's create_server does, which this mirrors) only after the node is up."""
+    if port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 backend_option = click.option("--backend", "backend", metavar="URL", default=None,
                               help="sqlite:///path or redis://host:port/db (env SQUALL_BACKEND; "
                                    "default .squall/state.db next to the app, or here without one)")
@@ -81,7 +127,8 @@ def _node_options(fn: F) -> F:
                       help="HTTP port.")(fn)
     fn = click.option("--keep-alive", default=300.0, show_default=True, type=click.FloatRange(min=0),
                       help="Seconds an idle instance stays warm.")(fn)
-    fn = click.option("--node-id", default=None, help="Name of this node in the cluster.")(fn)
+    fn = click.option("--node-id", default=None, callback=_node_id,
+                      help="Name of this node in the cluster: letters, digits, '.', '-', '_'.")(fn)
     fn = click.option("--admin-host", default="127.0.0.1", show_default=True,
                       help="Interface of the admin listener (GET /health).")(fn)
     fn = click.option("--admin-port", default=None, type=click.IntRange(0, 65535),
@@ -119,8 +166,11 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
         backend: str | None, admin_host: str, admin_port: int | None) -> None:
     """Run a production node for APP (a file like app.py, or module:attribute)."""
     from squall.gateway import GatewaySettings
+    from squall.reloader import follow_supervisor
     from squall.server import configure_logging, run_node
 
+    follow_supervisor()
+    check_port_free(host, port)
     configure_logging()
     url = backend_url(backend, app_ref)
     gateway = GatewaySettings(max_connections=max_connections, header_timeout=header_timeout,
@@ -141,6 +191,7 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
     from squall.loader import app_root, check_app
 
     check_app(app_ref)  # fail here, in one line, rather than in the child
+    check_port_free(host, port)
     url = backend_url(backend, app_ref)
     args = [sys.executable, "-m", "squall", "run", app_ref, "--host", host, "--port", str(port),
             "--keep-alive", str(keep_alive), "--metering-retention", str(metering_retention), "--backend", url,
@@ -163,9 +214,11 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
     """Invoke FUNCTION of APP once and print its result as JSON (REPORT line on stderr)."""
     try:
-        event = json.loads(data)
+        event = json.loads(utf8("--data", data))
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"--data is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise click.ClickException("--data is nested too deeply to decode") from None
     from squall.backends import open_backend
     from squall.core.pipeline import InvokeRequest
     from squall.node import Node
@@ -205,13 +258,12 @@ def send(queue: str, body: str, delay: float, attribute: tuple[str, ...], backen
     from squall.backends import open_backend
     from squall.services import Queue
 
-    if body == "-":
-        body = sys.stdin.read()
+    body = utf8("the body on stdin", sys.stdin.buffer.read()) if body == "-" else utf8("BODY", body)
     attributes = {}
     for item in attribute:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise click.ClickException(f"attribute {item!r} must look like NAME=VALUE")
+        name, sep, value = utf8("an attribute", item).partition("=")
+        if not sep or not name:
+            raise click.ClickException(f"attribute {item!r} must look like NAME=VALUE, with a NAME")
         attributes[name] = value
     store = open_backend(backend_url(backend))
     try:
