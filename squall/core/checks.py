@@ -15,7 +15,7 @@ TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 def check_name(kind: str, name: Any, pattern: re.Pattern[str]) -> str:
     """Return `name` if it matches `pattern`, else raise a ConfigError that says why."""
-    if not isinstance(name, str) or not pattern.match(name):
+    if not isinstance(name, str) or not pattern.fullmatch(name):
         raise ConfigError(f"invalid {kind} name {name!r}: must match {pattern.pattern}")
     return name
 

@@ -243,3 +243,56 @@ def _nested(depth: int) -> list:
     for _ in range(depth):
         value = [value]
     return value
+
+
+def test_an_app_that_exits_at_import_says_so_in_one_line(tmp_path):
+    app = write_app(tmp_path, """
+        import sys
+        sys.exit(3)
+    """)
+    for command in (["invoke", str(app), "f"], ["dev", str(app), "--port", str(free_port())]):
+        result = squall(*command, cwd=tmp_path, timeout=30)
+        assert result.returncode == 1
+        assert "it called sys.exit(3) at import (app.py:3)" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_config_error_points_at_the_users_line(tmp_path):
+    app = write_app(tmp_path, """
+        from squall import App
+
+        app = App("bad")
+
+
+        @app.function(timeout=-1)
+        def f(event, ctx):
+            return 1
+    """)
+    result = squall("invoke", str(app), "f", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "invalid timeout -1" in result.stderr and "(app.py:7)" in result.stderr
+
+
+def test_names_with_a_trailing_newline_are_refused(tmp_path):
+    app = write_app(tmp_path, """
+        from squall import App
+
+        app = App("bad")
+        app.function(lambda event, ctx: 1, name="ping\\n")
+    """)
+    result = squall("invoke", str(app), "ping", cwd=tmp_path)
+    assert result.returncode == 1 and "invalid function name" in result.stderr
+
+
+def test_deep_payloads_cross_every_hop(tmp_path):
+    """900 levels: through `squall invoke --data` and `ctx.invoke`, into the instance and back."""
+    app = write_app(tmp_path, APP + """
+
+    @app.function()
+    def relay(event, ctx):
+        return ctx.invoke("nest", event)
+    """)
+    data = json.dumps(_nested(900))
+    result = squall("invoke", str(app), "relay", "--data", data, cwd=tmp_path, env={"MARKS": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == 900
