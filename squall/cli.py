@@ -142,6 +142,8 @@ def _node_options(fn: F) -> F:
                       help="Open HTTP connections; the first request of one beyond it gets 503.")(fn)
     fn = click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                       metavar="SECONDS", help="Time a client has to send a request's headers (then 408).")(fn)
+    fn = click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                      metavar="SECONDS", help="Time a client has, after the headers, to send the body (then 408).")(fn)
     fn = click.option("--idle-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                       metavar="SECONDS", help="Time an idle keep-alive HTTP connection stays open.")(fn)
     return backend_option(fn)
@@ -162,8 +164,8 @@ def _settings(keep_alive: float, node_id: str | None, metering_retention: float)
 @click.argument("app_ref", metavar="APP")
 @_node_options
 def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
-        objects: str | None, max_connections: int, header_timeout: float, idle_timeout: float,
-        backend: str | None, admin_host: str, admin_port: int | None) -> None:
+        objects: str | None, max_connections: int, header_timeout: float, body_timeout: float,
+        idle_timeout: float, backend: str | None, admin_host: str, admin_port: int | None) -> None:
     """Run a production node for APP (a file like app.py, or module:attribute)."""
     from squall.gateway import GatewaySettings
     from squall.reloader import follow_supervisor
@@ -174,7 +176,7 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
     configure_logging()
     url = backend_url(backend, app_ref)
     gateway = GatewaySettings(max_connections=max_connections, header_timeout=header_timeout,
-                              idle_timeout=idle_timeout)
+                              body_timeout=body_timeout, idle_timeout=idle_timeout)
     run_node(app_ref, url, objects_url(objects, url, app_ref), host, port,
              _settings(keep_alive, node_id, metering_retention), gateway,
              admin=None if admin_port is None else (admin_host, admin_port))
@@ -185,8 +187,8 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 @_node_options
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Restart when a file changes.")
 def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
-        objects: str | None, max_connections: int, header_timeout: float, idle_timeout: float,
-        backend: str | None, admin_host: str, admin_port: int | None, reload: bool) -> None:
+        objects: str | None, max_connections: int, header_timeout: float, body_timeout: float,
+        idle_timeout: float, backend: str | None, admin_host: str, admin_port: int | None, reload: bool) -> None:
     """Run APP on one machine with embedded state, restarting it when its files change."""
     from squall.loader import app_root, check_app
 
@@ -196,7 +198,8 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
     args = [sys.executable, "-m", "squall", "run", app_ref, "--host", host, "--port", str(port),
             "--keep-alive", str(keep_alive), "--metering-retention", str(metering_retention), "--backend", url,
             "--objects", objects_url(objects, url, app_ref), "--max-connections", str(max_connections),
-            "--header-timeout", str(header_timeout), "--idle-timeout", str(idle_timeout)]
+            "--header-timeout", str(header_timeout), "--body-timeout", str(body_timeout),
+            "--idle-timeout", str(idle_timeout)]
     args += ["--node-id", node_id] if node_id else []
     args += ["--admin-host", admin_host, "--admin-port", str(admin_port)] if admin_port is not None else []
     if not reload:

@@ -28,6 +28,7 @@ from squall.cluster import Heartbeat
 from squall.core.lifecycle import Service, Services
 from squall.core.pipeline import Contain, Handler, Interceptor, InvokeRequest, chain
 from squall.core.retention import DAY, Retention
+from squall.errors import FunctionError, FunctionNotFound
 from squall.manifest import restore
 from squall.objects import open_objects
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
@@ -131,8 +132,15 @@ class Node:
         await self.runtime.stop()
 
     async def _nested(self, request: InvokeRequest) -> Invocation:
-        """A handler's `ctx.invoke`, back through the pipeline."""
-        return await self.invoke(request)
+        """A handler's `ctx.invoke`, back through the pipeline. A function this node does
+        not know (the instance checked the name against its own app, which a restarted
+        zygote may have loaded from a changed file, or it skipped the check) fails the
+        call, as Lambda's Invoke does, rather than the calling invocation."""
+        try:
+            return await self.invoke(request)
+        except FunctionNotFound as exc:
+            return Invocation(request.request_id, request.function, request.trigger, time.time(), 0.0, 0,
+                              error=FunctionError(str(exc), "ResourceNotFoundException"))
 
     def problems(self) -> dict[str, str]:
         """What keeps this node from doing its job, by part (empty: healthy)."""

@@ -5,8 +5,10 @@ a public listener needs and uvicorn does not enforce with httptools.
   values at most `max_head_bytes`, at most `max_headers` fields. httptools buffers a header
   until it is complete, so a head still incomplete after twice the limit has arrived is
   refused as it streams in rather than buffered.
-- A client has `header_timeout` seconds to send a request's head (slowloris); a kept-alive
-  connection is closed after `idle_timeout` idle seconds (uvicorn's keep-alive timer).
+- A client has `header_timeout` seconds to send a request's head (slowloris), and
+  `body_timeout` seconds from the end of the head to send its body (slowloris on bodies,
+  which httptools would otherwise wait for for ever); a kept-alive connection is closed
+  after `idle_timeout` idle seconds (uvicorn's keep-alive timer).
 - Connections beyond `max_connections` get 503 for their first request and are closed.
 - An `Expect` other than `100-continue` is answered 417 (RFC 9110 §10.1.1).
 
@@ -44,6 +46,8 @@ class GatewayProtocol(HttpToolsProtocol):
 
     #: the pending header timeout (None once a head is complete and until the next one begins)
     _head_timer: asyncio.TimerHandle | None = None
+    #: the pending body timeout (from the end of a head until its message is complete)
+    _body_timer: asyncio.TimerHandle | None = None
     #: bytes received since the current request began, while its head is incomplete
     _head_bytes = 0
     _reading_head = False
@@ -60,6 +64,7 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -88,6 +93,8 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._cancel_head_timer()
+        self._cancel_body_timer()
+        self._body_timer = self.loop.call_later(self.settings.body_timeout, self._body_timed_out)
         rejection = self._rejection()
         if rejection is None:
             super().on_headers_complete()
@@ -99,6 +106,10 @@ class GatewayProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app = app
+
+    def on_message_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_message_complete()
 
     def _rejection(self) -> HttpResponse | None:
         settings = self.settings
@@ -140,6 +151,30 @@ class GatewayProtocol(HttpToolsProtocol):
                                              f"{self.settings.header_timeout:g} s", error="RequestTimeout"))
         else:
             self.transport.close()  # connected and never sent a byte
+
+    # ---- the body timeout --------------------------------------------------------------
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None:
+            return
+        if self.pipeline:  # queued behind a request in flight, reading paused: not the client's fault
+            self._body_timer = self.loop.call_later(self.settings.body_timeout, self._body_timed_out)
+            return
+        if cycle.response_started:  # answered early (a 413): just stop waiting for the rest
+            self.transport.close()
+            return
+        # the endpoint is waiting for the body: it sees a disconnect and answers nothing
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._refuse(error_response(408, f"the request body did not arrive within {self.settings.body_timeout:g} s",
+                                    error="RequestTimeout"))
 
     def _refuse(self, response: HttpResponse) -> None:
         """Answer a request whose head is not complete (there is no cycle to answer it) and close."""

@@ -26,6 +26,9 @@ class GatewaySettings:
     #: seconds a client has, from connecting (or from the first byte of a later request on a
     #: kept-alive connection), to send the request line and headers: then 408 and closed
     header_timeout: float = 10.0
+    #: seconds a client has, from the end of a request's head, to send its body: then 408 and
+    #: closed (API Gateway's integration timeout, 30 s, bounds a whole request the same way)
+    body_timeout: float = 30.0
     #: seconds a kept-alive connection may sit idle between requests before it is closed
     idle_timeout: float = 5.0
     #: open connections per node; the first request of one beyond it gets 503 and is closed
@@ -39,6 +42,6 @@ class GatewaySettings:
         for name in ("max_head_bytes", "max_headers", "max_connections", "max_body_bytes", "max_response_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)!r}")
-        for name in ("header_timeout", "idle_timeout"):
+        for name in ("header_timeout", "body_timeout", "idle_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be above 0 seconds, not {getattr(self, name)!r}")

@@ -19,6 +19,7 @@ from squall.backends import Backend
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import FunctionTimeout
 from squall.objects import ObjectStore
+from squall.runtime import wire
 from squall.runtime.base import Runtime, RuntimeSettings, throttled
 from squall.runtime.context import Context
 from squall.runtime.instance import max_memory_mb
@@ -69,7 +70,7 @@ class InlineRuntime(Runtime):
             invocation.error = FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds",
                                                "Sandbox.Timedout")
         elif outcome.ok:
-            invocation.result = orjson.loads(outcome.payload)
+            invocation.result = wire.loads(outcome.payload)
         else:
             invocation.error = error_from_dict(orjson.loads(outcome.payload))
         return invocation
@@ -77,7 +78,7 @@ class InlineRuntime(Runtime):
     def _call(self, function: str, payload: str, headers: Mapping[str, str]) -> Any:
         """ctx.invoke from a handler thread: run the invocation on the node's loop."""
         assert self._loop is not None
-        request = InvokeRequest(function, orjson.loads(payload), headers=dict(headers))
+        request = InvokeRequest(function, wire.loads(payload), headers=dict(headers))
 
         async def nested() -> Invocation:  # run_coroutine_threadsafe takes a coroutine, not any awaitable
             return await self.nested(request)

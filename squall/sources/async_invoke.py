@@ -7,12 +7,11 @@ without a declaration. As on Lambda, a failed invocation is retried twice (1 s, 
 
 from __future__ import annotations
 
-import orjson
-
 from squall.backends import Backend, QueueConfig
 from squall.core.lifecycle import Service
 from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, single_failure
 from squall.dispatch.watcher import QueueWatcher
+from squall.runtime import wire
 from squall.sources.base import NodeContext, Source, Trigger
 
 #: Lambda retries a failed asynchronous invocation twice.
@@ -20,7 +19,7 @@ ATTEMPTS = 3
 #: batches in flight per function and node when the function has no reserved concurrency
 CONCURRENCY = 8
 
-ASYNC = Delivery("async", lambda messages: orjson.loads(messages[0].body), single_failure)
+ASYNC = Delivery("async", lambda messages: wire.loads(messages[0].body), single_failure)
 
 
 def async_queue(function: str) -> str:

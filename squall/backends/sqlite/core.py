@@ -161,6 +161,11 @@ class SQLiteCore:
             raise ConfigError(f"{self.path}: {e}") from e
         self._mode = "rw"  # created (or found): from now on a missing file is an error
         self._identity = _identity(os.stat(self.path))
+        #: the write-ahead log: while this process holds a connection SQLite keeps it, and
+        #: every commit since the last checkpoint lives only there
+        self._wal = self.path + "-wal"
+        self._wal_identity: tuple[int, int] | None = None
+        self._wal_problem()
 
     def problem(self) -> str | None:
         """Why the backend cannot be trusted with writes (its file was deleted or replaced
@@ -174,6 +179,26 @@ class SQLiteCore:
         if found != self._identity:
             return (f"the state file {self.path} was replaced by another file while open; "
                     "restart the node to use the new one")
+        return self._wal_problem()
+
+    def _wal_problem(self) -> str | None:
+        """The WAL deleted (or replaced) under this process's open connections: the commits
+        it held are gone for every later reader, and new ones would be too."""
+        process = self._process
+        if process.pid != os.getpid() or not process.open:
+            return None  # no connection of ours: SQLite itself removes the WAL when the last one closes
+        try:
+            found = _identity(os.stat(self._wal))
+        except FileNotFoundError:
+            found = None
+        except OSError as e:
+            return f"the write-ahead log {self._wal} cannot be checked: {e}"
+        if self._wal_identity is None:
+            self._wal_identity = found
+            return None
+        if found != self._wal_identity:
+            return (f"the write-ahead log {self._wal} was {'deleted' if found is None else 'replaced'} while open: "
+                    "commits since the last checkpoint went with it; restart the node")
         return None
 
     def _conn(self) -> sqlite3.Connection:
