@@ -95,7 +95,8 @@ class _Instance:
             began = time.perf_counter()
             outcome = run_handler(handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
-            wire.send(self.sock, wire.Result(outcome.ok, wire.Fragment(outcome.payload), duration, max_memory_mb()))
+            wire.send(self.sock, wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
+                                             max_memory_mb()))
             if outcome.error_type == "Runtime.OutOfMemory":
                 return  # the heap may be in any state: the node replaces this instance
 

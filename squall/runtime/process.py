@@ -74,6 +74,8 @@ class Zygote:
         #: the app's description, as the zygote first sent it (squall.manifest)
         self.manifest: dict[str, Any] | None = None
         self.restarts = 0
+        #: bumped at every start: an instance forked by an earlier zygote died with it
+        self.generation = 0
         self._tokens = itertools.count(1)
         self._forks: dict[int, asyncio.Future[int]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
@@ -115,6 +117,7 @@ class Zygote:
             self._starting = False
         if self.manifest is None:
             self.manifest = manifest
+        self.generation += 1
         self._started_at = time.monotonic()
         self.gate.open()
         return manifest
@@ -291,6 +294,8 @@ class Instance:
     pid: int
     channel: wire.Channel
     init_ms: float
+    #: the zygote generation that forked it (Zygote.generation)
+    generation: int = 0
     last_used: float = field(default_factory=time.monotonic)
     invocations: int = 0
 
@@ -346,6 +351,7 @@ class FunctionPool:
 
     async def spawn(self) -> Instance:
         started = time.perf_counter()
+        generation = self.zygote.generation
         pid, channel = await self.zygote.fork(self.config.name)
         self.live += 1
         try:
@@ -358,7 +364,7 @@ class FunctionPool:
             if isinstance(message, wire.InitError):
                 raise error_from_dict(message.error)
             raise InstanceCrashed(f"unexpected message from a starting instance: {type(message).__name__}")
-        return Instance(pid, channel, (time.perf_counter() - started) * 1000)
+        return Instance(pid, channel, (time.perf_counter() - started) * 1000, generation)
 
     def discard(self, instance: Instance) -> None:
         instance.kill()
@@ -472,6 +478,9 @@ class ProcessRuntime(Runtime):
             while True:
                 message = await channel.receive(expires)
                 if isinstance(message, wire.Result):
+                    if message.request_id != request.request_id:
+                        raise InstanceCrashed("the instance answered for another request (it wrote on its own "
+                                              "socket)", "Runtime.ExitError")
                     return message
                 if isinstance(message, wire.Oversized):
                     raise ResponseTooLarge(f"Response payload size ({message.size} bytes) exceeded maximum allowed "
@@ -491,7 +500,7 @@ class ProcessRuntime(Runtime):
             raise InstanceCrashed(f"the instance sent a malformed message: {exc}", "Runtime.ExitError") from None
         except ConnectionError:
             status = await self.zygote.exit_status(instance.pid)
-            if not self.zygote.gate.is_open:
+            if not self.zygote.gate.is_open or self.zygote.generation != instance.generation:
                 raise RuntimeUnavailable("the instance was lost with its zygote", "Runtime.Unavailable") from None
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
 

@@ -51,8 +51,11 @@ class Invoke(NamedTuple):
 
 
 class Result(NamedTuple):
-    """Instance -> node: how the invocation ended (`payload` is the result or Lambda's error dict)."""
+    """Instance -> node: how the invocation ended (`payload` is the result or Lambda's error
+    dict). It names its request: a result for another one means the instance is out of step
+    (a handler wrote on its socket), and it is replaced."""
 
+    request_id: str
     ok: bool
     payload: Any
     duration_ms: float

@@ -66,6 +66,15 @@ APP = """
         (size,) = struct.unpack("!I", sock.recv(4))
         reply = json.loads(sock.recv(size))
         return {"reply": reply}
+
+
+    @app.http("GET", "/forge")
+    def forge(event, ctx):
+        # a result written on the socket ahead of the real one: the real one is then stale
+        sock = next(o for o in gc.get_objects() if isinstance(o, instance._Instance)).sock
+        data = json.dumps([1, ctx.aws_request_id, True, {"forged": True}, 0.0, 0]).encode()
+        sock.sendall(struct.pack("!I", len(data)) + data)
+        return {"forged": False}
 """
 
 
@@ -120,3 +129,13 @@ def test_a_call_for_a_function_the_node_does_not_know_fails_the_call_not_the_req
     assert reply[0] == 3 and reply[1] is False  # a Reply: the call failed...
     assert reply[2]["errorType"] == "ResourceNotFoundException" and "added_since" in reply[2]["errorMessage"]
     assert "Traceback" not in node.log()  # ...and nothing escaped into the node
+
+
+def test_a_stale_result_on_an_instances_socket_replaces_the_instance(node):
+    """The forged result answers its own request (same function, same caller); the real one
+    arrives late, names the wrong request, and the instance is replaced, not believed."""
+    with node.client() as client:
+        assert client.get("/forge").json() == {"forged": True}
+        stale = client.get("/forge")  # the warm instance: its socket holds the stale result
+        assert stale.status_code == 502
+        assert client.get("/forge").json() == {"forged": True}  # a fresh instance
