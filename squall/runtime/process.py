@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 
 from squall.core.lifecycle import PeriodicService, Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
-from squall.errors import AppLoadError, FunctionTimeout, InstanceCrashed, InvocationError
+from squall.errors import AppLoadError, FunctionTimeout, InstanceCrashed, InvocationError, OutOfMemory
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
 from squall.runtime.invocation import Invocation, error_from_dict
+from squall.runtime.sandbox import Cell, Sandbox
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -44,6 +45,7 @@ class Zygote:
         self._forks: dict[int, asyncio.Future[int]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._ready: asyncio.Future[wire.ZygoteReady | wire.ZygoteFailed] | None = None
+        self.env: dict[str, str] = {}  # more environment for the zygote (the sandbox's plan)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -51,7 +53,7 @@ class Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
              self.objects_url],
-            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2", **self.env})
         theirs.close()
         ours.setblocking(False)
         self.control = ours
@@ -156,23 +158,22 @@ class Instance:
     pid: int
     channel: wire.Channel
     init_ms: float
+    cell: Cell
     last_used: float = field(default_factory=time.monotonic)
     invocations: int = 0
 
     def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.cell.kill()
         self.channel.close()
 
 
 class FunctionPool:
     """The instances of one function on this node."""
 
-    def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote):
+    def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote, sandbox: Sandbox):
         self.config = config
         self.zygote = zygote
+        self.sandbox = sandbox
         self.idle: list[Instance] = []
         self.live = 0
         self.busy = 0
@@ -193,6 +194,7 @@ class FunctionPool:
             while self.idle:
                 instance = self.idle.pop()
                 if not instance.channel.closed:
+                    instance.cell.thaw()
                     return instance, False
                 self.discard(instance)
             return await self.spawn(), True
@@ -205,6 +207,7 @@ class FunctionPool:
         """Give back the permit; a healthy instance goes back to the idle list."""
         if instance is not None:
             instance.last_used = time.monotonic()
+            instance.cell.freeze()  # idle instances do not run (Lambda freezes them too)
             self.idle.append(instance)
         self.busy -= 1
         self.permits.release()
@@ -212,6 +215,7 @@ class FunctionPool:
     async def spawn(self) -> Instance:
         started = time.perf_counter()
         pid, channel = await self.zygote.fork(self.config.name)
+        cell = self.sandbox.cell(pid, channel.close)
         self.live += 1
         try:
             message = await channel.receive(asyncio.get_running_loop().time() + 30)
@@ -219,11 +223,12 @@ class FunctionPool:
             message = wire.InitError({"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"})
         if not isinstance(message, wire.Ready):
             self.live -= 1
+            cell.kill()
             channel.close()
             if isinstance(message, wire.InitError):
                 raise error_from_dict(message.error)
             raise InstanceCrashed(f"unexpected message from a starting instance: {type(message).__name__}")
-        return Instance(pid, channel, (time.perf_counter() - started) * 1000)
+        return Instance(pid, channel, (time.perf_counter() - started) * 1000, cell)
 
     def discard(self, instance: Instance) -> None:
         instance.kill()
@@ -254,6 +259,7 @@ class Reaper(PeriodicService):
     async def step(self) -> Progress:
         for pool in self.runtime.pools.values():
             pool.reap(self.runtime.settings.keep_alive)
+        self.runtime.sandbox.collect()
         return Progress()
 
 
@@ -264,19 +270,24 @@ class ProcessRuntime(Runtime):
                  settings: RuntimeSettings | None = None, slots: ClusterSlots | None = None, node: str = ""):
         super().__init__(app, nested, settings, slots, node)
         self.zygote = Zygote(app_ref, backend_url, objects_url)
+        self.sandbox = Sandbox()
         self.pools: dict[str, FunctionPool] = {}
         self.reaper = Reaper(self)
 
     async def start(self) -> None:
+        await asyncio.to_thread(self.sandbox.open, self.zygote.app_ref, self.zygote.backend_url,
+                                self.zygote.objects_url)
+        self.zygote.env = self.sandbox.environ()
         await self.zygote.start()
         for name, config in self.app.functions.items():
             cap = (config.reserved_concurrency if config.reserved_concurrency is not None
                    else self.settings.max_instances)
-            self.pools[name] = FunctionPool(config, cap, self.zygote)
+            self.pools[name] = FunctionPool(config, cap, self.zygote, self.sandbox)
         warm = [pool.spawn() for pool in self.pools.values() for _ in range(pool.config.provisioned_concurrency)]
         for pool, instance in zip([p for p in self.pools.values() for _ in range(p.config.provisioned_concurrency)],
                                   await asyncio.gather(*warm), strict=True):
             instance.last_used = time.monotonic()
+            instance.cell.freeze()
             pool.idle.append(instance)
 
     async def stop(self) -> None:
@@ -285,6 +296,7 @@ class ProcessRuntime(Runtime):
                 pool.discard(instance)
             pool.idle.clear()
         await self.zygote.stop()
+        await asyncio.to_thread(self.sandbox.close)
 
     def services(self) -> list[Service]:
         return [self.reaper]
@@ -301,6 +313,8 @@ class ProcessRuntime(Runtime):
             deadline = time.time() + config.timeout
             result = await self._exchange(instance, config,
                                           wire.Invoke(request.request_id, request.event, deadline, request.headers))
+            if instance.cell.out_of_memory():  # a process of its tree was killed for it
+                raise out_of_memory(config)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
                                     config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
                                     max_memory_mb=result.max_memory_mb)
@@ -343,8 +357,16 @@ class ProcessRuntime(Runtime):
         except TimeoutError:
             raise FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds", "Sandbox.Timedout") from None
         except ConnectionError:
+            if instance.cell.out_of_memory():
+                raise out_of_memory(config) from None
             status = await self.zygote.exit_status(instance.pid)
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
+
+
+def out_of_memory(config: FunctionConfig) -> OutOfMemory:
+    """Lambda's error when the instance's tree went over its memory (its cgroup's OOM kill)."""
+    return OutOfMemory(f"Runtime exited with error: signal: killed (function exceeded its memory limit "
+                       f"of {config.memory_mb} MB)", "Runtime.OutOfMemory")
 
 
 def describe_exit(status: int | None) -> str:
