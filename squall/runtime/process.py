@@ -215,7 +215,6 @@ class FunctionPool:
     async def spawn(self) -> Instance:
         started = time.perf_counter()
         pid, channel = await self.zygote.fork(self.config.name)
-        cell = self.sandbox.cell(pid, channel.close)
         self.live += 1
         try:
             message = await channel.receive(asyncio.get_running_loop().time() + 30)
@@ -223,12 +222,12 @@ class FunctionPool:
             message = wire.InitError({"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"})
         if not isinstance(message, wire.Ready):
             self.live -= 1
-            cell.kill()
+            self.sandbox.kill(pid)
             channel.close()
             if isinstance(message, wire.InitError):
                 raise error_from_dict(message.error)
             raise InstanceCrashed(f"unexpected message from a starting instance: {type(message).__name__}")
-        return Instance(pid, channel, (time.perf_counter() - started) * 1000, cell)
+        return Instance(pid, channel, (time.perf_counter() - started) * 1000, self.sandbox.cell(pid, channel.close))
 
     def discard(self, instance: Instance) -> None:
         instance.kill()

@@ -181,6 +181,11 @@ class Containment(ABC):
         """Whether the kernel killed a process of the tree for going over its memory."""
         return False
 
+    def watch_memory(self, pid: int) -> tuple[int, ...]:
+        """Descriptors that become readable when the tree runs out of memory (the first is
+        to be drained and all closed by the caller); none if the kernel handles it alone."""
+        return ()
+
     def remove(self, pid: int) -> bool:
         """Remove the instance's container once its processes are gone; False: not yet."""
         return True
@@ -291,6 +296,10 @@ class CgroupV1(_Cgroups):
             _write(f"{memory}/memory.memsw.limit_in_bytes", str(limits.memory_bytes))
         except OSError:  # no swap accounting on this kernel: without swap, nothing to limit
             pass
+        # Out of memory, the tree waits for the node, which kills all of it (watch_memory),
+        # as Lambda ends the whole environment; the kernel would kill one process at a time
+        # and let the others go on allocating, slowly, on the function's share of a CPU.
+        _write(f"{memory}/memory.oom_control", "1")
         cpu = self.leaf("cpu", pid)
         os.makedirs(cpu, exist_ok=True)
         _write(f"{cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
@@ -335,7 +344,19 @@ class CgroupV1(_Cgroups):
         except FileNotFoundError:
             return False
         counts = dict(line.split() for line in control.splitlines() if line)
-        return int(counts.get("oom_kill", "0")) > 0
+        return counts.get("under_oom") == "1" or int(counts.get("oom_kill", "0")) > 0
+
+    def watch_memory(self, pid: int) -> tuple[int, ...]:
+        """An eventfd the memory cgroup signals on OOM (cgroup.event_control)."""
+        control = os.open(f"{self.leaf('memory', pid)}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            _write(f"{self.leaf('memory', pid)}/cgroup.event_control", f"{event} {control}")
+        except OSError:
+            os.close(event)
+            os.close(control)
+            raise
+        return event, control
 
     def open(self) -> None:
         super().open()
@@ -361,6 +382,7 @@ class CgroupV2(_Cgroups):
         leaf = self.leaf("", pid)
         os.makedirs(leaf, exist_ok=True)
         for name, value in (("memory.max", str(limits.memory_bytes)), ("memory.swap.max", "0"),
+                            ("memory.oom.group", "1"),  # out of memory, the kernel kills the whole tree
                             ("cpu.max", f"{limits.cpu_quota_us} {CPU_PERIOD_US}"), ("pids.max", str(MAX_TASKS))):
             if os.path.exists(f"{leaf}/{name}"):  # the controller is enabled (Sandbox.open requires it)
                 _write(f"{leaf}/{name}", value)
@@ -580,14 +602,28 @@ class Cell:
         self.pid = pid
         self._pidfd: int | None = None
         self._on_exit = on_exit
+        self._memory: tuple[int, ...] = ()
+        self._ran_out = False
+        loop = asyncio.get_running_loop()
         try:  # the instance's death is seen at once, even if a child still holds its socket
             self._pidfd = os.pidfd_open(pid)
-            asyncio.get_running_loop().add_reader(self._pidfd, self._exited)
+            loop.add_reader(self._pidfd, self._exited)
         except (OSError, AttributeError):  # already gone, or no pidfd: the socket's EOF tells
-            self._close_pidfd()
+            self._close_fds()
+        try:
+            self._memory = sandbox.containment.watch_memory(pid)
+        except OSError as exc:
+            log.warning("cannot watch instance %d for running out of memory: %s", pid, exc)
+        if self._memory:
+            loop.add_reader(self._memory[0], self._out_of_memory)
 
     def _exited(self) -> None:
-        self._close_pidfd()
+        self._close_fds()
+        self._on_exit()
+
+    def _out_of_memory(self) -> None:
+        self._ran_out = True
+        self.kill()
         self._on_exit()
 
     def freeze(self) -> None:
@@ -597,21 +633,21 @@ class Cell:
         self.sandbox.containment.thaw(self.pid)
 
     def out_of_memory(self) -> bool:
-        return self.sandbox.containment.out_of_memory(self.pid)
+        return self._ran_out or self.sandbox.containment.out_of_memory(self.pid)
 
     def kill(self) -> None:
         """Kill the tree; the container goes now or at the sandbox's next collect."""
-        self._close_pidfd()
+        self._close_fds()
         self.sandbox.kill(self.pid)
 
-    def _close_pidfd(self) -> None:
-        if self._pidfd is not None:
-            try:
-                asyncio.get_running_loop().remove_reader(self._pidfd)
-            except RuntimeError:
-                pass
-            os.close(self._pidfd)
-            self._pidfd = None
+    def _close_fds(self) -> None:
+        loop = asyncio.get_running_loop()
+        for fd in (*([self._pidfd] if self._pidfd is not None else []), *self._memory[:1]):
+            loop.remove_reader(fd)
+        for fd in (*([self._pidfd] if self._pidfd is not None else []), *self._memory):
+            os.close(fd)
+        self._pidfd = None
+        self._memory = ()
 
 
 class Sandbox:
