@@ -600,22 +600,27 @@ class Cell:
     def __init__(self, sandbox: Sandbox, pid: int, on_exit: Callable[[], None]):
         self.sandbox = sandbox
         self.pid = pid
-        self._pidfd: int | None = None
         self._on_exit = on_exit
-        self._memory: tuple[int, ...] = ()
         self._ran_out = False
-        loop = asyncio.get_running_loop()
+        self._readers: list[int] = []
+        self._fds: list[int] = []
         try:  # the instance's death is seen at once, even if a child still holds its socket
-            self._pidfd = os.pidfd_open(pid)
-            loop.add_reader(self._pidfd, self._exited)
-        except (OSError, AttributeError):  # already gone, or no pidfd: the socket's EOF tells
-            self._close_fds()
+            self._watch(os.pidfd_open(pid), self._exited)
+        except OSError:  # already gone: the socket's EOF tells
+            pass
         try:
-            self._memory = sandbox.containment.watch_memory(pid)
+            memory = sandbox.containment.watch_memory(pid)
         except OSError as exc:
             log.warning("cannot watch instance %d for running out of memory: %s", pid, exc)
-        if self._memory:
-            loop.add_reader(self._memory[0], self._out_of_memory)
+            memory = ()
+        if memory:
+            self._watch(memory[0], self._out_of_memory)
+            self._fds += memory[1:]
+
+    def _watch(self, fd: int, callback: Callable[[], None]) -> None:
+        asyncio.get_running_loop().add_reader(fd, callback)
+        self._readers.append(fd)
+        self._fds.append(fd)
 
     def _exited(self) -> None:
         self._close_fds()
@@ -642,12 +647,11 @@ class Cell:
 
     def _close_fds(self) -> None:
         loop = asyncio.get_running_loop()
-        for fd in (*([self._pidfd] if self._pidfd is not None else []), *self._memory[:1]):
+        for fd in self._readers:
             loop.remove_reader(fd)
-        for fd in (*([self._pidfd] if self._pidfd is not None else []), *self._memory):
+        for fd in self._fds:
             os.close(fd)
-        self._pidfd = None
-        self._memory = ()
+        self._readers, self._fds = [], []
 
 
 class Sandbox:
@@ -665,7 +669,10 @@ class Sandbox:
         self.containment = choose()
         user_base = None
         if os.geteuid() == 0:
-            reason = grant_files(app_ref, backend_url, objects_url, USER_BASE)
+            try:
+                reason = grant_files(app_ref, backend_url, objects_url, USER_BASE)
+            except OSError as exc:  # a read-only or squashed file system, say
+                reason = f"cannot share the state with them ({exc})"
             if reason is None:
                 user_base = USER_BASE
             else:
