@@ -312,7 +312,7 @@ class ProcessRuntime(Runtime):
             deadline = time.time() + config.timeout
             result = await self._exchange(instance, config,
                                           wire.Invoke(request.request_id, request.event, deadline, request.headers))
-            if instance.cell.out_of_memory():  # a process of its tree was killed for it
+            if instance.cell.ran_out_of_memory:  # a process of its tree went over
                 raise out_of_memory(config)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
                                     config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,

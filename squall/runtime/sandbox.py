@@ -637,7 +637,13 @@ class Cell:
     def thaw(self) -> None:
         self.sandbox.containment.thaw(self.pid)
 
+    @property
+    def ran_out_of_memory(self) -> bool:
+        """The tree went over its memory, as the node was told (cheap: for every invocation)."""
+        return self._ran_out
+
     def out_of_memory(self) -> bool:
+        """The same, or the kernel killed a process of it for that (asks the kernel: for a crash)."""
         return self._ran_out or self.sandbox.containment.out_of_memory(self.pid)
 
     def kill(self) -> None:
