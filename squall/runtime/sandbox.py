@@ -236,9 +236,38 @@ class _Cgroups(Containment):
     """What both cgroup versions share: a directory per instance under the node's."""
 
     controllers: tuple[str, ...]
+    #: the freezer's controller and file, and what it takes to freeze and to thaw
+    freezer: tuple[str, str, str, str]
+    #: the controller and file whose `oom_kill` line counts the tree's out-of-memory kills
+    memory_events: tuple[str, str]
 
     def leaf(self, controller: str, pid: int) -> str:
         return f"{self.dirs[controller]}/{pid}"
+
+    def _set(self, controller: str, pid: int, name: str, value: str) -> None:
+        try:
+            _write(f"{self.leaf(controller, pid)}/{name}", value)
+        except FileNotFoundError:  # the instance has already gone
+            pass
+
+    def freeze(self, pid: int) -> None:
+        controller, name, frozen, _ = self.freezer
+        self._set(controller, pid, name, frozen)
+
+    def thaw(self, pid: int) -> None:
+        controller, name, _, thawed = self.freezer
+        self._set(controller, pid, name, thawed)
+
+    def memory_counts(self, pid: int) -> dict[str, str]:
+        controller, name = self.memory_events
+        try:
+            text = _read(f"{self.leaf(controller, pid)}/{name}")
+        except FileNotFoundError:
+            return {}
+        return dict(line.split() for line in text.splitlines() if line)
+
+    def out_of_memory(self, pid: int) -> bool:
+        return int(self.memory_counts(pid).get("oom_kill", "0")) > 0
 
     def tasks(self, pid: int) -> list[int]:
         try:
@@ -283,6 +312,8 @@ class CgroupV1(_Cgroups):
 
     kind = Kind.CGROUP1
     controllers = ("memory", "cpu", "pids", "freezer")
+    freezer = ("freezer", "freezer.state", "FROZEN", "THAWED")
+    memory_events = ("memory", "memory.oom_control")
     #: an empty cgroup kept frozen while the node runs. The kernel switches its freezer
     #: machinery on while any cgroup is frozen, and switching it costs about 90 µs (a
     #: code patch on every CPU); kept on, a freeze or thaw is a 1 µs flag write.
@@ -311,18 +342,6 @@ class CgroupV1(_Cgroups):
         for controller in self.controllers:
             _write(f"{self.leaf(controller, pid)}/cgroup.procs", str(pid))
 
-    def _state(self, pid: int, state: str) -> None:
-        try:
-            _write(f"{self.leaf('freezer', pid)}/freezer.state", state)
-        except FileNotFoundError:  # the instance has already gone
-            pass
-
-    def freeze(self, pid: int) -> None:
-        self._state(pid, "FROZEN")
-
-    def thaw(self, pid: int) -> None:
-        self._state(pid, "THAWED")
-
     def kill(self, pid: int) -> None:
         """Frozen first, so nothing forks between the reading of the task list and the
         kill; thawed after, so that the kill is delivered on kernels that hold it."""
@@ -339,12 +358,7 @@ class CgroupV1(_Cgroups):
         self.thaw(pid)
 
     def out_of_memory(self, pid: int) -> bool:
-        try:
-            control = _read(f"{self.leaf('memory', pid)}/memory.oom_control")
-        except FileNotFoundError:
-            return False
-        counts = dict(line.split() for line in control.splitlines() if line)
-        return counts.get("under_oom") == "1" or int(counts.get("oom_kill", "0")) > 0
+        return self.memory_counts(pid).get("under_oom") == "1" or super().out_of_memory(pid)
 
     def watch_memory(self, pid: int) -> tuple[int, ...]:
         """An eventfd the memory cgroup signals on OOM (cgroup.event_control)."""
@@ -377,6 +391,8 @@ class CgroupV2(_Cgroups):
 
     kind = Kind.CGROUP2
     controllers = ("",)
+    freezer = ("", "cgroup.freeze", "1", "0")
+    memory_events = ("", "memory.events")
 
     def join(self, pid: int, limits: Limits) -> None:
         leaf = self.leaf("", pid)
@@ -388,31 +404,8 @@ class CgroupV2(_Cgroups):
                 _write(f"{leaf}/{name}", value)
         _write(f"{leaf}/cgroup.procs", str(pid))
 
-    def _freeze(self, pid: int, value: str) -> None:
-        try:
-            _write(f"{self.leaf('', pid)}/cgroup.freeze", value)
-        except FileNotFoundError:
-            pass
-
-    def freeze(self, pid: int) -> None:
-        self._freeze(pid, "1")
-
-    def thaw(self, pid: int) -> None:
-        self._freeze(pid, "0")
-
     def kill(self, pid: int) -> None:
-        try:
-            _write(f"{self.leaf('', pid)}/cgroup.kill", "1")  # the whole tree, frozen or not, atomically
-        except FileNotFoundError:
-            pass
-
-    def out_of_memory(self, pid: int) -> bool:
-        try:
-            events = _read(f"{self.leaf('', pid)}/memory.events")
-        except FileNotFoundError:
-            return False
-        counts = dict(line.split() for line in events.splitlines() if line)
-        return int(counts.get("oom_kill", "0")) > 0
+        self._set("", pid, "cgroup.kill", "1")  # the whole tree, frozen or not, at once
 
     def open(self) -> None:
         """Enable the controllers on the way down to this node's directory."""

@@ -86,15 +86,26 @@ def state(event, ctx):
     return {"table": ctx.table("notes").get("n"), "object": ctx.objects("files").get("dir/n.txt").decode()}
 
 
-@app.http("GET", "/spawn", timeout=2, memory_mb=1769)
-def spawn(event, ctx):
+def fork(count, work):
     children = []
-    for _ in range(50):
+    for _ in range(count):
         pid = os.fork()
         if pid == 0:
-            time.sleep(60)
+            work()
             os._exit(0)
         children.append(pid)
+    return children
+
+
+def touch_100_mb():
+    block = bytearray(100 * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+
+
+@app.http("GET", "/spawn", timeout=2, memory_mb=1769)
+def spawn(event, ctx):
+    children = fork(50, lambda: time.sleep(60))
     escaped = subprocess.Popen(["setsid", "sleep", "60"])
     time.sleep(arg(event, "sleep", 0.0))
     return identity(children=children + [escaped.pid])
@@ -110,15 +121,7 @@ def orphan_crash(event, ctx):
 
 @app.http("GET", "/tree-memory", timeout=15, memory_mb=128)
 def tree_memory(event, ctx):
-    children = []
-    for _ in range(5):
-        pid = os.fork()
-        if pid == 0:
-            block = bytearray(100 * 1024 * 1024)
-            for i in range(0, len(block), 4096):
-                block[i] = 1
-            os._exit(0)
-        children.append(pid)
+    children = fork(5, touch_100_mb)
     return {"statuses": [os.waitpid(pid, 0)[1] for pid in children]}
 
 
