@@ -28,6 +28,7 @@ from squall.cluster import Heartbeat
 from squall.core.lifecycle import Service, Services
 from squall.core.pipeline import Contain, Handler, Interceptor, InvokeRequest, chain
 from squall.core.retention import DAY, Retention
+from squall.errors import AppLoadError
 from squall.errors import FunctionError, FunctionNotFound
 from squall.manifest import restore
 from squall.objects import open_objects
@@ -102,7 +103,11 @@ class Node:
         zygote imports it and describes it (squall.manifest). AppLoadError if it does not
         load."""
         zygote = Zygote(app_ref, backend.url, objects_url)
-        app = restore(await zygote.start())
+        try:
+            app = restore(await zygote.start())
+        except AppLoadError:
+            await zygote.stop()
+            raise
         return cls(app, backend, objects_url, settings, zygote=zygote)
 
     def shared(self, kind: type[S], factory: Callable[[], S]) -> S:

@@ -31,12 +31,14 @@ from squall.errors import (
     InstanceCrashed,
     InvalidPayload,
     InvocationError,
+    OutOfMemory,
     ResponseTooLarge,
     RuntimeUnavailable,
 )
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
 from squall.runtime.invocation import Invocation, error_from_dict
+from squall.runtime.sandbox import Cell, Sandbox
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -86,15 +88,22 @@ class Zygote:
         self._started_at = 0.0
         self._delay = RESTART_DELAY
         self._restart: asyncio.Task[None] | None = None
+        #: how instances are contained (squall.runtime.sandbox): chosen at the first start,
+        #: handed to every zygote in its environment
+        self.sandbox = Sandbox()
+        self._sandboxed = False
 
     async def start(self) -> dict[str, Any]:
         """Start the zygote; the app's manifest. AppLoadError if the app does not load."""
         loop = asyncio.get_running_loop()
+        if not self._sandboxed:
+            await asyncio.to_thread(self.sandbox.open, self.app_ref, self.backend_url, self.objects_url)
+            self._sandboxed = True
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
              self.objects_url],
-            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2", **self.sandbox.environ()})
         theirs.close()
         ours.setblocking(False)
         self.control = ours
@@ -263,10 +272,13 @@ class Zygote:
             future.cancel()
 
     async def stop(self) -> None:
+        """Stop the zygote (its instances die with it) and release the sandbox."""
         self._stopping = True
         if self._restart is not None:
             self._restart.cancel()
         await self._close()
+        if self._sandboxed:
+            await asyncio.to_thread(self.sandbox.close)
 
     async def _close(self) -> None:
         if self.control is not None:
@@ -294,25 +306,24 @@ class Instance:
     pid: int
     channel: wire.Channel
     init_ms: float
+    cell: Cell
     #: the zygote generation that forked it (Zygote.generation)
     generation: int = 0
     last_used: float = field(default_factory=time.monotonic)
     invocations: int = 0
 
     def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.cell.kill()
         self.channel.close()
 
 
 class FunctionPool:
     """The instances of one function on this node."""
 
-    def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote):
+    def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote, sandbox: Sandbox):
         self.config = config
         self.zygote = zygote
+        self.sandbox = sandbox
         self.idle: list[Instance] = []
         self.live = 0
         self.busy = 0
@@ -333,6 +344,7 @@ class FunctionPool:
             while self.idle:
                 instance = self.idle.pop()
                 if not instance.channel.closed:
+                    instance.cell.thaw()
                     return instance, False
                 self.discard(instance)
             return await self.spawn(), True
@@ -345,6 +357,7 @@ class FunctionPool:
         """Give back the permit; a healthy instance goes back to the idle list."""
         if instance is not None:
             instance.last_used = time.monotonic()
+            instance.cell.freeze()  # idle instances do not run (Lambda freezes them too)
             self.idle.append(instance)
         self.busy -= 1
         self.permits.release()
@@ -360,11 +373,13 @@ class FunctionPool:
             message = wire.InitError({"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"})
         if not isinstance(message, wire.Ready):
             self.live -= 1
+            self.sandbox.kill(pid)
             channel.close()
             if isinstance(message, wire.InitError):
                 raise error_from_dict(message.error)
             raise InstanceCrashed(f"unexpected message from a starting instance: {type(message).__name__}")
-        return Instance(pid, channel, (time.perf_counter() - started) * 1000, generation)
+        return Instance(pid, channel, (time.perf_counter() - started) * 1000,
+                        self.sandbox.cell(pid, channel.close), generation)
 
     def discard(self, instance: Instance) -> None:
         instance.kill()
@@ -395,6 +410,7 @@ class Reaper(PeriodicService):
     async def step(self) -> Progress:
         for pool in self.runtime.pools.values():
             pool.reap(self.runtime.settings.keep_alive)
+        self.runtime.sandbox.collect()
         return Progress()
 
 
@@ -407,6 +423,7 @@ class ProcessRuntime(Runtime):
         super().__init__(app, nested, settings, slots, node)
         self.zygote = zygote
         self.ready = zygote.gate
+        self.sandbox = zygote.sandbox
         self.pools: dict[str, FunctionPool] = {}
         self.reaper = Reaper(self)
 
@@ -414,11 +431,12 @@ class ProcessRuntime(Runtime):
         for name, config in self.app.functions.items():
             cap = (config.reserved_concurrency if config.reserved_concurrency is not None
                    else self.settings.max_instances)
-            self.pools[name] = FunctionPool(config, cap, self.zygote)
+            self.pools[name] = FunctionPool(config, cap, self.zygote, self.sandbox)
         warm = [pool.spawn() for pool in self.pools.values() for _ in range(pool.config.provisioned_concurrency)]
         for pool, instance in zip([p for p in self.pools.values() for _ in range(p.config.provisioned_concurrency)],
                                   await asyncio.gather(*warm), strict=True):
             instance.last_used = time.monotonic()
+            instance.cell.freeze()
             pool.idle.append(instance)
 
     async def stop(self) -> None:
@@ -448,6 +466,8 @@ class ProcessRuntime(Runtime):
             deadline = time.time() + config.timeout
             message = wire.Invoke(request.request_id, event, deadline, wire.Headers(request.headers))
             result = await self._exchange(instance, config, message)
+            if instance.cell.ran_out_of_memory:  # a process of its tree went over
+                raise out_of_memory(config)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
                                     config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
                                     max_memory_mb=result.max_memory_mb)
@@ -499,10 +519,18 @@ class ProcessRuntime(Runtime):
         except wire.WireError as exc:
             raise InstanceCrashed(f"the instance sent a malformed message: {exc}", "Runtime.ExitError") from None
         except ConnectionError:
+            if instance.cell.out_of_memory():
+                raise out_of_memory(config) from None
             status = await self.zygote.exit_status(instance.pid)
             if not self.zygote.gate.is_open or self.zygote.generation != instance.generation:
                 raise RuntimeUnavailable("the instance was lost with its zygote", "Runtime.Unavailable") from None
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
+
+
+def out_of_memory(config: FunctionConfig) -> OutOfMemory:
+    """Lambda's error when the instance's tree went over its memory (its cgroup's OOM kill)."""
+    return OutOfMemory(f"Runtime exited with error: signal: killed (function exceeded its memory limit "
+                       f"of {config.memory_mb} MB)", "Runtime.OutOfMemory")
 
 
 def describe_returncode(code: int) -> str:

@@ -27,7 +27,7 @@ from squall.backends import open_backend
 from squall.errors import SquallError
 from squall.loader import load_app
 from squall.manifest import describe
-from squall.runtime import instance, wire
+from squall.runtime import instance, sandbox, wire
 
 PR_SET_PDEATHSIG = 1
 #: characters of the manifest per datagram: JSON-escaped, they fit the node's 64 KiB reads
@@ -106,9 +106,10 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                 os.close(wake_w)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                die_with_parent()
                 code = 0
                 try:
+                    sandbox.confine(app, request.function)
+                    die_with_parent()  # after confine: a change of user clears it
                     instance.serve(socket.socket(fileno=fds[0]), app, request.function, backend_url, objects_url,
                                    started)
                 except BaseException:  # noqa: BLE001 - an instance never unwinds into the zygote loop
