@@ -28,8 +28,7 @@ from squall.cluster import Heartbeat
 from squall.core.lifecycle import Service, Services
 from squall.core.pipeline import Contain, Handler, Interceptor, InvokeRequest, chain
 from squall.core.retention import DAY, Retention
-from squall.errors import AppLoadError
-from squall.errors import FunctionError, FunctionNotFound
+from squall.errors import AppLoadError, FunctionError, FunctionNotFound
 from squall.manifest import restore
 from squall.objects import open_objects
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering

@@ -14,6 +14,7 @@ from squall.admin import admin_server
 from squall.backends import open_backend
 from squall.gateway import GatewaySettings, build_gateway, gateway_protocol
 from squall.node import Node, NodeSettings
+from squall.runtime.process import ProcessRuntime
 
 log = logging.getLogger("squall")
 
@@ -61,6 +62,11 @@ async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, por
     for source in node.sources:
         for line in source.describe():
             log.info("  %s", line)
+    if isinstance(node.runtime, ProcessRuntime):
+        sandbox = node.runtime.sandbox
+        log.info("%s", sandbox.describe())
+        if sandbox.warning:
+            log.warning("%s", sandbox.warning)
     admin_task = None
     if admin is not None:
         admin_listener = admin_server(node, *admin)

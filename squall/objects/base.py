@@ -85,6 +85,11 @@ def roll_up(keys: Iterable[str], prefix: str, delimiter: str) -> tuple[list[str]
 class ObjectStore(ABC):
     url: str
 
+    def preload(self) -> None:  # noqa: B027 - most stores import nothing heavy
+        """Import what using the store needs: the zygote calls it before forking, so every
+        instance shares the modules instead of importing them on its (slow, CPU-capped)
+        first call."""
+
     @abstractmethod
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None) -> StoredObject:

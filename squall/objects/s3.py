@@ -37,6 +37,9 @@ class S3Store(ObjectStore):
         if endpoint:
             self._options["endpoint_url"] = endpoint[0]
 
+    def preload(self) -> None:
+        import boto3  # noqa: F401 - imported for the instances forked after this
+
     @cached_property
     def client(self) -> Any:
         import boto3

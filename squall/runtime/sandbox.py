@@ -662,6 +662,8 @@ class Sandbox:
         self.plan = Plan(Kind.SESSION)
         self.live: set[int] = set()
         self._dead: set[int] = set()
+        #: why instances run as root when the node is root (None: they do not)
+        self.warning: str | None = None
 
     def open(self, app_ref: str, backend_url: str, objects_url: str) -> None:
         """Choose the containment and the instances' users (blocking: cgroup and file system work)."""
@@ -675,10 +677,13 @@ class Sandbox:
             if reason is None:
                 user_base = USER_BASE
             else:
-                log.warning("instances run as root, not as users of their own: %s", reason)
+                self.warning = f"instances run as root, not as users of their own: {reason}"
         self.plan = Plan(self.containment.kind, self.containment.dirs, user_base)
-        log.info("instances contained by %s, running as %s", self.containment.kind,
-                 f"uid {USER_BASE + 1} and up" if user_base is not None else f"uid {os.geteuid()}")
+
+    def describe(self) -> str:
+        """One line for the node's start-up log."""
+        user = f"uid {USER_BASE + 1} and up" if self.plan.user_base is not None else f"uid {os.geteuid()}"
+        return f"instances contained by {self.containment.kind}, running as {user}"
 
     def environ(self) -> dict[str, str]:
         """What the zygote's environment needs for its instances to confine themselves."""

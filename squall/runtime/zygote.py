@@ -27,6 +27,7 @@ from squall.backends import open_backend
 from squall.errors import SquallError
 from squall.loader import load_app
 from squall.manifest import describe
+from squall.objects import open_objects
 from squall.runtime import instance, sandbox, wire
 
 PR_SET_PDEATHSIG = 1
@@ -53,6 +54,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
         app = load_app(app_ref)
         manifest = json.dumps(describe(app))
         open_backend(backend_url).close()  # imports the backend's modules before any fork
+        open_objects(objects_url).preload()  # and the object store's
     except SquallError as exc:
         control.send(wire.pack(wire.ZygoteFailed(str(exc))))
         sys.exit(1)
