@@ -14,16 +14,16 @@ a reload, whose failure (a syntax error mid-edit) the next change may fix.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from squall.core.linux import die_with_parent
+
 #: the environment variable through which the supervisor gives the node its pid
 SUPERVISOR_PID = "SQUALL_SUPERVISOR_PID"
-PR_SET_PDEATHSIG = 1
 
 
 def supervise(args: list[str], root: Path) -> int:
@@ -72,9 +72,7 @@ def follow_supervisor() -> None:
     pid = os.environ.pop(SUPERVISOR_PID, None)
     if pid is None:
         return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: nothing to ask for
+    if not die_with_parent(signal.SIGTERM):  # not Linux: nothing to ask for
         return
     if os.getppid() != int(pid):
         sys.exit("squall dev: the supervisor has exited; not starting the node")

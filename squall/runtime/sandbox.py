@@ -38,7 +38,6 @@ if one is not, instances keep the node's user and the node says so once in its l
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import json
 import logging
@@ -54,6 +53,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from squall.core.linux import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, prctl
+
 if TYPE_CHECKING:
     from squall.app import App
 
@@ -66,9 +67,6 @@ MAX_TASKS = 1024
 USER_BASE = 200_000
 MIB = 1024 * 1024
 
-PR_SET_DUMPABLE = 4
-PR_SET_CHILD_SUBREAPER = 36
-PR_SET_NO_NEW_PRIVS = 38
 
 
 class Kind(StrEnum):
@@ -128,12 +126,6 @@ def user_of(app: App, function: str, user_base: int) -> int:
 
 # ---- inside the instance ---------------------------------------------------------------
 
-def _prctl(option: int, value: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
-
-
 def confine(app: App, function: str) -> None:
     """Run in a freshly forked instance, before any of the function's code: its own
     session, its cgroup, its user, non-dumpable. Raises OSError if any of it fails (the
@@ -149,8 +141,8 @@ def confine(app: App, function: str) -> None:
         os.setgid(plan.user_base)
         os.setuid(user_of(app, function, plan.user_base))
         os.umask(0o007)
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_DUMPABLE, 0)  # after setuid, which may reset it
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl(PR_SET_DUMPABLE, 0)  # after setuid, which may reset it
 
 
 # ---- containment mechanisms --------------------------------------------------------------
@@ -422,7 +414,7 @@ class SessionOnly(Containment):
     kind = Kind.SESSION
 
     def join(self, pid: int, limits: Limits) -> None:
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
 
     def _signal_group(self, pid: int, sig: signal.Signals) -> None:
         try:

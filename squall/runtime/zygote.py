@@ -13,7 +13,6 @@ Run as `python -m squall.runtime.zygote FD APP_REF BACKEND_URL OBJECTS_URL`.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import os
@@ -24,23 +23,15 @@ import sys
 import time
 
 from squall.backends import open_backend
+from squall.core.linux import die_with_parent
 from squall.errors import SquallError
 from squall.loader import load_app
 from squall.manifest import describe
 from squall.objects import open_objects
 from squall.runtime import instance, sandbox, wire
 
-PR_SET_PDEATHSIG = 1
 #: characters of the manifest per datagram: JSON-escaped, they fit the node's 64 KiB reads
 MANIFEST_CHUNK = 8000
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies, so nothing is orphaned."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: instances still exit on EOF
-        pass
 
 
 def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:

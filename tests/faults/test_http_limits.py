@@ -119,18 +119,28 @@ def test_a_huge_header_in_one_complete_head_is_431(node):
 # ---- timeouts ----------------------------------------------------------------------------
 
 
+def trickle(conn: Connection, piece: bytes, until: float) -> None:
+    """Send `piece` every 0.1 s until `until` (monotonic time): a slow but steady client."""
+    while time.monotonic() < until:
+        conn.send(piece)
+        time.sleep(0.1)
+
+
+def assert_cut_off(conn: Connection) -> None:
+    """The node answered 408 with its JSON body and closed the connection."""
+    assert_json_error(conn.reply(), 408, "RequestTimeout")
+    assert conn.closed_within(1) is not None
+
+
 def test_slowloris_is_answered_408_and_closed_after_the_header_timeout(node):
     """A head sent a byte at a time never completes: the node gives up on it after the
     header timeout, however steadily the bytes come, and serves others meanwhile."""
     with Connection(node.port) as conn:
         start = time.monotonic()
         conn.send(b"GET /ok HTTP/1.1\r\nX-Slow: ")
-        while time.monotonic() - start < HEADER_TIMEOUT * 0.8:
-            conn.send(b"s")
-            time.sleep(0.1)
+        trickle(conn, b"s", until=start + HEADER_TIMEOUT * 0.8)
         served(node)
-        assert_json_error(conn.reply(), 408, "RequestTimeout")
-        assert conn.closed_within(1) is not None
+        assert_cut_off(conn)
         assert HEADER_TIMEOUT - 0.2 < time.monotonic() - start < HEADER_TIMEOUT + 1
 
 
