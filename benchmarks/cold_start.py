@@ -34,9 +34,9 @@ from _support import PYTHON, percentile, warn_if_busy  # noqa: E402
 
 from squall.backends import open_backend  # noqa: E402
 from squall.core.pipeline import InvokeRequest  # noqa: E402
-from squall.loader import load_app  # noqa: E402
 from squall.node import Node, NodeSettings  # noqa: E402
 from squall.runtime.base import RuntimeSettings  # noqa: E402
+from squall.runtime.process import ProcessRuntime  # noqa: E402
 
 COLD_TARGET_MS = 15.0
 WARM_TARGET_MS = 0.5
@@ -106,13 +106,14 @@ def interpreter_starts(count: int) -> list[float]:
 
 async def measure(cold: int, warm: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     with tempfile.TemporaryDirectory(prefix="squall-bench-cold-") as tmp:
+        os.chmod(tmp, 0o755)  # as an app directory is: instances then run as users of their own (as root)
         app_path = Path(tmp) / "app.py"
         app_path.write_text(APP)
         backend = open_backend(f"sqlite:///{Path(tmp) / 'state.db'}")
         # idle instances are retired by hand (cold) or reused at once (warm): the reaper stays out of it
         settings = NodeSettings(runtime=RuntimeSettings(keep_alive=300))
-        node = Node(load_app(str(app_path)), backend, objects_url=str(Path(tmp) / "objects"), settings=settings,
-                    app_ref=str(app_path))
+        node = await Node.load(str(app_path), backend, objects_url=str(Path(tmp) / "objects"), settings=settings)
+        print(node.runtime.sandbox.describe() if isinstance(node.runtime, ProcessRuntime) else "inline runtime")
         await node.start(background=False)
         try:
             await cold_starts(node, 10)  # warm-up: page cache, allocator, first-call imports

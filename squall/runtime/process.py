@@ -357,7 +357,7 @@ class FunctionPool:
         """Give back the permit; a healthy instance goes back to the idle list."""
         if instance is not None:
             instance.last_used = time.monotonic()
-            instance.cell.freeze()  # idle instances do not run (Lambda freezes them too)
+            instance.cell.park()  # idle instances do not run (Lambda freezes them too)
             self.idle.append(instance)
         self.busy -= 1
         self.permits.release()
@@ -378,8 +378,10 @@ class FunctionPool:
             if isinstance(message, wire.InitError):
                 raise error_from_dict(message.error)
             raise InstanceCrashed(f"unexpected message from a starting instance: {type(message).__name__}")
-        return Instance(pid, channel, (time.perf_counter() - started) * 1000,
-                        self.sandbox.cell(pid, channel.close), generation)
+        init_ms = (time.perf_counter() - started) * 1000
+        cell = self.sandbox.cell(pid, channel.close)
+        cell.limit_cpu(self.config.memory_mb)  # initialised on free CPU; invocations run on its share
+        return Instance(pid, channel, init_ms, cell, generation)
 
     def discard(self, instance: Instance) -> None:
         instance.kill()

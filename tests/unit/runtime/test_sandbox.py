@@ -13,7 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from squall.runtime.sandbox import CgroupV2, Containment, Kind, Limits, Plan, SessionOnly, _mounts, _own_cgroups, _tree
+from squall.runtime.sandbox import (
+    CgroupV2,
+    Containment,
+    Kind,
+    Limits,
+    Plan,
+    SessionOnly,
+    _mounts,
+    _own_cgroups,
+    _tree,
+    cpu_quota_us,
+)
 from tests.support import wait_until
 
 TREE = """
@@ -53,9 +64,9 @@ def descendants_gone(pids: set[int]) -> bool:
 
 
 def test_cpu_follows_memory_as_lambda_allocates_it():
-    assert Limits(1769).cpu_quota_us == 100_000
-    assert Limits(128).cpu_quota_us == 7_236
-    assert Limits(10240).cpu_quota_us == 578_858
+    assert cpu_quota_us(1769) == 100_000
+    assert cpu_quota_us(128) == 7_236
+    assert cpu_quota_us(10240) == 578_858
     assert Limits(128, shared=1024).memory_bytes == 128 * 1024 * 1024 + 1024
 
 
