@@ -23,7 +23,7 @@ import pytest
 
 from squall.backends import QueueConfig, deadline, open_backend
 from squall.errors import BackendUnavailable
-from tests.support import NodeProcess, squall, write_app
+from tests.support import NodeProcess, free_port, squall, write_app
 
 APP = """
     import json
@@ -59,9 +59,14 @@ def _refused(response: httpx.Response) -> None:
 
 def test_writes_after_the_state_file_is_deleted_are_refused_and_no_file_is_recreated(tmp_path):
     state = tmp_path / ".squall" / "state.db"
-    with NodeProcess(write_app(tmp_path, APP)) as node, node.client(timeout=10) as client:
+    admin = free_port()
+    with NodeProcess(write_app(tmp_path, APP), extra=["--admin-port", str(admin)]) as node, \
+            node.client(timeout=10) as client:
         assert client.put("/items/before", content="kept").status_code == 200  # a warm instance
+        assert httpx.get(f"http://127.0.0.1:{admin}/health").status_code == 200
         state.unlink()
+        health = httpx.get(f"http://127.0.0.1:{admin}/health")
+        assert health.status_code == 503 and "was deleted while open" in health.json()["problems"]["backend"]
 
         _refused(client.put("/items/after", content="would be lost"))  # the warm instance's connection
         _refused(client.put("/other/after", content="would be lost"))  # a cold instance: cannot open it
