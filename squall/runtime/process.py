@@ -38,7 +38,7 @@ from squall.errors import (
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
 from squall.runtime.invocation import Invocation, error_from_dict
-from squall.runtime.sandbox import Cell, Sandbox
+from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -328,6 +328,7 @@ class FunctionPool:
         self.live = 0
         self.busy = 0
         self.permits = asyncio.Semaphore(cap)
+        self._sweep: asyncio.TimerHandle | None = None
 
     async def acquire(self, wait: float | None) -> tuple[Instance, bool]:
         """A free instance (and whether it was a cold start); waits for a permit."""
@@ -357,10 +358,27 @@ class FunctionPool:
         """Give back the permit; a healthy instance goes back to the idle list."""
         if instance is not None:
             instance.last_used = time.monotonic()
-            instance.cell.park()  # idle instances do not run (Lambda freezes them too)
             self.idle.append(instance)
+            if self._sweep is None:
+                self._sweep = asyncio.get_running_loop().call_later(FREEZE_AFTER, self._freeze_idle)
         self.busy -= 1
         self.permits.release()
+
+    def _freeze_idle(self) -> None:
+        """Freeze the instances idle for FREEZE_AFTER (Lambda freezes an idle environment
+        too), and come back for those idle for less. One timer per pool, not a freeze per
+        invocation: a busy function's instances are reused before the sweep, and pay nothing."""
+        self._sweep = None
+        now = time.monotonic()
+        pending = False
+        for instance in self.idle:
+            if not instance.cell.frozen:
+                if now - instance.last_used >= FREEZE_AFTER:
+                    instance.cell.freeze()
+                else:
+                    pending = True
+        if pending:
+            self._sweep = asyncio.get_running_loop().call_later(FREEZE_AFTER, self._freeze_idle)
 
     async def spawn(self) -> Instance:
         started = time.perf_counter()
@@ -382,6 +400,15 @@ class FunctionPool:
         cell = self.sandbox.cell(pid, channel.close)
         cell.limit_cpu(self.config.memory_mb)  # initialised on free CPU; invocations run on its share
         return Instance(pid, channel, init_ms, cell, generation)
+
+    def clear(self) -> None:
+        """Stop every idle instance (the node is stopping)."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for instance in self.idle:
+            self.discard(instance)
+        self.idle.clear()
 
     def discard(self, instance: Instance) -> None:
         instance.kill()
@@ -443,9 +470,7 @@ class ProcessRuntime(Runtime):
 
     async def stop(self) -> None:
         for pool in self.pools.values():
-            for instance in pool.idle:
-                pool.discard(instance)
-            pool.idle.clear()
+            pool.clear()
         await self.zygote.stop()
 
     def services(self) -> list[Service]:

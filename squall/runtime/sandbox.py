@@ -95,8 +95,8 @@ class Limits:
         return self.memory_mb * MIB + self.shared
 
 
-#: seconds an idle instance runs on before it is frozen (see Cell.park): what a thread a
-#: handler left behind may use, unbilled, after each invocation
+#: seconds an idle instance runs on before it is frozen (squall.runtime.process frees them
+#: in sweeps): what a thread a handler left behind may use, unbilled, after an invocation
 FREEZE_AFTER = 0.01
 
 
@@ -605,8 +605,7 @@ class Cell:
         self.pid = pid
         self._on_exit = on_exit
         self._ran_out = False
-        self._frozen = False
-        self._freezing: asyncio.TimerHandle | None = None
+        self.frozen = False
         self._readers: list[int] = []
         self._fds: list[int] = []
         try:  # the instance's death is seen at once, even if a child still holds its socket
@@ -638,29 +637,18 @@ class Cell:
 
     def freeze(self) -> None:
         """Stop every process of the tree (an idle instance does not run, as on Lambda)."""
-        self._freezing = None
-        if not self._frozen:
+        if not self.frozen:
             self.sandbox.containment.freeze(self.pid)
-            self._frozen = True
-
-    def park(self) -> None:
-        """Idle from now: frozen FREEZE_AFTER seconds from now unless taken again first, so a
-        busy function's instances, reused within that, never pay for freezing (two cgroup
-        writes, about a third of a warm invocation's cost on the node)."""
-        if self._freezing is None and not self._frozen:
-            self._freezing = asyncio.get_running_loop().call_later(FREEZE_AFTER, self.freeze)
+            self.frozen = True
 
     def limit_cpu(self, memory_mb: int) -> None:
         self.sandbox.containment.limit_cpu(self.pid, memory_mb)
 
     def thaw(self) -> None:
-        """Let the tree run again (or call off the freeze that was coming)."""
-        if self._freezing is not None:
-            self._freezing.cancel()
-            self._freezing = None
-        if self._frozen:
+        """Let the tree run again (nothing to do if it was not frozen yet)."""
+        if self.frozen:
             self.sandbox.containment.thaw(self.pid)
-            self._frozen = False
+            self.frozen = False
 
     @property
     def ran_out_of_memory(self) -> bool:
@@ -673,9 +661,6 @@ class Cell:
 
     def kill(self) -> None:
         """Kill the tree; the container goes now or at the sandbox's next collect."""
-        if self._freezing is not None:
-            self._freezing.cancel()
-            self._freezing = None
         self._close_fds()
         self.sandbox.kill(self.pid)
 
