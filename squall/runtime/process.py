@@ -75,7 +75,6 @@ class Zygote:
         self.gate.close("the zygote has not started")
         #: the app's description, as the zygote first sent it (squall.manifest)
         self.manifest: dict[str, Any] | None = None
-        self.restarts = 0
         #: bumped at every start: an instance forked by an earlier zygote died with it
         self.generation = 0
         self._tokens = itertools.count(1)
@@ -200,7 +199,6 @@ class Zygote:
                 log.error("zygote restart failed: %s", exc)
                 status = self.process.returncode if self.process.returncode is not None else 1
                 continue
-            self.restarts += 1
             if manifest != self.manifest:
                 log.warning("the app changed on disk since the node started; restart the node to serve the new "
                             "declarations")

@@ -296,3 +296,24 @@ def test_deep_payloads_cross_every_hop(tmp_path):
     result = squall("invoke", str(app), "relay", "--data", data, cwd=tmp_path, env={"MARKS": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == 900
+
+
+def test_a_zygote_that_cannot_restart_is_retried_with_backoff_until_the_app_loads(tmp_path, marks):
+    """The app file broken on disk when the zygote dies: restarts fail, further apart each
+    time, the node stays up and unhealthy, and heals once the file is fixed."""
+    app = write_app(tmp_path, APP)
+    admin = free_port()
+    with NodeProcess(app, extra=["--admin-port", str(admin)]) as node, node.client() as client:
+        assert client.get("/hello").status_code == 200
+        good = app.read_text()
+        app.write_text("this is not python\n")
+        os.kill(zygote_of(node), signal.SIGKILL)
+        wait_until(lambda: node.log().count("zygote restart failed") >= 3, timeout=15, message="failed restarts")
+        assert client.get("/hello").status_code == 503
+        assert health(admin).status_code == 503
+        delays = [float(line.rsplit("in ", 1)[1].rstrip("s")) for line in node.log().splitlines()
+                  if "restarting it in" in line]
+        assert delays[:3] == [0.1, 0.2, 0.4]  # doubling
+        app.write_text(good)
+        wait_until(lambda: health(admin).status_code == 200, timeout=15, message="the zygote back")
+        assert client.get("/hello").status_code == 200
