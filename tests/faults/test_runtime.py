@@ -311,6 +311,9 @@ def test_a_zygote_that_cannot_restart_is_retried_with_backoff_until_the_app_load
         wait_until(lambda: node.log().count("zygote restart failed") >= 3, timeout=15, message="failed restarts")
         assert client.get("/hello").status_code == 503
         assert health(admin).status_code == 503
+        state = f"sqlite:///{tmp_path}/.squall/state.db"
+        wait_until(lambda: "unhealthy: runtime: the zygote" in squall("nodes", "--backend", state).stdout,
+                   timeout=10, message="squall nodes to show the node unhealthy")
         delays = [float(line.rsplit("in ", 1)[1].rstrip("s")) for line in node.log().splitlines()
                   if "restarting it in" in line]
         assert delays[:3] == [0.1, 0.2, 0.4]  # doubling
