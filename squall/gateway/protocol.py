@@ -51,6 +51,8 @@ class GatewayProtocol(HttpToolsProtocol):
     #: bytes received since the current request began, while its head is incomplete
     _head_bytes = 0
     _reading_head = False
+    #: between the end of a head and the end of its message
+    _awaiting_body = False
     #: header value bytes and the first unsupported `Expect` of the current request
     _value_bytes = 0
     _expectation: bytes | None = None
@@ -69,20 +71,26 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._reading_head and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        # The timers are armed only for what this read left incomplete: a request whose head
+        # (and body) came in one read, as nearly all do, costs no timer at all.
+        if self._reading_head:
             # the whole chunk belongs to the incomplete head (or, pipelined, also to the end
             # of the previous request: an over-count, never an under-count)
             self._head_bytes += len(data)
             if self._head_bytes > 2 * self.settings.max_head_bytes:
                 self._refuse(self._too_large())
+            elif self._head_timer is None:
+                self._arm_head_timer()
+        elif self._awaiting_body and self._body_timer is None:
+            self._body_timer = self.loop.call_later(self.settings.body_timeout, self._body_timed_out)
 
     # ---- parser callbacks --------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_head, self._head_bytes, self._value_bytes, self._expectation = True, 0, 0, None
-        if self._head_timer is None:
-            self._arm_head_timer()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
@@ -94,7 +102,7 @@ class GatewayProtocol(HttpToolsProtocol):
         self._reading_head = False
         self._cancel_head_timer()
         self._cancel_body_timer()
-        self._body_timer = self.loop.call_later(self.settings.body_timeout, self._body_timed_out)
+        self._awaiting_body = True  # the body timer starts if this read does not complete it
         rejection = self._rejection()
         if rejection is None:
             super().on_headers_complete()
@@ -108,6 +116,7 @@ class GatewayProtocol(HttpToolsProtocol):
             self.app = app
 
     def on_message_complete(self) -> None:
+        self._awaiting_body = False
         self._cancel_body_timer()
         super().on_message_complete()
 
