@@ -46,7 +46,7 @@ def describe(app: App) -> dict[str, Any]:
     functions = []
     for config in app.functions.values():
         handler = config.handler
-        name = handler if isinstance(handler, str) else f"{handler.__module__}.{handler.__qualname__}"
+        name = handler if isinstance(handler, str) else _callable_name(handler)
         functions.append({"name": config.name, "handler": name, **{k: getattr(config, k) for k in _LIMITS}})
     triggers = []
     for trigger in app.triggers:
@@ -55,6 +55,12 @@ def describe(app: App) -> dict[str, Any]:
         triggers.append({"kind": kind.kind, "module": kind.__module__,
                          "file": getattr(sys.modules.get(kind.__module__), "__file__", None), "fields": fields})
     return {"name": app.name, "root": app.root, "functions": functions, "triggers": triggers}
+
+
+def _callable_name(handler: Any) -> str:
+    """`module.qualname` of a handler (a function, or any callable object)."""
+    qualname = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    return f"{getattr(handler, '__module__', None) or type(handler).__module__}.{qualname}"
 
 
 def restore(manifest: dict[str, Any]) -> App:
