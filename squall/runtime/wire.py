@@ -179,6 +179,11 @@ def to_json(value: Any) -> bytes:
 #: float): 19 digits or more, not the start of a fraction or exponent. Inside a string it
 #: costs only the slower exact decode.
 _BIG_INT = re.compile(rb"\d{19,}(?![\d.eE])")
+#: every ASCII digit as "0", everything else as " ": a run of 19 digits is then a plain
+#: substring search, ten times faster than `_BIG_INT`'s scan (this runs on every frame,
+#: most of which have no such run; only those that do take the regex)
+_DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_RUN = b"0" * 19
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
@@ -187,11 +192,11 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     then `json` again only when an integer is too big for orjson to keep it exact (2**64
     must not arrive as 1.8446744073709552e+19). orjson.JSONDecodeError for bad JSON."""
     value = orjson.loads(data)
-    raw = data.encode() if isinstance(data, str) else data
-    if _BIG_INT.search(raw) is None:
+    raw = data.encode() if isinstance(data, str) else bytes(data) if isinstance(data, memoryview) else data
+    if _RUN not in raw.translate(_DIGITS) or _BIG_INT.search(raw) is None:
         return value
     try:
-        return json.loads(bytes(raw))
+        return json.loads(raw)
     except RecursionError:  # deeper than `json` goes, yet orjson decoded it: keep that
         return value
 
