@@ -8,6 +8,7 @@ is declared, so a bad app fails at load with a `ConfigError` naming the problem.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -182,6 +183,22 @@ class App:
         except KeyError:
             known = ", ".join(sorted(self.functions)) or "none"
             raise FunctionNotFound(f"unknown function {function!r} (functions: {known})") from None
+
+    def locate(self, function: str) -> None:
+        """Check that a 'module.attr' handler's module exists, without importing it: it is
+        imported in each instance (`resolve`), once the function's environment is set, as
+        Lambda imports a handler module when its execution environment initialises."""
+        handler = self.config(function).handler
+        if callable(handler):
+            return
+        module_name = handler.rpartition(".")[0]
+        try:
+            found = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(f"handler {handler!r} of {function!r} cannot be loaded: {exc}") from None
+        if found is None:
+            raise ConfigError(f"handler {handler!r} of {function!r} cannot be loaded: No module named "
+                              f"{module_name!r}")
 
     def resolve(self, function: str) -> Handler:
         """The callable for a function, importing 'module.attr' handlers from the app root."""

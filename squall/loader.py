@@ -123,7 +123,7 @@ def load_app(ref: str) -> App:
         app = apps[0]
     app.root = str(root)
     for function in app.functions:
-        app.resolve(function)  # 'module.handler' strings fail here, at load, not at first call
+        app.locate(function)  # a 'module.handler' that names no module fails here, at load, not at first call
     return app
 
 

@@ -53,6 +53,13 @@ class Logger:
         self.request_id = request_id
         self.stream = stream or sys.stdout
 
+    def __call__(self, message: Any) -> None:
+        """`context.log(msg)`, as the Python Lambda context has it: the text, as is, to the
+        function's log."""
+        text = str(message)
+        self.stream.write(text if text.endswith("\n") else text + "\n")
+        self.stream.flush()
+
     def log(self, level: str, message: str, **fields: Any) -> None:
         line = {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "level": level, "message": message, "function": self.function, "requestId": self.request_id}
@@ -87,7 +94,8 @@ class Context:
 
     def __init__(self, app: App, function: str, request_id: str, deadline: float,
                  backend: Callable[[], Backend], caller: Caller, known_queues: set[str],
-                 objects: Callable[[], ObjectStore], headers: Mapping[str, str] | None = None):
+                 objects: Callable[[], ObjectStore], headers: Mapping[str, str] | None = None,
+                 log_stream: str | None = None):
         config = app.config(function)
         self.app = app
         self.function_name = function
@@ -95,7 +103,8 @@ class Context:
         self.memory_limit_in_mb = config.memory_mb
         self.invoked_function_arn = aws.arn("lambda", f"function:{function}")
         self.log_group_name = f"/aws/lambda/{function}"
-        self.log_stream_name = f"{_utc_date(int(time.time()) // DAY)}/[$LATEST]{request_id[:8]}"
+        #: the instance's log stream (the inline runtime has none: one of the same form per call)
+        self.log_stream_name = log_stream or f"{_utc_date(int(time.time()) // DAY)}/[$LATEST]{request_id[:8]}"
         self.invocation_headers: Mapping[str, str] = _NO_HEADERS if not headers else MappingProxyType(headers)
         self.log = Logger(function, request_id)
         self._deadline = deadline

@@ -3,6 +3,7 @@ function, one invocation at a time, until the node closes its socket or kills it
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import threading
@@ -14,6 +15,7 @@ from squall.backends import Backend, open_backend
 from squall.objects import ObjectStore, open_objects
 from squall.runtime import wire
 from squall.runtime.context import Context
+from squall.runtime.environment import Initialization, lambda_environment, log_stream_name, trace_header
 from squall.runtime.invocation import error_from_dict, run_handler
 
 if TYPE_CHECKING:
@@ -74,10 +76,13 @@ class _Instance:
             return reply.value
         raise error_from_dict(reply.value)
 
-    def serve(self, started: float) -> None:
+    def serve(self, started: float, initialization: Initialization) -> None:
         config = self.app.config(self.function)
+        log_stream = log_stream_name()
+        os.environ.update(lambda_environment(self.app, config, initialization, log_stream))
+        time.tzset()  # TZ=:UTC, as on Lambda
         try:
-            handler = self.app.resolve(self.function)
+            handler = self.app.resolve(self.function)  # a 'module.handler' imports here, seeing the environment
             limit_memory(config.memory_mb)
         except Exception as exc:  # noqa: BLE001 - reported to the node as an init error
             wire.send(self.sock, wire.InitError({"errorMessage": str(exc), "errorType": "Runtime.ImportModuleError",
@@ -90,8 +95,9 @@ class _Instance:
             except (EOFError, ConnectionError):
                 return
             assert isinstance(request, wire.Invoke)
+            os.environ["_X_AMZN_TRACE_ID"] = trace_header(request.headers)
             ctx = Context(self.app, self.function, request.request_id, request.deadline, self.backend, self.call,
-                          self.known_queues, self.objects, request.headers)
+                          self.known_queues, self.objects, request.headers, log_stream)
             began = time.perf_counter()
             outcome = run_handler(handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
@@ -102,6 +108,6 @@ class _Instance:
 
 
 def serve(sock: socket.socket, app: App, function: str, backend_url: str, objects_url: str,
-          started: float) -> None:
+          started: float, initialization: Initialization) -> None:
     """Entry point in the forked child; returns when the instance should exit."""
-    _Instance(sock, app, function, backend_url, objects_url).serve(started)
+    _Instance(sock, app, function, backend_url, objects_url).serve(started, initialization)

@@ -37,6 +37,7 @@ from squall.errors import (
 )
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
+from squall.runtime.environment import Initialization
 from squall.runtime.invocation import Invocation, error_from_dict
 from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
 
@@ -216,7 +217,7 @@ class Zygote:
             future = self._exits[pid] = asyncio.get_running_loop().create_future()
         return future
 
-    async def fork(self, function: str) -> tuple[int, wire.Channel]:
+    async def fork(self, function: str, initialization: Initialization) -> tuple[int, wire.Channel]:
         """A new instance of `function`: its pid and channel. RuntimeUnavailable while the
         zygote is down, or when it does not answer within FORK_TIMEOUT (it is then killed
         and restarted)."""
@@ -227,7 +228,7 @@ class Zygote:
         token = next(self._tokens)
         loop = asyncio.get_running_loop()
         future = self._forks[token] = loop.create_future()
-        message = wire.pack(wire.Fork(token, function))
+        message = wire.pack(wire.Fork(token, function, initialization.value))
         deadline = loop.time() + FORK_TIMEOUT
         try:
             while True:
@@ -378,10 +379,10 @@ class FunctionPool:
         if pending:
             self._sweep = asyncio.get_running_loop().call_later(FREEZE_AFTER, self._freeze_idle)
 
-    async def spawn(self) -> Instance:
+    async def spawn(self, initialization: Initialization = Initialization.ON_DEMAND) -> Instance:
         started = time.perf_counter()
         generation = self.zygote.generation
-        pid, channel = await self.zygote.fork(self.config.name)
+        pid, channel = await self.zygote.fork(self.config.name, initialization)
         self.live += 1
         try:
             message = await channel.receive(asyncio.get_running_loop().time() + 30)
@@ -459,7 +460,8 @@ class ProcessRuntime(Runtime):
             cap = (config.reserved_concurrency if config.reserved_concurrency is not None
                    else self.settings.max_instances)
             self.pools[name] = FunctionPool(config, cap, self.zygote, self.sandbox)
-        warm = [pool.spawn() for pool in self.pools.values() for _ in range(pool.config.provisioned_concurrency)]
+        warm = [pool.spawn(Initialization.PROVISIONED) for pool in self.pools.values()
+                for _ in range(pool.config.provisioned_concurrency)]
         for pool, instance in zip([p for p in self.pools.values() for _ in range(p.config.provisioned_concurrency)],
                                   await asyncio.gather(*warm), strict=True):
             instance.last_used = time.monotonic()

@@ -102,10 +102,12 @@ InstanceMessage = Result | Call | Ready | InitError | Oversized
 # ---- node <-> zygote --------------------------------------------------------------------
 
 class Fork(NamedTuple):
-    """Node -> zygote: fork an instance of `function` (the socket travels as SCM_RIGHTS)."""
+    """Node -> zygote: fork an instance of `function` (the socket travels as SCM_RIGHTS);
+    `initialization` is its AWS_LAMBDA_INITIALIZATION_TYPE."""
 
     token: int
     function: str
+    initialization: str
 
 
 class Forked(NamedTuple):

@@ -2,7 +2,7 @@
 
 A cold start is then a fork (a few milliseconds), not an interpreter start and app import.
 It speaks to its node over a SOCK_SEQPACKET socket (the messages are in `wire`): the node
-sends `Fork(token, function)` with one end of a fresh socketpair attached (SCM_RIGHTS);
+sends `Fork(token, function, initialization)` with one end of a fresh socketpair attached (SCM_RIGHTS);
 the zygote answers `Forked(token, pid)`, and `Exited(pid, status)` whenever a child ends,
 so the node can say how an instance died (exit code or signal). Once the app is loaded it
 first sends the app's description (`Manifest` pieces, see squall.manifest): the node
@@ -29,6 +29,7 @@ from squall.loader import load_app
 from squall.manifest import describe
 from squall.objects import open_objects
 from squall.runtime import instance, sandbox, wire
+from squall.runtime.environment import Initialization
 
 #: characters of the manifest per datagram: JSON-escaped, they fit the node's 64 KiB reads
 MANIFEST_CHUNK = 8000
@@ -104,7 +105,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                     sandbox.confine(app, request.function)
                     die_with_parent()  # after confine: a change of user clears it
                     instance.serve(socket.socket(fileno=fds[0]), app, request.function, backend_url, objects_url,
-                                   started)
+                                   started, Initialization(request.initialization))
                 except BaseException:  # noqa: BLE001 - an instance never unwinds into the zygote loop
                     code = 1
                 finally:
