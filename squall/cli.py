@@ -224,6 +224,7 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
         raise click.ClickException("--data is nested too deeply to decode") from None
     from squall.backends import open_backend
     from squall.core.pipeline import InvokeRequest
+    from squall.errors import Outcome
     from squall.node import Node
     from squall.runtime.invocation import Invocation
 
@@ -231,7 +232,8 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
         url = backend_url(backend, app_ref)
         store = open_backend(url)
         try:
-            node = await Node.load(app_ref, store, objects_url(None, url, app_ref))
+            # the functions' log goes to stderr, with the REPORT line: stdout is the result's
+            node = await Node.load(app_ref, store, objects_url(None, url, app_ref), output=sys.stderr)
             try:
                 node.app.config(function)
                 await node.start(background=False)
@@ -242,11 +244,14 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
             store.close()
 
     invocation = asyncio.run(once())
-    click.echo(invocation.report_line(), err=True)
+    if invocation.outcome not in (Outcome.SUCCESS, Outcome.ERROR):  # the instance could not write its own
+        click.echo(invocation.report_line(), err=True)
     if invocation.error is None:
         click.echo(json.dumps(invocation.result))
     else:
-        click.echo(json.dumps(invocation.error.to_dict()))
+        error = invocation.error.to_dict()
+        click.echo(json.dumps({"errorMessage": error["errorMessage"], "errorType": error["errorType"],
+                               "requestId": invocation.request_id, "stackTrace": error["stackTrace"]}))
         sys.exit(1)
 
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from squall.app import App
 from squall.backends import Backend
@@ -97,11 +97,11 @@ class Node:
 
     @classmethod
     async def load(cls, app_ref: str, backend: Backend, objects_url: str,
-                   settings: NodeSettings | None = None) -> Node:
+                   settings: NodeSettings | None = None, output: TextIO | None = None) -> Node:
         """A node for the app at `app_ref`, learnt without running its code here: the
         zygote imports it and describes it (squall.manifest). AppLoadError if it does not
-        load."""
-        zygote = Zygote(app_ref, backend.url, objects_url)
+        load. `output`: where the functions' log goes (default: stdout)."""
+        zygote = Zygote(app_ref, backend.url, objects_url, output)
         try:
             app = restore(await zygote.start())
         except AppLoadError:

@@ -95,6 +95,14 @@ class NodeProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def platform_tracebacks(log: str) -> int:
+    """Tracebacks in a node's log that are not a function's own log of its error (which, as
+    on Lambda, follows an `[ERROR] Type: message` line): Squall's, which must never appear."""
+    lines = log.splitlines()
+    return sum(1 for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")
+               and not (i and lines[i - 1].startswith("[ERROR] ")))
+
+
 def wait_until(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.time() + timeout

@@ -12,7 +12,7 @@ import pytest
 
 from squall.backends import open_backend
 from squall.cli import main
-from tests.support import NodeProcess, squall, wait_until, write_app
+from tests.support import NodeProcess, platform_tracebacks, squall, wait_until, write_app
 
 APP = """
 from squall import App
@@ -314,7 +314,7 @@ def test_a_node_serves_an_app_named_like_a_standard_module(tmp_path):
         response = httpx.get(node.url + "/facts", timeout=10)
         assert response.status_code == 200, node.log()
         assert json.loads(response.text)["arn"].endswith(":function:facts")
-        assert "Traceback" not in node.log()
+        assert platform_tracebacks(node.log()) == 0
 
 
 def test_metering_retention_is_checked(app):

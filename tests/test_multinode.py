@@ -14,7 +14,7 @@ from squall.backends import open_backend
 from squall.observability.metering import read_records
 from squall.services import Queue
 from tests.conftest import RedisServer
-from tests.support import NodeProcess, free_port, squall, wait_until, write_app
+from tests.support import NodeProcess, free_port, platform_tracebacks, squall, wait_until, write_app
 
 APP = """
     import json, os, time
@@ -206,7 +206,7 @@ def test_nodes_survive_a_redis_restart(tmp_path):
         wait_until(lambda: store.table_get("done", "after-restart"), timeout=30, message="queue consumed")
         store.close()
         assert node.process.poll() is None
-        assert "Traceback" not in node.log()
+        assert platform_tracebacks(node.log()) == 0
         assert "redis" in node.log().lower()
     finally:
         node.stop()

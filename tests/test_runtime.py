@@ -368,4 +368,6 @@ def test_invoke_failure_prints_the_error_and_exits_1(tmp_path, function, data, e
     assert error["errorType"] == error_type
     assert error["errorMessage"]
     assert "REPORT RequestId: " in result.stderr
-    assert "Traceback" not in result.stderr
+    # a Python traceback only as the function's own log of its error, as Lambda logs it
+    tracebacks = result.stderr.count("Traceback (most recent call last):")
+    assert tracebacks == result.stderr.count(f"[ERROR] {error_type}: ") * (error_type == "ValueError")

@@ -26,6 +26,7 @@ from squall.backends import Backend
 from squall.backends.protocol import Streams
 from squall.core.lifecycle import PeriodicService, Progress
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
+from squall.errors import Outcome
 from squall.runtime.invocation import Invocation
 
 INVOCATIONS_STREAM = "squall.invocations"
@@ -65,7 +66,9 @@ class Meter(PeriodicService):
 
 
 class Metering(Interceptor):
-    """Records every invocation, and logs the ones that failed."""
+    """Records every invocation, and logs the REPORT line of those that ended outside the
+    handler (a timeout, a crash, running out of memory, a throttle): the instance wrote no
+    END and REPORT for them. A handler's own error is in the instance's log already."""
 
     def __init__(self, meter: Meter):
         self.meter = meter
@@ -73,9 +76,9 @@ class Metering(Interceptor):
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
         invocation = await call_next(request)
         self.meter.record(invocation)
-        if invocation.error is not None:
-            log.info("%s %s %s: %s", request.function, invocation.request_id, invocation.outcome.value,
-                     invocation.error)
+        error = invocation.error
+        if error is not None and error.outcome is not Outcome.ERROR:
+            log.info("%s: %s\tError Type: %s (%s)", request.function, invocation.report_line(), error.error_type, error)
         return invocation
 
 

@@ -11,12 +11,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from squall.backends import Backend, open_backend
 from squall.objects import ObjectStore, open_objects
 from squall.runtime import wire
 from squall.runtime.context import Context
 from squall.runtime.environment import Initialization, lambda_environment, log_stream_name, trace_header
 from squall.runtime.invocation import error_from_dict, run_handler
+from squall.runtime.logs import InvocationLog
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -88,7 +91,9 @@ class _Instance:
             wire.send(self.sock, wire.InitError({"errorMessage": str(exc), "errorType": "Runtime.ImportModuleError",
                                                  "stackTrace": []}))
             return
-        wire.send(self.sock, wire.Ready((time.perf_counter() - started) * 1000))
+        init_ms = (time.perf_counter() - started) * 1000
+        wire.send(self.sock, wire.Ready(init_ms))
+        log = InvocationLog(config.memory_mb, init_ms)
         while True:
             try:
                 request = wire.recv(self.sock)
@@ -98,11 +103,17 @@ class _Instance:
             os.environ["_X_AMZN_TRACE_ID"] = trace_header(request.headers)
             ctx = Context(self.app, self.function, request.request_id, request.deadline, self.backend, self.call,
                           self.known_queues, self.objects, request.headers, log_stream)
+            log.start(request.request_id)
             began = time.perf_counter()
             outcome = run_handler(handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
+            memory = max_memory_mb()
+            if not outcome.ok:
+                error = error_from_dict(orjson.loads(outcome.payload))
+                log.error(error.error_type, str(error), error.stack)
+            log.end(request.request_id, duration, memory)
             wire.send(self.sock, wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
-                                             max_memory_mb()))
+                                             memory))
             if outcome.error_type == "Runtime.OutOfMemory":
                 return  # the heap may be in any state: the node replaces this instance
 

@@ -57,14 +57,9 @@ class Invocation:
 
     def report_line(self) -> str:
         """Lambda's REPORT log line."""
-        line = (f"REPORT RequestId: {self.request_id}\tDuration: {self.duration_ms:.2f} ms\t"
-                f"Billed Duration: {self.billed_ms} ms\tMemory Size: {self.memory_mb} MB\t"
-                f"Max Memory Used: {self.max_memory_mb} MB")
-        if self.init_ms is not None:
-            line += f"\tInit Duration: {self.init_ms:.2f} ms"
-        if self.error is not None and self.outcome is not Outcome.ERROR:
-            line += f"\tStatus: {self.outcome}"
-        return line
+        status = self.outcome if self.error is not None and self.outcome is not Outcome.ERROR else None
+        return report_line(self.request_id, self.duration_ms, self.memory_mb, self.max_memory_mb, self.init_ms,
+                           status)
 
     def record(self) -> dict[str, Any]:
         """The metering record kept by the backend (no payloads). The outcome is read as
@@ -78,6 +73,19 @@ class Invocation:
             "gbSeconds": gb_seconds(billed, self.memory_mb), "node": self.node,
             "errorType": None if self.error is None else self.error.error_type,
         }
+
+
+def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int,
+                init_ms: float | None = None, status: str | None = None) -> str:
+    """Lambda's REPORT line for one invocation (Lambda bills up to the next millisecond)."""
+    line = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\tMemory Size: {memory_mb} MB\t"
+            f"Max Memory Used: {max_memory_mb} MB")
+    if init_ms is not None:
+        line += f"\tInit Duration: {init_ms:.2f} ms"
+    if status is not None:
+        line += f"\tStatus: {status}"
+    return line
 
 
 def gb_seconds(billed_ms: int, memory_mb: int) -> float:

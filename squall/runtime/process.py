@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from squall.core.health import Gate
 from squall.core.lifecycle import PeriodicService, Progress, Service
@@ -66,8 +66,10 @@ class Zygote:
     reports itself unhealthy. Instances die with their zygote (PR_SET_PDEATHSIG).
     """
 
-    def __init__(self, app_ref: str, backend_url: str, objects_url: str):
+    def __init__(self, app_ref: str, backend_url: str, objects_url: str, output: TextIO | None = None):
+        """`output` is where the functions' log goes (default: this process's stdout)."""
         self.app_ref = app_ref
+        self.output = output
         self.backend_url = backend_url
         self.objects_url = objects_url
         self.process: subprocess.Popen[bytes] | None = None
@@ -103,7 +105,8 @@ class Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
              self.objects_url],
-            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2", **self.sandbox.environ()})
+            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2", **self.sandbox.environ()},
+            stdout=self.output)
         theirs.close()
         ours.setblocking(False)
         self.control = ours

@@ -73,8 +73,8 @@ def test_a_ctx_call_to_a_dead_redis_fails_before_the_function_times_out(tmp_path
             own_redis.process.send_signal(signal.SIGSTOP)  # connections hang: socket timeouts
         _fails_within_the_timeout(client, "/warm")
         _fails_within_the_timeout(client, "/cold")
-        for function in ("warm", "cold"):
-            assert f"{function} " in node.log() and f"error: Redis at {own_redis.url} is unreachable" in node.log()
+        # each function's log has its error, as Lambda logs a handler's exception
+        assert node.log().count(f"[ERROR] BackendUnavailable: Redis at {own_redis.url} is unreachable") >= 2
         if fault == "killed":  # back up, so the node's shutdown need not wait for it
             own_redis.start()
         else:
