@@ -10,6 +10,7 @@ main thread has one, so `asyncio.get_event_loop()` (Mangum, for one) works in a 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -50,7 +51,9 @@ class HandlerThreads:
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn, args)
+        """`fn(*args)` on a worker thread, in a copy of the caller's context (as `asyncio.to_thread`)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, self._call, fn, args)
 
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)

@@ -98,12 +98,16 @@ def test_harness_runs_a_mangum_app_built_per_invocation(tmp_path: Path):
     assert loops[0].is_closed()  # the harness closed its threads' loops
 
 
-def test_a_handler_thread_keeps_a_current_loop_around_asyncio_run():
+def test_a_handler_thread_keeps_a_current_loop_and_the_harness_closes_it():
     app = App("loops")
+    pending: list[asyncio.Task] = []
 
     @app.function()
     def current(event, context):
         loop = asyncio.get_event_loop()
+        if event.get("leave"):
+            pending.append(loop.create_task(asyncio.sleep(3600)))  # as Mangum's lifespan task is left
+            return "left"
         if event.get("close"):
             loop.close()  # whatever a handler does to it, the next invocation has a usable loop
             return "closed"
@@ -117,6 +121,8 @@ def test_a_handler_thread_keeps_a_current_loop_around_asyncio_run():
         assert h.invoke("current", {}) == first
         assert h.invoke("current", {"close": True}) == "closed"
         assert isinstance(h.invoke("current", {}), int)
+        assert h.invoke("current", {"leave": True}) == "left"
+    assert pending[0].cancelled()  # closing the harness cancelled it, as asyncio.run would
 
 
 def test_node_runs_a_fastapi_app_behind_mangum_unmodified(tmp_path: Path):
