@@ -15,6 +15,9 @@ Handlers run inline (so mocks and breakpoints work) on the same dispatch code a 
 uses: the gateway's events and status codes, SQS batches, retries and dead letters, on a
 temporary SQLite backend whose clock only moves when you call `advance()`. The node's
 services do not run in the background: `drain()` drives them one `step()` at a time.
+Each handler thread has a current event loop, as a Lambda process has, so ASGI apps
+behind Mangum and code calling `asyncio.get_event_loop()` run unmodified; the loops are
+closed when the harness is.
 """
 
 from __future__ import annotations

@@ -3,15 +3,19 @@
 Used by `squall.testing` so a user's tests can patch, step through and inspect their
 handlers. It keeps the dispatch semantics (events, results, errors, concurrency caps,
 metering) but not isolation: a timeout is reported once the handler returns, and memory
-limits are not enforced.
+limits are not enforced. Each worker thread owns an event loop, as a Lambda process's
+main thread has one, so `asyncio.get_event_loop()` (Mangum, for one) works in a handler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -28,6 +32,45 @@ from squall.runtime.invocation import Invocation, error_from_dict, run_handler
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
 
+T = TypeVar("T")
+
+
+class HandlerThreads:
+    """Worker threads for handlers, each with its own event loop, kept for the thread's life.
+
+    A loop is made on a thread's first invocation and set as the thread's current loop
+    before every invocation (a handler's `asyncio.run()` unsets it on return; one that
+    closed it gets a new one). `close()` cancels what handlers left pending and closes
+    every loop, as `asyncio.run` would; it blocks, so call it off the node's loop.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="squall-handler")
+        self._local = threading.local()
+        self._runners: list[asyncio.Runner] = []
+        self._lock = threading.Lock()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on a worker thread, in a copy of the caller's context (as `asyncio.to_thread`)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, self._call, fn, args)
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        runner: asyncio.Runner | None = getattr(self._local, "runner", None)
+        if runner is None or runner.get_loop().is_closed():
+            runner = self._local.runner = asyncio.Runner()
+            with self._lock:
+                self._runners.append(runner)
+        asyncio.set_event_loop(runner.get_loop())
+        return fn(*args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        for runner in self._runners:
+            if not runner.get_loop().is_closed():
+                runner.close()
+        self._runners.clear()
+
 
 class InlineRuntime(Runtime):
     def __init__(self, app: App, nested: Handler, backend: Backend, objects: ObjectStore,
@@ -39,9 +82,13 @@ class InlineRuntime(Runtime):
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._known_queues: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads = HandlerThreads(self.settings.max_instances)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._threads.close)
 
     async def _run(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
         limit = self._limits.setdefault(config.name, asyncio.Semaphore(
@@ -60,7 +107,7 @@ class InlineRuntime(Runtime):
             ctx = Context(self.app, config.name, request.request_id, start + config.timeout, lambda: self.backend,
                           self._call, self._known_queues, lambda: self.objects, request.headers)
             began = time.perf_counter()
-            outcome = await asyncio.to_thread(run_handler, handler, request.event, ctx)
+            outcome = await self._threads.run(run_handler, handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
         finally:
             limit.release()
