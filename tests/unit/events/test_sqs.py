@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import uuid
 
 import pytest
@@ -147,3 +148,15 @@ def test_message_ids_are_canonical_uuids_on_both_backends(backend):
     ids = backend.enqueue_batch("q", [("a", None, 0), ("b", None, 0)]) + [backend.enqueue("q", "c")]
     assert [str(uuid.UUID(i)) for i in ids] == ids and len(set(ids)) == 3
     assert [m.id for m in backend.claim("q", 3, 30)] == ids
+
+
+def test_a_message_stored_with_an_old_hex_id_is_still_delivered_acked_and_dead_lettered(sqlite, tmp_path):
+    old = uuid.uuid4().hex  # ids were 32 hex characters before they were UUIDs
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                     "VALUES (?, 'q', 'old', '{}', 0, 0)", (old,))
+    [m] = sqlite.claim("q", 1, 0)
+    assert sqs_event([m])["Records"][0]["messageId"] == old
+    assert sqlite.dead_letter("q", m.receipt, "q-dlq") and sqlite.redrive("q-dlq", "q") == 1
+    [again] = sqlite.claim("q", 1, 30)
+    assert again.id == old and sqlite.ack("q", [again.receipt]) == 1
