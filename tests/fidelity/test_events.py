@@ -28,28 +28,13 @@ APP = """
     app = App("events")
 
 
-    def echo(event):
+    def echo(event, ctx):
         return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(event)}
 
 
-    @app.http("GET", "/items")
-    def list_items(event, ctx):
-        return echo(event)
-
-
-    @app.http("POST", "/items")
-    def create_item(event, ctx):
-        return echo(event)
-
-
-    @app.http("GET", "/items/{id}")
-    def get_item(event, ctx):
-        return echo(event)
-
-
-    @app.http("ANY", "/files/{proxy+}")
-    def files(event, ctx):
-        return echo(event)
+    for number, (method, path) in enumerate(
+            [("GET", "/items"), ("POST", "/items"), ("GET", "/items/{id}"), ("ANY", "/files/{proxy+}")]):
+        app.http(method, path, echo, name=f"echo{number}")
 
 
     @app.http("POST", "/send")
