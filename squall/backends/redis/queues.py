@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from squall.backends import checks
+from squall.backends.ids import new_message_id
 from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
 from squall.backends.redis import keys
 from squall.backends.redis.core import RedisCore, reachable
@@ -54,7 +55,7 @@ class RedisQueues(RedisCore):
         ids: list[str] = []
         args: list[Any] = [queue, now]
         for (body, attributes, _), delay in zip(entries, delays, strict=True):
-            ids.append(uuid.uuid4().hex)
+            ids.append(new_message_id())
             message = {"id": ids[-1], "body": body, "attributes": attributes or {}, "sent_at": now}
             args += [checks.json_text("message attributes", message), now + delay]
         self._run("enqueue", keys.queue(queue), args)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from squall.backends import checks
+from squall.backends.ids import new_message_id
 from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
 from squall.backends.sqlite.core import SQLiteCore
 from squall.backends.sqlite.watch import FileWatch
@@ -86,7 +86,7 @@ class SQLiteQueues(SQLiteCore):
         if not entries:
             return []
         now = self.clock()
-        ids = [uuid.uuid4().hex for _ in entries]
+        ids = [new_message_id() for _ in entries]
         rows = [(message_id, queue, body, checks.json_text("message attributes", attributes or {}), now, now + delay)
                 for message_id, (body, attributes, _), delay in zip(ids, entries, delays, strict=True)]
         with self._write() as conn:
