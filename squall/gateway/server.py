@@ -1,10 +1,13 @@
 """The gateway's ASGI app: routes from the app's declarations, one invocation per request.
 
-Errors follow API Gateway: 404/405 for unknown routes and methods, 413 for a body over
-the limit, 400 for a malformed JSON body, 429 when the function is at its concurrency
-limit, 500 when the handler raised, 502 when the instance crashed or returned a malformed
-or oversized response, 504 on timeout. Every error body is JSON: {"message": ...}. (What
-is refused before a request reaches this app, 408/417/431/503, is in `protocol.py`.)
+Routes are selected as API Gateway HTTP APIs select them, whatever their declaration
+order: the most specific full match, then greedy `{proxy+}` paths, then `$default`.
+Errors follow API Gateway: 404/405 for unknown routes and methods when there is no
+`$default` route, 413 for a body over the limit, 400 for a malformed JSON body, 429 when
+the function is at its concurrency limit, 500 when the handler raised, 502 when the
+instance crashed or returned a malformed or oversized response, 504 on timeout. Every
+error body is JSON: {"message": ...}. (What is refused before a request reaches this app,
+408/417/431/503, is in `protocol.py`.)
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from urllib.parse import unquote
 
 import orjson
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
@@ -23,15 +27,25 @@ from squall.events.apigw import http_event, request_headers
 from squall.gateway.responses import HttpResponse, MalformedResponse, error_response, http_response
 from squall.gateway.settings import GatewaySettings
 from squall.node import Node
-from squall.sources.http import HTTP_METHODS, HttpRoute
+from squall.sources.http import HTTP_METHODS, HttpRoute, specificity
 
 #: What an `ANY` route matches (Starlette's default for methods=None is GET and HEAD only).
 ANY_METHODS = sorted(HTTP_METHODS - {"ANY"})
 
 
+class GreedyConvertor(PathConvertor):
+    """`{proxy+}`: at least one character, so `/{proxy+}` does not match `/` (on API Gateway
+    a greedy variable needs a segment to catch); Starlette's `path` also matches nothing."""
+
+    regex = ".+"
+
+
+register_url_convertor("greedy", GreedyConvertor())
+
+
 def starlette_path(path: str) -> str:
-    """`/files/{proxy+}` (API Gateway's greedy parameter) -> `/files/{proxy:path}`."""
-    return path.replace("+}", ":path}")
+    """`/files/{proxy+}` (API Gateway's greedy parameter) -> `/files/{proxy:greedy}`."""
+    return path.replace("+}", ":greedy}")
 
 
 ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
@@ -46,23 +60,30 @@ def routing_path(raw_path: bytes) -> str:
 
 def build_gateway(node: Node, settings: GatewaySettings | None = None) -> Gateway:
     """The gateway of a node's app: one route per path, dispatching on the method, so a
-    405 lists every method the path accepts in its Allow header."""
+    405 lists every method the path accepts in its Allow header. Paths are tried most
+    specific first (`specificity`), and on one path a method's own route beats `ANY`."""
     settings = settings or GatewaySettings()
     by_path: dict[str, dict[str, HttpRoute]] = {}
-    for route in node.app.routes:
-        methods = ANY_METHODS if route.method == "ANY" else [route.method]
-        for method in methods:
-            by_path.setdefault(route.path, {}).setdefault(method, route)
-    return Gateway([Route(starlette_path(path), Endpoint(node, table, settings), methods=sorted(table))
-                    for path, table in by_path.items()])
+    default: Endpoint | None = None
+    for route in sorted(node.app.routes, key=lambda r: r.method == "ANY"):
+        if route.is_default:
+            default = Endpoint(node, dict.fromkeys(ANY_METHODS, route), settings)
+            continue
+        table = by_path.setdefault(route.path, {})
+        for method in ANY_METHODS if route.method == "ANY" else [route.method]:
+            table.setdefault(method, route)
+    return Gateway([Route(starlette_path(path), Endpoint(node, by_path[path], settings), methods=sorted(by_path[path]))
+                    for path in sorted(by_path, key=specificity)], default)
 
 
 class Gateway:
     """The ASGI app: Starlette's routes match paths (with typed and greedy parameters);
-    the matched endpoint is called directly, without a middleware stack per request."""
+    the matched endpoint is called directly, without a middleware stack per request.
+    What no route matches in full goes to the `$default` route when there is one."""
 
-    def __init__(self, routes: list[Route]):
+    def __init__(self, routes: list[Route], default: Endpoint | None = None):
         self.routes = routes
+        self.default = default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +103,9 @@ class Gateway:
                 return
             if match is Match.PARTIAL:
                 allowed |= route.methods or set()
+        if self.default is not None:
+            await self.default(scope, receive, send)
+            return
         method, path = scope["method"], scope["path"]
         if allowed:
             response = error_response(405, f"method {method} is not allowed on {path}", error="MethodNotAllowed")
@@ -107,7 +131,8 @@ class Endpoint:
 
     async def respond(self, scope: Scope, receive: Receive) -> HttpResponse | None:
         """The response, or None when the client went away before sending its body."""
-        route = self.routes.get(scope["method"]) or self.routes["GET"]  # Starlette answers HEAD with GET
+        # Starlette answers HEAD with GET; the $default table holds GET, for any other method
+        route = self.routes.get(scope["method"]) or self.routes["GET"]
         request_id = new_request_id()
         headers, cookies = request_headers(scope)
         declared = headers.get("content-length")
