@@ -39,9 +39,12 @@ class FunctionConfig:
     memory_mb: int = 128
     reserved_concurrency: int | None = None
     provisioned_concurrency: int = 0
+    #: variables set in its instances (before a 'module.handler' string is imported)
+    environment: dict[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         check_name("function", self.name, FUNCTION_NAME)
+        check_environment(f"environment of {self.name!r}", self.environment)
         if isinstance(self.handler, str):
             if not re.match(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", self.handler):
                 raise ConfigError(f"invalid handler {self.handler!r}: expected 'module.function'")
@@ -60,7 +63,37 @@ class FunctionConfig:
                               f"exceeds its reserved_concurrency ({self.reserved_concurrency})")
 
 
-_FUNCTION_OPTIONS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency")
+_FUNCTION_OPTIONS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment")
+
+#: Lambda's rules for environment variables: a key is a letter then letters, digits or
+#: underscores; all keys and values together at most 4 KB; these are the runtime's own
+ENVIRONMENT_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+MAX_ENVIRONMENT_BYTES = 4096
+RESERVED_VARIABLES = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+
+
+def check_environment(what: str, environment: Any) -> None:
+    """ConfigError naming the offending variable, as Lambda's API refuses it."""
+    if not isinstance(environment, dict):
+        raise ConfigError(f"{what} must be a dict of strings, not {type(environment).__name__}")
+    size = 0
+    for key, value in environment.items():
+        if not isinstance(key, str) or not ENVIRONMENT_KEY.fullmatch(key):
+            raise ConfigError(f"{what}: invalid variable name {key!r} (a letter, then letters, digits or "
+                              f"underscores)")
+        if key in RESERVED_VARIABLES:
+            raise ConfigError(f"{what}: {key} is reserved: the runtime sets it")
+        if not isinstance(value, str):
+            raise ConfigError(f"{what}: the value of {key} must be a string, not {type(value).__name__}")
+        size += len(key.encode()) + len(value.encode())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise ConfigError(f"{what} is {size} bytes; Lambda allows {MAX_ENVIRONMENT_BYTES} in all")
 
 
 @dataclass
@@ -83,9 +116,12 @@ class App:
     triggers: list[Trigger] = field(default_factory=list)
     #: directory of the app file, searched for 'module.handler' strings
     root: str | None = None
+    #: variables every function gets (a function's own `environment=` adds to them and wins)
+    environment: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("app", self.name, FUNCTION_NAME)
+        check_environment(f"environment of app {self.name!r}", self.environment)
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -100,14 +136,14 @@ class App:
     def function(self, handler: Handler | str | None = None, *, name: str | None = None,
                  timeout: float | None = None, memory_mb: int | None = None,
                  reserved_concurrency: int | None = None, provisioned_concurrency: int | None = None,
-                 **unknown: Any) -> Any:
+                 environment: dict[str, str] | None = None, **unknown: Any) -> Any:
         """Declare a function invoked directly (`squall invoke`, `ctx.invoke`).
 
         Used as `@app.function(timeout=5)` or, for an existing Lambda handler module,
         `app.function(name="resize", handler="resize.handler")`.
         """
         options = dict(timeout=timeout, memory_mb=memory_mb, reserved_concurrency=reserved_concurrency,
-                       provisioned_concurrency=provisioned_concurrency, **unknown)
+                       provisioned_concurrency=provisioned_concurrency, environment=environment, **unknown)
         return self._declare(None, handler, name, options)
 
     def http(self, method: str, path: str, handler: Handler | str | None = None, *,
@@ -145,6 +181,10 @@ class App:
         if unknown:
             raise ConfigError(f"unknown option(s) {sorted(unknown)}: expected {list(_FUNCTION_OPTIONS)}")
         settings = {k: v for k, v in options.items() if v is not None}
+        if self.environment or "environment" in settings:
+            own = settings.get("environment", {})
+            check_environment("environment", own)
+            settings["environment"] = {**self.environment, **own}
 
         def register(fn: H) -> H:
             if name is not None:

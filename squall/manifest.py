@@ -25,7 +25,7 @@ from squall.errors import AppLoadError, ConfigError, SquallError
 from squall.sources import Trigger, source_for
 
 #: what a function config carries besides its name and handler
-_LIMITS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency")
+_LIMITS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment")
 
 
 class Remote:

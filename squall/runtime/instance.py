@@ -83,6 +83,7 @@ class _Instance:
         config = self.app.config(self.function)
         log_stream = log_stream_name()
         os.environ.update(lambda_environment(self.app, config, initialization, log_stream))
+        os.environ.update(config.environment)
         time.tzset()  # TZ=:UTC, as on Lambda
         try:
             handler = self.app.resolve(self.function)  # a 'module.handler' imports here, seeing the environment

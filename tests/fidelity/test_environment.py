@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.support import NodeProcess, write_app
+from tests.support import NodeProcess, squall, write_app
 
 VARIABLES = ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
              "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
@@ -104,3 +104,62 @@ def test_context_log_is_callable(node):
     log = node.log()
     assert "plain line from context.log" in log
     assert '"message": "structured"' in log
+
+
+ENVIRONMENT_APP = """
+    import os
+
+    from squall import App
+
+    app = App("envs", environment={"STAGE": "dev", "TABLE_NAME": "app-default"})
+
+
+    @app.http("GET", "/orders", environment={"TABLE_NAME": "orders"})
+    def orders(event, ctx):
+        return {"table": os.environ["TABLE_NAME"], "stage": os.environ["STAGE"]}
+
+
+    @app.http("GET", "/default")
+    def default(event, ctx):
+        return {"table": os.environ["TABLE_NAME"]}
+
+
+    app.http("GET", "/users", handler="users.handler", environment={"TABLE_NAME": "users"})
+"""
+
+USERS = """
+    import os
+
+    TABLE = os.environ["TABLE_NAME"]  # read at import time: this function's value
+
+
+    def handler(event, context):
+        return {"table": TABLE}
+"""
+
+
+def test_each_function_has_its_own_environment(tmp_path):
+    write_app(tmp_path, USERS, name="users.py")
+    with NodeProcess(write_app(tmp_path, ENVIRONMENT_APP)) as node, node.client() as client:
+        assert client.get("/orders").json() == {"table": "orders", "stage": "dev"}
+        assert client.get("/default").json() == {"table": "app-default"}
+        assert client.get("/users").json() == {"table": "users"}  # at import time, in its own instance
+        assert client.get("/orders").json()["table"] == "orders"  # instances do not share it
+
+
+@pytest.mark.parametrize("environment, complaint", [
+    ({"AWS_REGION": "eu-west-1"}, "AWS_REGION is reserved"),
+    ({"1BAD": "x"}, "invalid variable name '1BAD'"),
+    ({"X": "x"}, "invalid variable name 'X'"),  # at least two characters
+    ({"COUNT": 3}, "the value of COUNT must be a string"),
+    ({"BIG": "x" * 4094}, "4097 bytes; Lambda allows 4096"),
+])
+def test_an_invalid_environment_is_refused_at_load(tmp_path, environment, complaint):
+    app = write_app(tmp_path, f"""
+        from squall import App
+
+        app = App("bad")
+        app.function(lambda event, ctx: 1, name="f", environment={environment!r})
+    """)
+    result = squall("invoke", str(app), "f", cwd=tmp_path)
+    assert result.returncode == 1 and complaint in result.stderr, result.stderr
