@@ -33,7 +33,12 @@ def _request_time(second: int) -> str:
 
 def request_headers(scope: Scope) -> tuple[dict[str, str], list[str]]:
     """Headers as HTTP API delivers them: names lower-cased, repeats joined with commas,
-    and cookies split out into their own list."""
+    cookies split out into their own list, and the `x-forwarded-*` headers API Gateway adds.
+
+    `x-forwarded-proto` and `-port` say how the client reached the node (uvicorn has
+    already taken them from a trusted proxy's own headers: `FORWARDED_ALLOW_IPS`, loopback
+    by default), so frameworks behind Mangum build `http://` URLs on a plain-HTTP node;
+    `x-forwarded-for` gets the client's address appended, as API Gateway appends it."""
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for raw_name, raw_value in scope["headers"]:
@@ -44,6 +49,16 @@ def request_headers(scope: Scope) -> tuple[dict[str, str], list[str]]:
             headers[name] = f"{headers[name]},{value}"
         else:
             headers[name] = value
+    client, server = scope.get("client"), scope.get("server")
+    if client:
+        forwarded = headers.get("x-forwarded-for")
+        if not forwarded:
+            headers["x-forwarded-for"] = client[0]
+        elif forwarded.rsplit(",", 1)[-1].strip() != client[0]:
+            headers["x-forwarded-for"] = f"{forwarded}, {client[0]}"
+    scheme = headers["x-forwarded-proto"] = scope.get("scheme", "http")
+    if server:  # an ASGI server may leave the port out (None): the scheme's default then
+        headers["x-forwarded-port"] = str(server[1] or (443 if scheme == "https" else 80))
     return headers, cookies
 
 

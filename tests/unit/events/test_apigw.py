@@ -47,7 +47,8 @@ def test_get_with_query_cookies_and_path_parameters():
     assert event["pathParameters"] == {"id": "42"}
     assert event["cookies"] == ["session=abc", "theme=dark", "late=1"]
     assert event["headers"] == {"host": "api.example.com", "user-agent": "curl/8", "x-multi": "one,two",
-                                "accept": "*/*"}  # names lower-cased, repeats joined, cookies split out
+                                "accept": "*/*",  # names lower-cased, repeats joined, cookies split out
+                                "x-forwarded-for": "10.1.2.3", "x-forwarded-proto": "http"}
     assert event["isBase64Encoded"] is False and "body" not in event
 
     context = event["requestContext"]
@@ -63,7 +64,8 @@ def test_get_with_query_cookies_and_path_parameters():
 def test_a_request_without_query_cookies_or_parameters_has_none_of_those_keys():
     event = event_for(scope(path="/", headers=[]), HttpRoute(method="GET", path="/"))
     assert not {"queryStringParameters", "cookies", "pathParameters", "body"} & event.keys()
-    assert event["headers"] == {} and event["rawQueryString"] == ""
+    assert event["headers"] == {"x-forwarded-for": "10.1.2.3", "x-forwarded-proto": "http"}  # only those added
+    assert event["rawQueryString"] == ""
     assert event["requestContext"]["domainName"] == "localhost"
     assert event["requestContext"]["http"]["userAgent"] == ""
 
@@ -139,3 +141,15 @@ def test_http_event_parses_as_powertools_v2_model():
     binary = event_for(scope("POST", "/u", headers=[(b"content-type", b"image/png")]),
                        HttpRoute(method="POST", path="/u"), b"\x89PNG")
     assert models.APIGatewayProxyEventV2Model.model_validate(binary).isBase64Encoded is True
+
+
+@pytest.mark.parametrize("sent, forwarded_for", [
+    ([], "10.1.2.3"),
+    ([(b"X-Forwarded-For", b"203.0.113.7")], "203.0.113.7, 10.1.2.3"),  # appended, as API Gateway does
+    ([(b"X-Forwarded-For", b"203.0.113.7, 10.1.2.3")], "203.0.113.7, 10.1.2.3"),  # already the last hop
+])
+def test_the_forwarded_headers_api_gateway_adds(sent, forwarded_for):
+    headers, _ = request_headers(scope(headers=sent, scheme="http", server=("127.0.0.1", 8000)))
+    assert headers["x-forwarded-for"] == forwarded_for
+    assert headers["x-forwarded-proto"] == "http"  # how the client reached the node
+    assert headers["x-forwarded-port"] == "8000"
