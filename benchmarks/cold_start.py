@@ -112,7 +112,10 @@ async def measure(cold: int, warm: int) -> tuple[dict[str, list[float]], dict[st
         backend = open_backend(f"sqlite:///{Path(tmp) / 'state.db'}")
         # idle instances are retired by hand (cold) or reused at once (warm): the reaper stays out of it
         settings = NodeSettings(runtime=RuntimeSettings(keep_alive=300))
-        node = await Node.load(str(app_path), backend, objects_url=str(Path(tmp) / "objects"), settings=settings)
+        # the functions' log (START/END/REPORT per invocation) to a file, as a node's would be
+        functions_log = open(Path(tmp) / "functions.log", "w")  # noqa: SIM115 - closed below
+        node = await Node.load(str(app_path), backend, objects_url=str(Path(tmp) / "objects"), settings=settings,
+                               output=functions_log)
         print(node.runtime.sandbox.describe() if isinstance(node.runtime, ProcessRuntime) else "inline runtime")
         await node.start(background=False)
         try:
@@ -122,6 +125,7 @@ async def measure(cold: int, warm: int) -> tuple[dict[str, list[float]], dict[st
         finally:
             await node.stop()
             backend.close()
+            functions_log.close()
     return cold_figures, warm_figures
 
 
