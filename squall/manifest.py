@@ -22,6 +22,7 @@ from typing import Any
 
 from squall.app import App, FunctionConfig
 from squall.errors import AppLoadError, ConfigError, SquallError
+from squall.runtime.environment import handler_name
 from squall.sources import Trigger, source_for
 
 #: what a function config carries besides its name and handler
@@ -45,9 +46,8 @@ def describe(app: App) -> dict[str, Any]:
     """The app's declarations as JSON-ready data."""
     functions = []
     for config in app.functions.values():
-        handler = config.handler
-        name = handler if isinstance(handler, str) else _callable_name(handler)
-        functions.append({"name": config.name, "handler": name, **{k: getattr(config, k) for k in _LIMITS}})
+        functions.append({"name": config.name, "handler": handler_name(config),
+                          **{k: getattr(config, k) for k in _LIMITS}})
     triggers = []
     for trigger in app.triggers:
         kind = type(trigger)
@@ -55,12 +55,6 @@ def describe(app: App) -> dict[str, Any]:
         triggers.append({"kind": kind.kind, "module": kind.__module__,
                          "file": getattr(sys.modules.get(kind.__module__), "__file__", None), "fields": fields})
     return {"name": app.name, "root": app.root, "functions": functions, "triggers": triggers}
-
-
-def _callable_name(handler: Any) -> str:
-    """`module.qualname` of a handler (a function, or any callable object)."""
-    qualname = getattr(handler, "__qualname__", None) or type(handler).__qualname__
-    return f"{getattr(handler, '__module__', None) or type(handler).__module__}.{qualname}"
 
 
 def restore(manifest: dict[str, Any]) -> App:

@@ -110,3 +110,11 @@ def backend(backend_url, clock):
     b = open_backend(backend_url, clock=clock)
     yield b
     b.close()
+
+
+@pytest.fixture(scope="module")
+def state(url):
+    """The backend a module's node runs on, opened beside it (the module defines `url`)."""
+    backend = open_backend(url)
+    yield backend
+    backend.close()

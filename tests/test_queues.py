@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from squall.backends import open_backend
 from squall.observability.metering import read_records
 from squall.services import Queue, Table
 from tests.support import NodeProcess, squall, wait_until, write_app
@@ -129,14 +128,6 @@ def url(directory) -> str:
 def node(directory, url):
     with NodeProcess(write_app(directory, APP), backend=url, extra=["--keep-alive", "30"]) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def state(url):
-    """The node's backend, opened on the same SQLite file."""
-    backend = open_backend(url)
-    yield backend
-    backend.close()
 
 
 def send(node: NodeProcess, queue: str, **request) -> tuple[int, dict]:

@@ -145,9 +145,8 @@ class GatewayProtocol(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(self.settings.header_timeout, self._head_timed_out)
 
     def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        _cancel(self._head_timer)
+        self._head_timer = None
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -164,9 +163,8 @@ class GatewayProtocol(HttpToolsProtocol):
     # ---- the body timeout --------------------------------------------------------------
 
     def _cancel_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        _cancel(self._body_timer)
+        self._body_timer = None
 
     def _body_timed_out(self) -> None:
         self._body_timer = None
@@ -192,3 +190,9 @@ class GatewayProtocol(HttpToolsProtocol):
         lines = [STATUS_LINE[response.status], *(name + b": " + value + b"\r\n" for name, value in headers), b"\r\n"]
         self.transport.write(b"".join(lines) + response.body)
         self.transport.close()
+
+
+def _cancel(timer: asyncio.TimerHandle | None) -> None:
+    """Cancel a pending timer, if there is one."""
+    if timer is not None:
+        timer.cancel()

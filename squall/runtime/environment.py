@@ -40,7 +40,8 @@ def log_stream_name(started: float | None = None) -> str:
 
 
 def handler_name(config: FunctionConfig) -> str:
-    """`_HANDLER`: `module.function`, as the function was declared."""
+    """`_HANDLER`: `module.function` as the function was declared (for a callable object,
+    its class's); also how the node names a handler it never imports (squall.manifest)."""
     handler = config.handler
     if isinstance(handler, str):
         return handler

@@ -16,7 +16,6 @@ import uuid
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, SqsModel
 
-from squall.backends import open_backend
 from squall.services import Table
 from tests.support import NodeProcess, wait_until, write_app
 
@@ -68,13 +67,6 @@ def url(request, tmp_path_factory) -> str:
 def node(url, tmp_path_factory):
     with NodeProcess(write_app(tmp_path_factory.mktemp("app"), APP), backend=url) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def state(url):
-    backend = open_backend(url)
-    yield backend
-    backend.close()
 
 
 def http_event(node: NodeProcess, method: str, path: str, **request) -> APIGatewayProxyEventV2Model:
