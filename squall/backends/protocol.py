@@ -192,9 +192,11 @@ class Queues(Protocol):
         count goes back down by one, so an outage never moves a message to its DLQ. False
         if the receipt is stale or foreign."""
 
-    def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
+    def dead_letter(self, queue: str, receipt: str, dlq: str, attributes: dict[str, Any] | None = None) -> bool:
         """Move an in-flight message to `dlq` (not `queue`) atomically, as never received.
-        False if the receipt is stale or foreign."""
+        With `attributes`, it carries these message attributes too (replacing any of the
+        same name): Lambda annotates a failed asynchronous invocation so. False if the
+        receipt is stale or foreign."""
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
         """Move messages from `source` (a DLQ) to `target` (another queue): every message the

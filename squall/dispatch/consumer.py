@@ -65,6 +65,10 @@ class Delivery:
     trigger: str
     event: Callable[[list[Message]], Any]
     failures: Callable[[Invocation, list[Message]], set[str]]
+    #: message attributes a failed invocation adds to the messages it dead-letters
+    dead_letter_attributes: Callable[[Invocation], dict[str, Any]] | None = None
+    #: the request id of a batch's invocation (None: a new one for every attempt)
+    request_id: Callable[[list[Message]], str] | None = None
 
 
 def batch_failures(invocation: Invocation, messages: list[Message]) -> set[str]:
@@ -110,6 +114,8 @@ class Settlement:
     failed: set[str]
     poisoned: bool = False
     platform: bool = False
+    #: added to the failed messages if they go to the dead-letter queue (`Delivery`)
+    dead_letter_attributes: dict[str, Any] | None = None
 
 
 Finished = list[Settlement]
@@ -214,7 +220,7 @@ class QueueConsumer(Service):
                 if batch.platform:
                     self.backend.release(c.queue, m.receipt, PLATFORM_RETRY, uncount=True)
                 elif batch.poisoned or m.receive_count >= c.max_receive_count:
-                    self.backend.dead_letter(c.queue, m.receipt, c.dlq)
+                    self.backend.dead_letter(c.queue, m.receipt, c.dlq, batch.dead_letter_attributes)
                 else:
                     self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
 
@@ -233,19 +239,24 @@ class QueueConsumer(Service):
             event = self.delivery.event(messages)
         except (ValueError, RecursionError) as exc:
             return self._poisoned(messages, f"the event cannot be built: {type(exc).__name__}: {exc}")
-        invocation = await self.invoke(InvokeRequest(self.config.function, event, self.delivery.trigger,
-                                                     source=self.config.queue))
+        request = InvokeRequest(self.config.function, event, self.delivery.trigger, source=self.config.queue)
+        if self.delivery.request_id is not None:
+            request.request_id = self.delivery.request_id(messages)
+        invocation = await self.invoke(request)
         error = invocation.error
-        if error is not None and not error.retryable:
-            return self._poisoned(messages, f"{error.error_type}: {error}")
         if error is not None and error.platform:
             return Settlement(messages, {m.id for m in messages}, platform=True)
-        return Settlement(messages, self.delivery.failures(invocation, messages))
+        annotate = self.delivery.dead_letter_attributes
+        attributes = annotate(invocation) if annotate is not None and error is not None else None
+        if error is not None and not error.retryable:
+            return self._poisoned(messages, f"{error.error_type}: {error}", attributes)
+        return Settlement(messages, self.delivery.failures(invocation, messages), dead_letter_attributes=attributes)
 
-    def _poisoned(self, messages: list[Message], reason: str) -> Settlement:
+    def _poisoned(self, messages: list[Message], reason: str,
+                  attributes: dict[str, Any] | None = None) -> Settlement:
         log.error("queue %s: %d message(s) %s cannot be delivered to %s and go to %s: %s", self.config.queue,
                   len(messages), ", ".join(m.id for m in messages), self.config.function, self.config.dlq, reason)
-        return Settlement(messages, {m.id for m in messages}, poisoned=True)
+        return Settlement(messages, {m.id for m in messages}, poisoned=True, dead_letter_attributes=attributes)
 
     def _batches(self, messages: list[Message]) -> list[list[Message]]:
         size = self.config.batch_size

@@ -2,16 +2,21 @@
 
 An implicit source: every function can be invoked asynchronously, so it serves them all
 without a declaration. As on Lambda, a failed invocation is retried twice (1 s, then
-2 s later, plus jitter) and then kept in the function's dead-letter queue.
+2 s later, plus jitter) and then kept in the function's dead-letter queue, with the
+attributes Lambda adds there (`RequestID`, `ErrorCode`, `ErrorMessage`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from squall.backends import Backend, QueueConfig
 from squall.core.lifecycle import Service
 from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, single_failure
 from squall.dispatch.watcher import QueueWatcher
 from squall.runtime import wire
+from squall.runtime.invocation import Invocation
+from squall.services import message_attribute
 from squall.sources.base import NodeContext, Source, Trigger
 
 #: Lambda retries a failed asynchronous invocation twice.
@@ -19,7 +24,25 @@ ATTEMPTS = 3
 #: batches in flight per function and node when the function has no reserved concurrency
 CONCURRENCY = 8
 
-ASYNC = Delivery("async", lambda messages: wire.loads(messages[0].body), single_failure)
+#: Lambda keeps the first kilobyte of the error message on a dead-lettered event
+ERROR_MESSAGE_BYTES = 1024
+
+
+def failure_attributes(invocation: Invocation) -> dict[str, Any]:
+    """The attributes Lambda gives an event it sends to a function's dead-letter queue:
+    the request id, the status code of the invocation (200: the function, not the
+    service, failed) and the start of the error message."""
+    assert invocation.error is not None
+    message = str(invocation.error).encode()[:ERROR_MESSAGE_BYTES].decode(errors="ignore")
+    return {"RequestID": message_attribute("RequestID", invocation.request_id),
+            "ErrorCode": message_attribute("ErrorCode", 200),
+            "ErrorMessage": message_attribute("ErrorMessage", message)}
+
+
+#: every attempt at an event has its message's id as request id, as Lambda retries an
+#: asynchronous invocation under the request id `ctx.invoke_async` returned
+ASYNC = Delivery("async", lambda messages: wire.loads(messages[0].body), single_failure, failure_attributes,
+                 request_id=lambda messages: messages[0].id)
 
 
 def async_queue(function: str) -> str:

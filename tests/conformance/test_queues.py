@@ -188,6 +188,21 @@ def test_dead_letter(backend):
     assert backend.ack("q", [m.receipt]) == 0
 
 
+@pytest.mark.parametrize("attributes", [{}, {"a": {"stringValue": "x", "dataType": "String"}, "b": 2}],
+                         ids=["none", "some"])
+def test_dead_letter_adds_attributes(backend, attributes):
+    """The attributes given join the message's own, replacing those of the same name;
+    nothing else about the message changes (body with braces and quotes included)."""
+    body = '{"attributes":{},"sent_at":1}} \\"'
+    message_id = backend.enqueue("q", body, attributes)
+    [m] = backend.claim("q", 1, 30)
+    added = {"RequestID": {"stringValue": "r-1", "dataType": "String"}, "b": 3}
+    assert backend.dead_letter("q", m.receipt, "dlq", added) is True
+    [dead] = backend.claim("dlq", 1, 30)
+    assert (dead.id, dead.body, dead.sent_at) == (message_id, body, m.sent_at)
+    assert dead.attributes == {**attributes, **added}
+
+
 def test_redrive_resets_counts(backend, clock):
     ids = backend.enqueue_batch("q", [(f"m{i}", {"i": i}, 0.0) for i in range(3)])
     sent_at = clock.now

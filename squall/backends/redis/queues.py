@@ -85,9 +85,13 @@ class RedisQueues(RedisCore):
         return bool(self._run("release", keys.queue(queue), [receipt, self.clock() + delay, queue, int(uncount)]))
 
     @reachable
-    def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
+    def dead_letter(self, queue: str, receipt: str, dlq: str, attributes: dict[str, Any] | None = None) -> bool:
         checks.distinct_queues(queue, dlq, "dead-letter queue")
-        return bool(self._run("dead_letter", keys.queue(queue) + keys.queue(dlq), [receipt, self.clock(), dlq]))
+        # the members of a JSON object, spliced into the stored message's attributes by
+        # the script (a later duplicate name wins when the message is read)
+        added = checks.json_text("message attributes", attributes)[1:-1] if attributes else ""
+        return bool(self._run("dead_letter", keys.queue(queue) + keys.queue(dlq),
+                              [receipt, self.clock(), dlq, added]))
 
     @reachable
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:

@@ -50,14 +50,20 @@ def _message(row: tuple, peeked: bool = False) -> Message:
                    sent_at=sent_at, first_received_at=first_received or 0.0)
 
 
-def _move(conn: sqlite3.Connection, seqs: list[int], queue: str, now: float) -> None:
+def _move(conn: sqlite3.Connection, seqs: list[int], queue: str, now: float, added: str | None = None) -> None:
     """Move messages to the tail of another queue, in send order, as never received and
-    visible now (dead-letter and redrive). They keep id, body, attributes and sent time;
-    their new rows have new seqs, so receipts of the old ones go stale."""
+    visible now (dead-letter and redrive). They keep id, body, attributes (plus `added`, a
+    JSON object, merged in) and sent time; their new rows have new seqs, so receipts of
+    the old ones go stale."""
     chosen = json.dumps(seqs)
-    conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
-                 "SELECT id, ?, body, attributes, sent_at, ? FROM messages "
-                 "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq", (queue, now, chosen))
+    if added is None:
+        conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                     "SELECT id, ?, body, attributes, sent_at, ? FROM messages "
+                     "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq", (queue, now, chosen))
+    else:
+        conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                     "SELECT id, ?, body, json_patch(attributes, ?), sent_at, ? FROM messages "
+                     "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq", (queue, added, now, chosen))
     conn.execute("DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))", (chosen,))
 
 
@@ -156,15 +162,16 @@ class SQLiteQueues(SQLiteCore):
                                 "WHERE seq = ? AND receipt = ? AND +queue = ?",
                                 (self.clock() + delay, int(uncount), *key, queue)).rowcount == 1
 
-    def dead_letter(self, queue: str, receipt: str, dlq: str) -> bool:
+    def dead_letter(self, queue: str, receipt: str, dlq: str, attributes: dict[str, Any] | None = None) -> bool:
         checks.distinct_queues(queue, dlq, "dead-letter queue")
+        added = checks.json_text("message attributes", attributes) if attributes else None
         if (key := _parse_receipt(receipt)) is None:
             return False
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM messages WHERE seq = ? AND receipt = ? AND +queue = ?",
                             (*key, queue)).fetchone() is None:
                 return False
-            _move(conn, [key[0]], dlq, self.clock())
+            _move(conn, [key[0]], dlq, self.clock(), added)
             return True
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
