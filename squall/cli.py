@@ -146,7 +146,21 @@ def _node_options(fn: F) -> F:
                       metavar="SECONDS", help="Time a client has, after the headers, to send the body (then 408).")(fn)
     fn = click.option("--idle-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                       metavar="SECONDS", help="Time an idle keep-alive HTTP connection stays open.")(fn)
+    fn = click.option("--forwarded-allow-ips", envvar="FORWARDED_ALLOW_IPS", default="127.0.0.1", show_default=True,
+                      callback=_forwarded_allow_ips,
+                      metavar="ADDRESSES", help="Reverse proxies whose X-Forwarded-For/-Proto are believed: IP "
+                      "addresses and networks, comma-separated, or '*' (env FORWARDED_ALLOW_IPS).")(fn)
     return backend_option(fn)
+
+
+def _forwarded_allow_ips(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from squall.gateway import GatewaySettings
+
+    try:
+        GatewaySettings(forwarded_allow_ips=value)
+    except SquallError as exc:
+        raise click.BadParameter(str(exc).removeprefix("forwarded_allow_ips: ")) from None
+    return value
 
 
 def _settings(keep_alive: float, node_id: str | None, metering_retention: float) -> NodeSettings:
@@ -165,7 +179,8 @@ def _settings(keep_alive: float, node_id: str | None, metering_retention: float)
 @_node_options
 def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
         objects: str | None, max_connections: int, header_timeout: float, body_timeout: float,
-        idle_timeout: float, backend: str | None, admin_host: str, admin_port: int | None) -> None:
+        idle_timeout: float, forwarded_allow_ips: str, backend: str | None, admin_host: str,
+        admin_port: int | None) -> None:
     """Run a production node for APP (a file like app.py, or module:attribute)."""
     from squall.gateway import GatewaySettings
     from squall.reloader import follow_supervisor
@@ -176,7 +191,8 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
     configure_logging()
     url = backend_url(backend, app_ref)
     gateway = GatewaySettings(max_connections=max_connections, header_timeout=header_timeout,
-                              body_timeout=body_timeout, idle_timeout=idle_timeout)
+                              body_timeout=body_timeout, idle_timeout=idle_timeout,
+                              forwarded_allow_ips=forwarded_allow_ips)
     run_node(app_ref, url, objects_url(objects, url, app_ref), host, port,
              _settings(keep_alive, node_id, metering_retention), gateway,
              admin=None if admin_port is None else (admin_host, admin_port))
@@ -188,7 +204,8 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Restart when a file changes.")
 def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
         objects: str | None, max_connections: int, header_timeout: float, body_timeout: float,
-        idle_timeout: float, backend: str | None, admin_host: str, admin_port: int | None, reload: bool) -> None:
+        idle_timeout: float, forwarded_allow_ips: str, backend: str | None, admin_host: str,
+        admin_port: int | None, reload: bool) -> None:
     """Run APP on one machine with embedded state, restarting it when its files change."""
     from squall.loader import app_root, check_app
 
@@ -199,7 +216,7 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
             "--keep-alive", str(keep_alive), "--metering-retention", str(metering_retention), "--backend", url,
             "--objects", objects_url(objects, url, app_ref), "--max-connections", str(max_connections),
             "--header-timeout", str(header_timeout), "--body-timeout", str(body_timeout),
-            "--idle-timeout", str(idle_timeout)]
+            "--idle-timeout", str(idle_timeout), "--forwarded-allow-ips", forwarded_allow_ips]
     args += ["--node-id", node_id] if node_id else []
     args += ["--admin-host", admin_host, "--admin-port", str(admin_port)] if admin_port is not None else []
     if not reload:

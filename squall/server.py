@@ -55,7 +55,8 @@ async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, por
     # the gateway's protocol enforces the head limits, timeouts and connection cap (it also
     # sets the keep-alive timeout: uvicorn's own option takes whole seconds only)
     config = uvicorn.Config(build_gateway(node, gateway), host=host, port=port, http=gateway_protocol(gateway),
-                            log_level="warning", access_log=False, lifespan="off", server_header=False)
+                            log_level="warning", access_log=False, lifespan="off", server_header=False,
+                            forwarded_allow_ips=gateway.forwarded_allow_ips)
     server = uvicorn.Server(config)
     log.info("node %s serving app %r on http://%s:%d (backend %s, objects %s)", settings.node_id, app.name,
              host, port, backend_url, objects_url)

@@ -3,6 +3,7 @@ they have one, and a few seconds for the timeouts API Gateway does not publish."
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from squall.errors import ConfigError
@@ -37,6 +38,9 @@ class GatewaySettings:
     max_body_bytes: int = MAX_BODY_BYTES
     #: response payload bytes (502 `Function.ResponseSizeTooLarge` over it)
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    #: the reverse proxies whose own `X-Forwarded-For` / `-Proto` are believed: addresses
+    #: and networks, comma-separated, or `*` (uvicorn's `forwarded_allow_ips`)
+    forwarded_allow_ips: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         for name in ("max_head_bytes", "max_headers", "max_connections", "max_body_bytes", "max_response_bytes"):
@@ -45,3 +49,10 @@ class GatewaySettings:
         for name in ("header_timeout", "body_timeout", "idle_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be above 0 seconds, not {getattr(self, name)!r}")
+        for entry in self.forwarded_allow_ips.split(","):
+            if entry.strip() != "*":
+                try:
+                    ipaddress.ip_network(entry.strip())
+                except ValueError:
+                    raise ConfigError(f"forwarded_allow_ips: {entry.strip()!r} is not an IP address, a network "
+                                      f"or '*'") from None
