@@ -1,12 +1,13 @@
 """A Powertools REST API for an HTTP API (payload format 2.0), as deployed to Lambda."""
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
+tracer = Tracer()  # X-Ray: the trace header Squall sets is unsampled, so nothing is sent
 app = APIGatewayHttpResolver(strip_prefixes=["/api"])
 
 USERS = {"ada": {"id": "ada", "name": "Ada Lovelace"}, "alan": {"id": "alan", "name": "Alan Turing"}}
@@ -18,6 +19,7 @@ def list_users():
 
 
 @app.get("/users/<user_id>")
+@tracer.capture_method
 def get_user(user_id: str):
     user = USERS.get(user_id)
     if user is None:
@@ -42,5 +44,6 @@ def echo():
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -69,6 +69,9 @@ def test_powertools_resolver_routes_and_statuses(node):
     assert found["user_id"] == "ada"
     assert found["level"] == "INFO"
     assert invocation_log(node.log(), found["function_request_id"])  # the Lambda request id of its invocation
+    # Tracer is on, and quiet: the invocation's trace header is unsampled, so X-Ray sends and says nothing
+    assert found["xray_trace_id"].startswith("1-")
+    assert not [line for line in node.log().splitlines() if "xray" in line.lower() and not line.startswith("{")]
 
 
 # ---- (b) Powertools BatchProcessor with partial batch failures --------------------------
