@@ -139,12 +139,13 @@ def seen(tmp_path_factory) -> dict[str, list[Seen]]:
     def requests(node: NodeProcess) -> list[dict]:
         for function in ("ondemand", "provisioned"):
             by_function[function] += [get(node, f"/{function}"), get(node, f"/{function}")]
-        # two at once on a function with one provisioned instance: the second needs a new one
-        slow = threading.Thread(target=lambda: by_function["spillover"].append(get(node, "/spillover", sleep=1)))
-        slow.start()
+        # two at once on a function with one provisioned instance: one of them needs a new one
+        # (each takes a second, so they overlap unless the first starts over a second late)
+        first = threading.Thread(target=lambda: by_function["spillover"].append(get(node, "/spillover", sleep=1)))
+        first.start()
         time.sleep(0.3)
-        by_function["spillover"].append(get(node, "/spillover"))
-        slow.join()
+        by_function["spillover"].append(get(node, "/spillover", sleep=1))
+        first.join()
         return [body for bodies in by_function.values() for body in bodies]
 
     observed = run_node(directory, requests)
