@@ -7,7 +7,7 @@ log search or a dashboard built for Lambda reads it unchanged:
 
 | at import | errorType | errorMessage |
 |---|---|---|
-| `ImportError` (a missing dependency) | `Runtime.ImportModuleError` | `Unable to import module 'm': No module named 'x'` |
+| `ImportError` | `Runtime.ImportModuleError` | `Unable to import module 'm': No module named 'x'` |
 | `SyntaxError` | `Runtime.UserCodeSyntaxError` | `Syntax error in module 'm': ...` (the line as its trace) |
 | no such attribute | `Runtime.HandlerNotFound` | `Handler 'h' missing on module 'm'` |
 | a built-in module's name | `Runtime.BuiltInModuleConflict` | `Cannot use built-in module m as a handler module` |
@@ -54,7 +54,7 @@ def load_handler(app: App, function: str) -> Handler:
     except Exception as exc:  # noqa: BLE001 - a module may raise anything at import; it is the init error
         raise InitFailed(str(exc), type(exc).__name__, user_trace(exc.__traceback__)) from None
     try:
-        return getattr(module, attribute)  # type: ignore[no-any-return]
+        return getattr(module, attribute)
     except AttributeError:
         raise InitFailed(f"Handler '{attribute}' missing on module '{module_name}'",
                          "Runtime.HandlerNotFound") from None
