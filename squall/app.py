@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from squall.core.checks import FUNCTION_NAME, check_name, check_number
 from squall.errors import ConfigError, FunctionNotFound
+from squall.runtime.logs import ApplicationLogLevel, LogFormat, SystemLogLevel, check_logging
 from squall.sources import Trigger, source_for
 from squall.sources.http import HttpRoute
 from squall.sources.queues import QueueTrigger
@@ -41,10 +42,18 @@ class FunctionConfig:
     provisioned_concurrency: int = 0
     #: variables set in its instances (before a 'module.handler' string is imported)
     environment: dict[str, str] = field(default_factory=dict, hash=False)
+    #: Lambda's LoggingConfig: the log format and, in JSON, the levels kept (squall.runtime.logs)
+    log_format: LogFormat = LogFormat.TEXT
+    application_log_level: ApplicationLogLevel | None = None
+    system_log_level: SystemLogLevel | None = None
 
     def __post_init__(self) -> None:
         check_name("function", self.name, FUNCTION_NAME)
         check_environment(f"environment of {self.name!r}", self.environment)
+        checked = check_logging(f"function {self.name!r}", self.log_format, self.application_log_level,
+                                self.system_log_level)
+        for option, value in zip(_LOGGING_OPTIONS, checked, strict=True):
+            object.__setattr__(self, option, value)  # the enum member for the string given
         if isinstance(self.handler, str):
             if not re.match(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", self.handler):
                 raise ConfigError(f"invalid handler {self.handler!r}: expected 'module.function'")
@@ -63,7 +72,9 @@ class FunctionConfig:
                               f"exceeds its reserved_concurrency ({self.reserved_concurrency})")
 
 
-_FUNCTION_OPTIONS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment")
+_LOGGING_OPTIONS = ("log_format", "application_log_level", "system_log_level")
+_FUNCTION_OPTIONS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment",
+                     *_LOGGING_OPTIONS)
 
 #: Lambda's rules for environment variables: a key is a letter then letters, digits or
 #: underscores; all keys and values together at most 4 KB; these are the runtime's own
@@ -118,10 +129,19 @@ class App:
     root: str | None = None
     #: variables every function gets (a function's own `environment=` adds to them and wins)
     environment: dict[str, str] = field(default_factory=dict)
+    #: every function's logging options unless it sets its own (a function's log_format="Text"
+    #: takes none of the app's levels)
+    log_format: LogFormat | None = None
+    application_log_level: ApplicationLogLevel | None = None
+    system_log_level: SystemLogLevel | None = None
 
     def __post_init__(self) -> None:
         check_name("app", self.name, FUNCTION_NAME)
         check_environment(f"environment of app {self.name!r}", self.environment)
+        fmt, self.application_log_level, self.system_log_level = check_logging(
+            f"app {self.name!r}", self.log_format or LogFormat.TEXT, self.application_log_level,
+            self.system_log_level)
+        self.log_format = fmt if self.log_format is not None else None
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -136,14 +156,18 @@ class App:
     def function(self, handler: Handler | str | None = None, *, name: str | None = None,
                  timeout: float | None = None, memory_mb: int | None = None,
                  reserved_concurrency: int | None = None, provisioned_concurrency: int | None = None,
-                 environment: dict[str, str] | None = None, **unknown: Any) -> Any:
+                 environment: dict[str, str] | None = None, log_format: str | None = None,
+                 application_log_level: str | None = None, system_log_level: str | None = None,
+                 **unknown: Any) -> Any:
         """Declare a function invoked directly (`squall invoke`, `ctx.invoke`).
 
         Used as `@app.function(timeout=5)` or, for an existing Lambda handler module,
         `app.function(name="resize", handler="resize.handler")`.
         """
         options = dict(timeout=timeout, memory_mb=memory_mb, reserved_concurrency=reserved_concurrency,
-                       provisioned_concurrency=provisioned_concurrency, environment=environment, **unknown)
+                       provisioned_concurrency=provisioned_concurrency, environment=environment,
+                       log_format=log_format, application_log_level=application_log_level,
+                       system_log_level=system_log_level, **unknown)
         return self._declare(None, handler, name, options)
 
     def http(self, method: str, path: str, handler: Handler | str | None = None, *,
@@ -185,6 +209,7 @@ class App:
             own = settings.get("environment", {})
             check_environment("environment", own)
             settings["environment"] = {**self.environment, **own}
+        self._inherit_logging(settings)
 
         def register(fn: H) -> H:
             if name is not None:
@@ -200,6 +225,17 @@ class App:
             register(handler)
             return handler
         return register
+
+    def _inherit_logging(self, settings: dict[str, Any]) -> None:
+        """The app's logging options for those the function does not set; its levels only
+        for a function in the JSON format (levels go with it)."""
+        if "log_format" not in settings and self.log_format is not None:
+            settings["log_format"] = self.log_format
+        if settings.get("log_format") != LogFormat.JSON:
+            return
+        for option in ("application_log_level", "system_log_level"):
+            if option not in settings and getattr(self, option) is not None:
+                settings[option] = getattr(self, option)
 
     def _add_function(self, config: FunctionConfig, explicit: dict[str, Any]) -> None:
         existing = self.functions.get(config.name)
@@ -241,16 +277,8 @@ class App:
                               f"{module_name!r}")
 
     def resolve(self, function: str) -> Handler:
-        """The callable for a function, importing 'module.attr' handlers from the app root."""
-        handler = self.config(function).handler
-        if callable(handler):
-            return handler
-        module_name, _, attr = handler.rpartition(".")
-        try:
-            module = importlib.import_module(module_name)
-            target = getattr(module, attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"handler {handler!r} of {function!r} cannot be loaded: {exc}") from None
-        if not callable(target):
-            raise ConfigError(f"handler {handler!r} of {function!r} is not callable")
-        return target
+        """The callable for a function, importing a 'module.attr' handler from the app root
+        (`squall.errors.InitFailed`, with Lambda's error type and message, if it cannot)."""
+        from squall.runtime.loading import load_handler
+
+        return load_handler(self, function)

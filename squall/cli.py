@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import os
 import re
@@ -230,8 +232,11 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 @click.argument("app_ref", metavar="APP")
 @click.argument("function")
 @click.option("--data", default="null", help="The event, as JSON.")
+@click.option("--client-context", "client_context", metavar="BASE64", default=None,
+              help="The context.client_context the function sees: a JSON object, base64-encoded as "
+                   "`aws lambda invoke --client-context` takes it (at most 3,583 bytes), or the JSON itself.")
 @backend_option
-def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
+def invoke(app_ref: str, function: str, data: str, client_context: str | None, backend: str | None) -> None:
     """Invoke FUNCTION of APP once and print its result as JSON (REPORT line on stderr)."""
     try:
         event = json.loads(utf8("--data", data))
@@ -243,7 +248,10 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
     from squall.core.pipeline import InvokeRequest
     from squall.errors import Outcome
     from squall.node import Node
+    from squall.runtime.context import CLIENT_CONTEXT_HEADER
     from squall.runtime.invocation import Invocation
+
+    headers = {} if client_context is None else {CLIENT_CONTEXT_HEADER: client_context_json(client_context)}
 
     async def once() -> Invocation:
         url = backend_url(backend, app_ref)
@@ -254,7 +262,7 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
             try:
                 node.app.config(function)
                 await node.start(background=False)
-                return await node.invoke(InvokeRequest(function, event))
+                return await node.invoke(InvokeRequest(function, event, headers=headers))
             finally:
                 await node.stop()
         finally:
@@ -270,6 +278,34 @@ def invoke(app_ref: str, function: str, data: str, backend: str | None) -> None:
         click.echo(json.dumps({"errorMessage": error["errorMessage"], "errorType": error["errorType"],
                                "requestId": invocation.request_id, "stackTrace": error["stackTrace"]}))
         sys.exit(1)
+
+
+#: Lambda's limit on an Invoke's ClientContext (its base64 text)
+MAX_CLIENT_CONTEXT = 3583
+
+
+def client_context_json(value: str) -> str:
+    """--client-context as the JSON text Lambda hands the runtime: base64 of a JSON object, as
+    Lambda's Invoke API (and so the AWS CLI) takes it, or the object's JSON (it starts with
+    `{`, which base64 never does). One line naming the problem otherwise."""
+    text = utf8("--client-context", value).strip()
+    if not text.startswith("{"):
+        if len(text) > MAX_CLIENT_CONTEXT:
+            raise click.ClickException(f"--client-context is {len(text)} bytes of base64; Lambda allows "
+                                       f"{MAX_CLIENT_CONTEXT}")
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"--client-context is neither a JSON object nor its base64: {exc}") from None
+    try:
+        fields = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise click.ClickException(f"--client-context is not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise click.ClickException(f"--client-context must be a JSON object, not {type(fields).__name__}")
+    if not isinstance(fields.get("client", {}), dict):
+        raise click.ClickException("--client-context: 'client' must be a JSON object")
+    return json.dumps(fields)
 
 
 @main.command()

@@ -109,6 +109,15 @@ class ResponseTooLarge(InvocationError):
     http_status = 502
 
 
+class InitFailed(InvocationError):
+    """The function's instance could not initialise: its handler module raised at import,
+    has a syntax error, or lacks the handler (Lambda's `Runtime.ImportModuleError`,
+    `Runtime.UserCodeSyntaxError`, `Runtime.HandlerNotFound`, or the module's own
+    exception). API Gateway answers a Lambda init failure with 502."""
+
+    http_status = 502
+
+
 class InstanceCrashed(InvocationError):
     """The instance process died (os._exit, a signal) before returning."""
 

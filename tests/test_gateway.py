@@ -493,7 +493,7 @@ def test_context_attributes(client):
     assert str(uuid.UUID(body["aws_request_id"])) == body["aws_request_id"]
     assert body["aws_request_id"] != again["aws_request_id"]
     assert body["function_name"] == "context"
-    assert body["memory_limit_in_mb"] == 256
+    assert body["memory_limit_in_mb"] == "256"  # a str, as the runtime interface client reads it from the environment
     first, later = body["remaining"]
     assert 2000 < first <= 3000
     assert 0 < later <= first - 150

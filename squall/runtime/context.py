@@ -80,11 +80,76 @@ class Logger:
         self.log("ERROR", message, **fields)
 
 
+#: the invocation header carrying the invoker's client context (JSON text), as Lambda's
+#: runtime API hands it to the runtime (`Lambda-Runtime-Client-Context`); taken off the
+#: headers by the context, so a nested `ctx.invoke` does not carry it on (Lambda does not)
+CLIENT_CONTEXT_HEADER = "lambda-runtime-client-context"
+
+
+class CognitoIdentity:
+    """`context.identity`: the Amazon Cognito identity of a mobile SDK caller. Squall has no
+    such callers, so both are None, as in a Lambda invoked any other way."""
+
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self) -> None:
+        self.cognito_identity_id: str | None = None
+        self.cognito_identity_pool_id: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+                f"cognito_identity_pool_id={self.cognito_identity_pool_id}])")
+
+
+class Client:
+    """`context.client_context.client`: the invoking app, as the mobile SDKs describe it."""
+
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+
+    def __init__(self, fields: Mapping[str, Any]):
+        for name in self.__slots__:
+            setattr(self, name, fields.get(name))
+
+    def __repr__(self) -> str:
+        return "Client([" + ",".join(f"{name}={getattr(self, name)}" for name in self.__slots__) + "])"
+
+
+class ClientContext:
+    """`context.client_context`, built from the invoker's JSON as Lambda's runtime builds it:
+    `custom` and `env` as given (None when absent), `client` a `Client` (or None)."""
+
+    __slots__ = ("custom", "env", "client")
+
+    def __init__(self, fields: Mapping[str, Any]):
+        self.custom: Any = fields.get("custom")
+        self.env: Any = fields.get("env")
+        client = fields.get("client")
+        self.client: Client | None = Client(client) if isinstance(client, dict) else None
+
+    def __repr__(self) -> str:
+        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+
+
+def client_context(text: str | None) -> ClientContext | None:
+    """The client context of an invocation from its JSON text; None without one (or for
+    text that is not a JSON object: the CLI checks what it sends)."""
+    if not text:
+        return None
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    return ClientContext(fields) if isinstance(fields, dict) else None
+
+
 class Context:
     """Passed as the second argument of every handler.
 
-    Lambda attributes: `aws_request_id`, `function_name`, `function_version`,
-    `memory_limit_in_mb`, `invoked_function_arn`, `get_remaining_time_in_millis()`.
+    Lambda attributes, as the runtime interface client's `LambdaContext` has them:
+    `aws_request_id`, `function_name`, `function_version`, `memory_limit_in_mb` (a string:
+    the runtime reads it from the environment), `invoked_function_arn`, `log_group_name`,
+    `log_stream_name`, `identity`, `client_context`, `tenant_id`,
+    `get_remaining_time_in_millis()`, `log(msg)`.
     Services: `table(name)`, `queue(name)`, `objects(bucket)`, `invoke(...)`, `invoke_async(...)`, `log`.
     `invocation_headers` is the invocation's context map, set by the platform's
     interceptors (a trace context, for one); nested `ctx.invoke` calls carry it on.
@@ -100,11 +165,17 @@ class Context:
         self.app = app
         self.function_name = function
         self.aws_request_id = request_id
-        self.memory_limit_in_mb = config.memory_mb
+        self.memory_limit_in_mb = str(config.memory_mb)
         self.invoked_function_arn = aws.arn("lambda", f"function:{function}")
         self.log_group_name = f"/aws/lambda/{function}"
         #: the instance's log stream (the inline runtime has none: one of the same form per call)
         self.log_stream_name = log_stream or f"{_utc_date(int(time.time()) // DAY)}/[$LATEST]{request_id[:8]}"
+        self.identity = CognitoIdentity()
+        self.client_context: ClientContext | None = None
+        self.tenant_id: str | None = None
+        if headers and CLIENT_CONTEXT_HEADER in headers:
+            headers = dict(headers)
+            self.client_context = client_context(headers.pop(CLIENT_CONTEXT_HEADER))
         self.invocation_headers: Mapping[str, str] = _NO_HEADERS if not headers else MappingProxyType(headers)
         self.log = Logger(function, request_id)
         self._deadline = deadline

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from squall import aws
+from squall.runtime.logs import application_level
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -51,9 +52,13 @@ def handler_name(config: FunctionConfig) -> str:
 
 def lambda_environment(app: App, config: FunctionConfig, initialization: Initialization,
                        log_stream: str) -> dict[str, str]:
-    """The variables Lambda sets for a Python function."""
+    """The variables Lambda sets for a Python function (the log level only in the JSON log
+    format: the runtime and Powertools' Logger read both)."""
     python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    level = application_level(config)
     return {
+        "AWS_LAMBDA_LOG_FORMAT": config.log_format.value,
+        **({} if level is None else {"AWS_LAMBDA_LOG_LEVEL": level.value}),
         "AWS_LAMBDA_FUNCTION_NAME": config.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",

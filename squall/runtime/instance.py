@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from squall.backends import Backend, open_backend
+from squall.errors import InitFailed
 from squall.objects import ObjectStore, open_objects
 from squall.runtime import wire
 from squall.runtime.context import Context
 from squall.runtime.environment import Initialization, lambda_environment, log_stream_name, trace_header
 from squall.runtime.invocation import error_from_dict, run_handler
-from squall.runtime.logs import InvocationLog
+from squall.runtime.loading import load_handler
+from squall.runtime.logs import function_log
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -85,16 +87,17 @@ class _Instance:
         os.environ.update(lambda_environment(self.app, config, initialization, log_stream))
         os.environ.update(config.environment)
         time.tzset()  # TZ=:UTC, as on Lambda
+        log = function_log(config)  # before the handler module's import, as Lambda's runtime does
         try:
-            handler = self.app.resolve(self.function)  # a 'module.handler' imports here, seeing the environment
-            limit_memory(config.memory_mb)
-        except Exception as exc:  # noqa: BLE001 - reported to the node as an init error
-            wire.send(self.sock, wire.InitError({"errorMessage": str(exc), "errorType": "Runtime.ImportModuleError",
-                                                 "stackTrace": []}))
+            handler = load_handler(self.app, self.function)  # a 'module.handler' imports here, seeing the environment
+        except InitFailed as failure:
+            log.error(failure.error_type, str(failure), failure.stack)  # once per failed init, as on Lambda
+            wire.send(self.sock, wire.InitError(failure.to_dict()))
             return
+        limit_memory(config.memory_mb)
         init_ms = (time.perf_counter() - started) * 1000
         wire.send(self.sock, wire.Ready(init_ms))
-        log = InvocationLog(config.memory_mb, init_ms)
+        log.init_ms = init_ms
         while True:
             try:
                 request = wire.recv(self.sock)
@@ -109,10 +112,13 @@ class _Instance:
             outcome = run_handler(handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
             memory = max_memory_mb()
-            if not outcome.ok:
+            error_type = outcome.error_type
+            if error_type is not None:
                 error = error_from_dict(orjson.loads(outcome.payload))
-                log.error(error.error_type, str(error), error.stack)
-            log.end(request.request_id, duration, memory)
+                # running out of memory is the platform's report, not a trace of the handler's
+                log.error(error_type, str(error), None if error_type == "Runtime.OutOfMemory" else error.stack,
+                          request.request_id)
+            log.end(request.request_id, duration, memory, error_type, len(outcome.payload))
             wire.send(self.sock, wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
                                              memory))
             if outcome.error_type == "Runtime.OutOfMemory":

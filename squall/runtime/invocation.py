@@ -43,7 +43,7 @@ class Invocation:
     @property
     def billed_ms(self) -> int:
         """Lambda bills duration rounded up to the next millisecond."""
-        return max(1, math.ceil(self.duration_ms))
+        return billed_ms(self.duration_ms)
 
     @property
     def gb_seconds(self) -> float:
@@ -79,13 +79,18 @@ def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_
                 init_ms: float | None = None, status: str | None = None) -> str:
     """Lambda's REPORT line for one invocation (Lambda bills up to the next millisecond)."""
     line = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\tMemory Size: {memory_mb} MB\t"
+            f"Billed Duration: {billed_ms(duration_ms)} ms\tMemory Size: {memory_mb} MB\t"
             f"Max Memory Used: {max_memory_mb} MB")
     if init_ms is not None:
         line += f"\tInit Duration: {init_ms:.2f} ms"
     if status is not None:
         line += f"\tStatus: {status}"
     return line
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills duration rounded up to the next millisecond."""
+    return max(1, math.ceil(duration_ms))
 
 
 def gb_seconds(billed_ms: int, memory_mb: int) -> float:
@@ -143,11 +148,12 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode()
 
 
-def error_from_dict(payload: Any) -> InvocationError:
-    """The typed exception for an error payload produced by `run_handler`. The payload
-    came from an instance: only its string fields are read."""
+def error_from_dict(payload: Any, kind: type[InvocationError] | None = None) -> InvocationError:
+    """The typed exception for an error payload produced by `run_handler` (or, with
+    `kind`, by an instance's initialisation). The payload came from an instance: only its
+    string fields are read."""
     fields = payload if isinstance(payload, dict) else {}
     message, error_type, stack = fields.get("errorMessage"), fields.get("errorType"), fields.get("stackTrace")
-    cls = OutOfMemory if error_type == "Runtime.OutOfMemory" else FunctionError
+    cls = kind or (OutOfMemory if error_type == "Runtime.OutOfMemory" else FunctionError)
     return cls(message if isinstance(message, str) else "", error_type if isinstance(error_type, str) else "Error",
                [line for line in stack if isinstance(line, str)] if isinstance(stack, list) else [])

@@ -8,19 +8,106 @@ imports the function's code; so does the zygote, before it imports the app (a mo
 of the invocation it belongs to, and each invocation is framed by the platform's `START`,
 `END` and `REPORT` lines — written by the instance itself, on its own CPU, so the node's
 throughput does not pay for them.
+
+A function declared with `log_format="JSON"` gets Lambda's JSON format instead, set up once
+when its instance starts: the root handler writes the runtime interface client's JSON
+records, filtered by `application_log_level` (as Lambda filters them), and the platform's
+lines become Lambda's JSON system records (`platform.start`, `platform.runtimeDone`,
+`platform.report`), filtered by `system_log_level`. The text path pays nothing for it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
-from typing import TextIO
+import traceback
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from squall.runtime.invocation import report_line
+from squall.errors import ConfigError
+from squall.runtime.invocation import billed_ms, report_line
+
+if TYPE_CHECKING:
+    from squall.app import FunctionConfig
+
+E = TypeVar("E", bound=StrEnum)
 
 #: the request id lines are attributed to (set by the instance for each invocation)
 _current_request_id = ""
+#: the root logger's handler, installed by the zygote and set up per function in its instances
+_handler: logging.Handler | None = None
+
+
+class LogFormat(StrEnum):
+    """Lambda's `LoggingConfig.LogFormat`."""
+
+    TEXT = "Text"
+    JSON = "JSON"
+
+
+class ApplicationLogLevel(StrEnum):
+    """Lambda's `LoggingConfig.ApplicationLogLevel`: the function's own records kept."""
+
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    FATAL = "FATAL"
+
+
+class SystemLogLevel(StrEnum):
+    """Lambda's `LoggingConfig.SystemLogLevel`: the platform's records kept."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+
+
+#: each application level as a `logging` level (the runtime interface client reads TRACE as DEBUG)
+_PYTHON_LEVELS = {ApplicationLogLevel.TRACE: logging.DEBUG, ApplicationLogLevel.DEBUG: logging.DEBUG,
+                  ApplicationLogLevel.INFO: logging.INFO, ApplicationLogLevel.WARN: logging.WARNING,
+                  ApplicationLogLevel.ERROR: logging.ERROR, ApplicationLogLevel.FATAL: logging.CRITICAL}
+_SYSTEM_LEVELS = {SystemLogLevel.DEBUG: logging.DEBUG, SystemLogLevel.INFO: logging.INFO,
+                  SystemLogLevel.WARN: logging.WARNING}
+
+
+def check_logging(what: str, log_format: Any, application_log_level: Any, system_log_level: Any
+                  ) -> tuple[LogFormat, ApplicationLogLevel | None, SystemLogLevel | None]:
+    """The three options as Lambda's API takes them (exact values; levels only with the
+    JSON format, as Lambda filters by level only there), or a ConfigError naming the bad one."""
+    fmt = _member(what, "log_format", LogFormat, log_format)
+    application = None if application_log_level is None else _member(what, "application_log_level",
+                                                                      ApplicationLogLevel, application_log_level)
+    system = None if system_log_level is None else _member(what, "system_log_level", SystemLogLevel,
+                                                           system_log_level)
+    if fmt is LogFormat.TEXT:
+        for name, level in (("application_log_level", application), ("system_log_level", system)):
+            if level is not None:
+                raise ConfigError(f"{what}: {name}={level.value!r} needs log_format='JSON' (Lambda filters log "
+                                  f"levels only in its JSON format)")
+    return fmt, application, system
+
+
+def _member(what: str, option: str, kind: type[E], value: Any) -> E:
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(repr(member.value) for member in kind)
+    raise ConfigError(f"{what}: invalid {option} {value!r}: must be one of {allowed}")
+
+
+def application_level(config: FunctionConfig) -> ApplicationLogLevel | None:
+    """The level the function's records are filtered at (`AWS_LAMBDA_LOG_LEVEL`): INFO
+    unless set, in the JSON format; none in the text format."""
+    if config.log_format is not LogFormat.JSON:
+        return None
+    return config.application_log_level or ApplicationLogLevel.INFO
 
 
 class LambdaFormatter(logging.Formatter):
@@ -37,19 +124,72 @@ class LambdaFormatter(logging.Formatter):
         return super().format(record)
 
 
+#: LogRecord attributes that are not a record's extra fields (the runtime interface client's list)
+_RESERVED = frozenset({
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info", "exc_text",
+    "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread", "threadName",
+    "processName", "process", "aws_request_id", "tenant_id", "_frame_type",
+})
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, as the runtime interface client's JsonFormatter writes it:
+    `timestamp`, `level`, `message`, `logger`, `requestId`, and for an exception
+    `stackTrace`, `errorType`, `errorMessage` and `location`, then the record's extra fields
+    (`logger.info("x", extra={"order": 1})`). The level is the record's rounded down to a
+    standard one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+        record.levelname = logging.getLevelName(record.levelno)
+        exc_info = record.exc_info
+        result: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(exc_info[2]) if exc_info else None,
+            "errorType": exc_info[0].__name__ if exc_info and exc_info[0] else None,
+            "errorMessage": str(exc_info[1]) if exc_info else None,
+            "requestId": _current_request_id,
+            "location": f"{record.pathname}:{record.funcName}:{record.lineno}" if exc_info else None,
+        }
+        result.update((key, value) for key, value in record.__dict__.items()
+                      if key not in _RESERVED and key not in result)
+        return _encode({key: value for key, value in result.items() if value is not None})
+
+
 def install(stream: TextIO | None = None) -> None:
     """Give the root logger Lambda's handler (in the zygote, before the app is imported)."""
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(LambdaFormatter())
-    logging.getLogger().addHandler(handler)
+    global _handler
+    _handler = logging.StreamHandler(stream or sys.stdout)
+    _handler.setFormatter(LambdaFormatter())
+    logging.getLogger().addHandler(_handler)
+
+
+def function_log(config: FunctionConfig, stream: TextIO | None = None) -> InvocationLog:
+    """Set the instance's log up for its function (before its handler module is imported,
+    as Lambda's runtime does): the text format as installed, or the JSON format with the
+    root logger at `application_log_level`, as the runtime interface client sets it."""
+    level = application_level(config)
+    if level is None:
+        return InvocationLog(config.memory_mb, stream)
+    python_level = _PYTHON_LEVELS[level]
+    if _handler is not None:
+        _handler.setFormatter(JsonFormatter())
+        _handler.setLevel(python_level)  # what Lambda drops below the level, whatever the logger's own
+    logging.getLogger().setLevel(python_level)
+    return JsonInvocationLog(config.memory_mb, python_level,
+                             _SYSTEM_LEVELS[config.system_log_level or SystemLogLevel.INFO], stream)
 
 
 class InvocationLog:
-    """The platform's lines around one instance's invocations."""
+    """The platform's lines around one instance's invocations, in Lambda's text format."""
 
-    def __init__(self, memory_mb: int, init_ms: float, stream: TextIO | None = None):
+    def __init__(self, memory_mb: int, stream: TextIO | None = None):
         self.memory_mb = memory_mb
-        self.init_ms: float | None = init_ms  # reported with the first invocation only
+        self.init_ms: float | None = None  # reported with the first invocation only
         self.stream = stream or sys.stdout
 
     def start(self, request_id: str) -> None:
@@ -57,17 +197,69 @@ class InvocationLog:
         _current_request_id = request_id
         self.stream.write(f"START RequestId: {request_id} Version: $LATEST\n")
 
-    def error(self, error_type: str, message: str, stack: list[str]) -> None:
-        """A failed invocation, as Lambda logs it: `[ERROR] Type: message` and the trace."""
+    def error(self, error_type: str, message: str, stack: list[str] | None, request_id: str = "") -> None:
+        """A failed invocation or initialisation, as the runtime logs it: `[ERROR] Type:
+        message`, then the trace (its header even when empty; none without a trace at all)."""
         lines = [f"[ERROR] {error_type}: {message}"]
-        if stack:
-            lines += ["Traceback (most recent call last):", *stack]
+        if stack is not None:
+            lines.append("Traceback (most recent call last):")
+            lines += [line for element in stack for line in element.splitlines() or [""]]
         self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
 
-    def end(self, request_id: str, duration_ms: float, max_memory_mb: int) -> None:
+    def end(self, request_id: str, duration_ms: float, max_memory_mb: int, error_type: str | None = None,
+            result_bytes: int = 0) -> None:
         global _current_request_id
         report = report_line(request_id, duration_ms, self.memory_mb, max_memory_mb, self.init_ms)
         self.init_ms = None
         self.stream.write(f"END RequestId: {request_id}\n{report}\n")
         self.stream.flush()
         _current_request_id = ""
+
+
+class JsonInvocationLog(InvocationLog):
+    """The platform's records in Lambda's JSON format: `platform.start` and `platform.report`
+    at INFO, `platform.runtimeDone` (the text format's END) at DEBUG, each kept at or above
+    `system_level`; the runtime's error record kept at or above `application_level`."""
+
+    def __init__(self, memory_mb: int, application_level: int, system_level: int, stream: TextIO | None = None):
+        super().__init__(memory_mb, stream)
+        self.application_level = application_level
+        self.system_level = system_level
+
+    def start(self, request_id: str) -> None:
+        global _current_request_id
+        _current_request_id = request_id
+        if self.system_level <= logging.INFO:
+            self._system("platform.start", {"requestId": request_id, "version": "$LATEST"})
+
+    def error(self, error_type: str, message: str, stack: list[str] | None, request_id: str = "") -> None:
+        if self.application_level <= logging.ERROR:
+            record = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "level": "ERROR",
+                      "errorMessage": message, "errorType": error_type, "requestId": request_id,
+                      "stackTrace": stack or []}
+            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.stream.flush()
+
+    def end(self, request_id: str, duration_ms: float, max_memory_mb: int, error_type: str | None = None,
+            result_bytes: int = 0) -> None:
+        global _current_request_id
+        status = {"status": "success"} if error_type is None else {"status": "error", "errorType": error_type}
+        if self.system_level <= logging.DEBUG:
+            self._system("platform.runtimeDone", {
+                "requestId": request_id, **status,
+                "metrics": {"durationMs": round(duration_ms, 3), "producedBytes": result_bytes}})
+        if self.system_level <= logging.INFO:
+            metrics: dict[str, float] = {
+                "durationMs": round(duration_ms, 2), "billedDurationMs": billed_ms(duration_ms),
+                "memorySizeMB": self.memory_mb, "maxMemoryUsedMB": max_memory_mb}
+            if self.init_ms is not None:
+                metrics["initDurationMs"] = round(self.init_ms, 2)
+            self._system("platform.report", {"requestId": request_id, "metrics": metrics, **status})
+        self.init_ms = None
+        self.stream.flush()
+        _current_request_id = ""
+
+    def _system(self, kind: str, record: dict[str, Any]) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        self.stream.write(json.dumps({"time": now, "type": kind, "record": record}, separators=(",", ":")) + "\n")

@@ -28,6 +28,7 @@ from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import (
     AppLoadError,
     FunctionTimeout,
+    InitFailed,
     InstanceCrashed,
     InvalidPayload,
     InvocationError,
@@ -319,6 +320,10 @@ class Instance:
         self.channel.close()
 
 
+#: distinct init errors a pool remembers having logged
+MAX_INIT_ERRORS = 32
+
+
 class FunctionPool:
     """The instances of one function on this node."""
 
@@ -331,6 +336,8 @@ class FunctionPool:
         self.busy = 0
         self.permits = asyncio.Semaphore(cap)
         self._sweep: asyncio.TimerHandle | None = None
+        #: the init errors already in the node's log (each instance logs its own, as on Lambda)
+        self._init_errors: set[tuple[str, str]] = set()
 
     async def acquire(self, wait: float | None) -> tuple[Instance, bool]:
         """A free instance (and whether it was a cold start); waits for a permit."""
@@ -396,7 +403,7 @@ class FunctionPool:
             self.sandbox.kill(pid)
             channel.close()
             if isinstance(message, wire.InitError):
-                raise error_from_dict(message.error)
+                raise self._init_failed(error_from_dict(message.error, InitFailed))
             raise InstanceCrashed(f"unexpected message from a starting instance: {type(message).__name__}")
         cell = self.sandbox.cell(pid, channel.close)
         cell.limit_cpu(self.config.memory_mb)  # initialised on free CPU; invocations run on its share
@@ -404,6 +411,18 @@ class FunctionPool:
         # bounded by the node's: an instance's word is not taken for what it is billed
         init_ms = min(max(message.init_ms, 0.0), (time.perf_counter() - started) * 1000)
         return Instance(pid, channel, init_ms, cell, generation)
+
+    def _init_failed(self, error: InvocationError) -> InvocationError:
+        """The node logs one line per distinct init error of a function, not one per
+        invocation that failed with it (a bounded set: a message that changes every time
+        cannot grow it without end)."""
+        key = (error.error_type, str(error))
+        if key not in self._init_errors:
+            if len(self._init_errors) >= MAX_INIT_ERRORS:
+                self._init_errors.clear()
+            self._init_errors.add(key)
+            log.error("function %s cannot initialise: %s: %s", self.config.name, error.error_type, error)
+        return error
 
     def clear(self) -> None:
         """Stop every idle instance (the node is stopping)."""
