@@ -141,9 +141,11 @@ def proxy_response(result: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES,
         if payload_format is PayloadFormat.V1:
             replaced = {name for name, _ in multi_pairs}
             single = {name: value for name, value in single.items() if name not in replaced}
-    if "content-type" not in single and all(name != "content-type" for name, _ in multi_pairs):
+    if "content-type" not in single and not (multi_pairs and any(name == "content-type" for name, _ in multi_pairs)):
         single["content-type"] = "application/json"
-    pairs = [*single.items(), *multi_pairs]
+    pairs = list(single.items())
+    if multi_pairs:
+        pairs.extend(multi_pairs)
     if payload_format is PayloadFormat.V2 and (cookies := result.get("cookies")):
         if not isinstance(cookies, list) or not all(isinstance(cookie, str) for cookie in cookies):
             raise MalformedResponse("cookies must be a list of strings")
