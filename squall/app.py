@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from squall.core.checks import FUNCTION_NAME, check_name, check_number
 from squall.errors import ConfigError, FunctionNotFound
 from squall.runtime.logs import ApplicationLogLevel, LogFormat, SystemLogLevel, check_logging
 from squall.sources import Trigger, source_for
-from squall.sources.http import HttpRoute
+from squall.sources.http import HttpRoute, PayloadFormat, payload_format
 from squall.sources.queues import QueueTrigger
 
 Handler = Callable[[Any, Any], Any]
@@ -134,6 +134,8 @@ class App:
     log_format: LogFormat | None = None
     application_log_level: ApplicationLogLevel | None = None
     system_log_level: SystemLogLevel | None = None
+    #: the payload format of routes that do not set their own: "2.0" (HTTP API) or "1.0" (REST)
+    payload_format: PayloadFormat | str = PayloadFormat.V2
 
     def __post_init__(self) -> None:
         check_name("app", self.name, FUNCTION_NAME)
@@ -142,6 +144,7 @@ class App:
             f"app {self.name!r}", self.log_format or LogFormat.TEXT, self.application_log_level,
             self.system_log_level)
         self.log_format = fmt if self.log_format is not None else None
+        self.payload_format = payload_format(self.payload_format, f"app {self.name!r}")
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -171,12 +174,18 @@ class App:
         return self._declare(None, handler, name, options)
 
     def http(self, method: str, path: str, handler: Handler | str | None = None, *,
-             name: str | None = None, **options: Any) -> Any:
+             name: str | None = None, payload_format: PayloadFormat | str | None = None,
+             request_schema: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """Route `method path` (path parameters as `{id}`, greedy as `{proxy+}`) to a function.
 
-        The handler receives an API Gateway HTTP API (payload format 2.0) event.
+        The handler receives an API Gateway HTTP API event: payload format 2.0, or 1.0 (the
+        REST API's) with `payload_format="1.0"` here or on the `App`. With `request_schema`
+        (a JSON Schema), a body that is not JSON or fails the schema is answered 400 by the
+        gateway, as a REST API's request validator answers, and the function never runs.
         """
-        return self.trigger(HttpRoute(method=method, path=path), handler, name=name, **options)
+        declared = HttpRoute(method=method, path=path, request_schema=request_schema,
+                             payload_format=payload_format or self.payload_format)
+        return self.trigger(declared, handler, name=name, **options)
 
     def on_queue(self, queue: str, handler: Handler | str | None = None, *, batch_size: int = 10,
                  max_receive_count: int = 5, visibility_timeout: float = 30, dlq: str | None = None,

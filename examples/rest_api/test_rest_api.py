@@ -100,10 +100,9 @@ def test_bodies_that_are_not_json(h):
     assert (as_text.status_code, message(as_text)) == (400, "request body must be JSON")
     empty = h.post("/users")
     assert (empty.status_code, message(empty)) == (400, "request body must be JSON")
-    # declared as JSON but malformed: the gateway answers before the function runs
+    # declared as JSON but malformed: it reaches the function, which answers as it chooses
     malformed = h.post("/users", content="{oops", headers={"content-type": "application/json"})
-    assert malformed.status_code == 400
-    assert malformed.json()["error"] == "MalformedJSON"
+    assert (malformed.status_code, message(malformed)) == (400, "request body must be JSON")
 
 
 def test_update_and_delete_errors(h):

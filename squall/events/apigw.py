@@ -1,4 +1,6 @@
-"""The event API Gateway sends a Lambda proxy integration (HTTP API, payload format 2.0).
+"""The event API Gateway sends a Lambda proxy integration (HTTP API, payload format 2.0),
+and what the 1.0 format (`apigw_v1`) shares with it: the body's encoding, the forwarded
+headers, the request time.
 
 Built from the raw ASGI scope and header list: the gateway runs this for every request,
 so it avoids building request objects it does not need.
@@ -20,13 +22,14 @@ from squall.sources.http import HttpRoute
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
               "application/x-www-form-urlencoded", "+json", "+xml")
 
+
 def is_text(content_type: str) -> bool:
     base = content_type.split(";", 1)[0].strip().lower()
     return any(base.startswith(t) or base.endswith(t) for t in TEXT_TYPES)
 
 
 @functools.lru_cache(maxsize=2)
-def _request_time(second: int) -> str:
+def request_time(second: int) -> str:
     """`requestContext.time`, formatted once per second rather than once per request."""
     return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
 
@@ -49,17 +52,43 @@ def request_headers(scope: Scope) -> tuple[dict[str, str], list[str]]:
             headers[name] = f"{headers[name]},{value}"
         else:
             headers[name] = value
+    forwarded_for, proto, port = forwarded(scope, headers.get("x-forwarded-for"))
+    if forwarded_for:
+        headers["x-forwarded-for"] = forwarded_for
+    headers["x-forwarded-proto"] = proto
+    if port:
+        headers["x-forwarded-port"] = port
+    return headers, cookies
+
+
+def forwarded(scope: Scope, forwarded_for: str | None) -> tuple[str | None, str, str | None]:
+    """The `x-forwarded-for`, `-proto` and `-port` values API Gateway sets, given the
+    request's own `x-forwarded-for` (the client's address is appended unless it is
+    already last). None where the server gave no client address or port."""
     client, server = scope.get("client"), scope.get("server")
     if client:
-        forwarded = headers.get("x-forwarded-for")
-        if not forwarded:
-            headers["x-forwarded-for"] = client[0]
-        elif forwarded.rsplit(",", 1)[-1].strip() != client[0]:
-            headers["x-forwarded-for"] = f"{forwarded}, {client[0]}"
-    scheme = headers["x-forwarded-proto"] = scope.get("scheme", "http")
-    if server:  # an ASGI server may leave the port out (None): the scheme's default then
-        headers["x-forwarded-port"] = str(server[1] or (443 if scheme == "https" else 80))
-    return headers, cookies
+        if not forwarded_for:
+            forwarded_for = client[0]
+        elif forwarded_for.rsplit(",", 1)[-1].strip() != client[0]:
+            forwarded_for = f"{forwarded_for}, {client[0]}"
+    scheme = scope.get("scheme", "http")
+    # an ASGI server may leave the port out (None): the scheme's default then
+    port = str(server[1] or (443 if scheme == "https" else 80)) if server else None
+    return forwarded_for, scheme, port
+
+
+def encode_body(body: bytes, content_type: str) -> tuple[str | None, bool]:
+    """`(body, isBase64Encoded)` as API Gateway puts a request body in an event: text
+    content types as text, anything else (or text that is not UTF-8) base64-encoded;
+    an empty body is None."""
+    if not body:
+        return None, False
+    if is_text(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode(), True
 
 
 def http_event(scope: Scope, route: HttpRoute, headers: dict[str, str], cookies: list[str],
@@ -91,7 +120,7 @@ def http_event(scope: Scope, route: HttpRoute, headers: dict[str, str], cookies:
             "requestId": request_id,
             "routeKey": route.route_key,
             "stage": "$default",
-            "time": _request_time(int(now)),
+            "time": request_time(int(now)),
             "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": False,
@@ -107,11 +136,5 @@ def http_event(scope: Scope, route: HttpRoute, headers: dict[str, str], cookies:
     if path_params:
         event["pathParameters"] = {k: str(v) for k, v in path_params.items()}
     if body:
-        if is_text(headers.get("content-type", "text/plain")):
-            try:
-                event["body"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
-        else:
-            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+        event["body"], event["isBase64Encoded"] = encode_body(body, headers.get("content-type", "text/plain"))
     return event

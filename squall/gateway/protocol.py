@@ -11,6 +11,8 @@ a public listener needs and uvicorn does not enforce with httptools.
   after `idle_timeout` idle seconds (uvicorn's keep-alive timer).
 - Connections beyond `max_connections` get 503 for their first request and are closed.
 - An `Expect` other than `100-continue` is answered 417 (RFC 9110 §10.1.1).
+- The header names as the client spelt them are kept in the scope (`HEADER_NAMES`), for
+  payload format 1.0, whose events keep them; ASGI lower-cases `scope["headers"]`.
 
 Errors are the gateway's JSON bodies, sent with `connection: close` except the 417 (the
 request is read to its end, so the connection stays usable).
@@ -23,6 +25,7 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from squall.events.apigw_v1 import HEADER_NAMES
 from squall.gateway.responses import HttpResponse, error_response
 from squall.gateway.settings import GatewaySettings
 
@@ -57,6 +60,8 @@ class GatewayProtocol(HttpToolsProtocol):
     _value_bytes = 0
     _expectation: bytes | None = None
     _over_limit = False
+    #: the current request's header names as sent, in order
+    _names: list[bytes]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -91,8 +96,10 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_head, self._head_bytes, self._value_bytes, self._expectation = True, 0, 0, None
+        self._names = self.scope[HEADER_NAMES] = []  # type: ignore[literal-required]
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._names.append(name)
         super().on_header(name, value)
         self._value_bytes += len(value)
         if self.headers[-1][0] == b"expect" and value.lower() != b"100-continue" and self._expectation is None:

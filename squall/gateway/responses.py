@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from squall.errors import ResponseTooLarge
 from squall.gateway.settings import MAX_RESPONSE_BYTES
+from squall.sources.http import PayloadFormat
 
 RawHeaders = list[tuple[bytes, bytes]]
 Payload = TypeVar("Payload", str, bytes)
@@ -76,6 +77,16 @@ def http_response(result: Any, max_bytes: int = MAX_RESPONSE_BYTES) -> HttpRespo
     return HttpResponse(200, _within(json.dumps(result).encode(), max_bytes), [JSON])
 
 
+def rest_response(result: Any, max_bytes: int = MAX_RESPONSE_BYTES) -> HttpResponse:
+    """Map a handler's return value to a response as format 1.0 does: it must be a Lambda
+    proxy response (an object with `statusCode`); nothing is inferred, so a bare object,
+    string or None is malformed (API Gateway's 502)."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        kind = "an object without statusCode" if isinstance(result, dict) else type(result).__name__
+        raise MalformedResponse(f"payload format 1.0 needs a proxy response with a statusCode, not {kind}")
+    return proxy_response(result, max_bytes, PayloadFormat.V1)
+
+
 def _within(payload: Payload, max_bytes: int) -> Payload:
     """The payload (bytes, or base64 text) if it is within Lambda's limit. Lambda measures
     the whole JSON result; its body is all of it that matters at this size."""
@@ -92,7 +103,11 @@ def _status(status: Any) -> int:
     return status
 
 
-def proxy_response(result: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES) -> HttpResponse:
+def proxy_response(result: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES,
+                   payload_format: PayloadFormat = PayloadFormat.V2) -> HttpResponse:
+    """A Lambda proxy response as API Gateway sends it. `headers` and `multiValueHeaders`
+    are merged; in format 1.0 a name in both takes the `multiValueHeaders` values alone
+    (API Gateway's rule), and `cookies`, a 2.0 field, is not read."""
     status = _status(result.get("statusCode"))
     body = result.get("body")
     encoded = result.get("isBase64Encoded")
@@ -115,16 +130,23 @@ def proxy_response(result: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES) 
         raise MalformedResponse("headers must be an object")
     # one value per name (the last one given wins, as names are case-insensitive)
     single = {_name(name): _value(value, "headers") for name, value in headers.items()}
-    single.setdefault("content-type", "application/json")
-    pairs = list(single.items())
+    multi_pairs: list[tuple[str, str]] = []
     if multi := result.get("multiValueHeaders"):  # most responses have neither: no work for them
         if not isinstance(multi, dict):
             raise MalformedResponse("multiValueHeaders must be an object of lists")
         for name, values in multi.items():
             if not isinstance(values, list):
                 raise MalformedResponse("multiValueHeaders must be an object of lists")
-            pairs.extend((_name(name), _value(value, "multiValueHeaders")) for value in values)
-    if cookies := result.get("cookies"):
+            multi_pairs.extend((_name(name), _value(value, "multiValueHeaders")) for value in values)
+        if payload_format is PayloadFormat.V1:
+            replaced = {name for name, _ in multi_pairs}
+            single = {name: value for name, value in single.items() if name not in replaced}
+    if "content-type" not in single and not (multi_pairs and any(name == "content-type" for name, _ in multi_pairs)):
+        single["content-type"] = "application/json"
+    pairs = list(single.items())
+    if multi_pairs:
+        pairs.extend(multi_pairs)
+    if payload_format is PayloadFormat.V2 and (cookies := result.get("cookies")):
         if not isinstance(cookies, list) or not all(isinstance(cookie, str) for cookie in cookies):
             raise MalformedResponse("cookies must be a list of strings")
         pairs.extend(("set-cookie", _value(cookie, "cookies")) for cookie in cookies)

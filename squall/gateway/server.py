@@ -2,9 +2,11 @@
 
 Routes are selected as API Gateway HTTP APIs select them, whatever their declaration
 order: the most specific full match, then greedy `{proxy+}` paths, then `$default`.
-Errors follow API Gateway: 404/405 for unknown routes and methods when there is no
-`$default` route, 413 for a body over the limit, 400 for a malformed JSON body, 429 when
-the function is at its concurrency limit, 500 when the handler raised, 502 when the
+Bodies pass through to the function unread, as on an HTTP API, unless the route declares
+a `request_schema`. Errors follow API Gateway: 404/405 for unknown routes and methods when
+there is no `$default` route, 413 for a body over the limit, 400 for a body a route's
+schema refuses (a REST API's request validation), 429 when the function is at its
+concurrency limit, 500 when the handler raised, 502 when the
 instance crashed or returned a malformed or oversized response, 504 on timeout. Every
 error body is JSON: {"message": ...}. (What is refused before a request reaches this app,
 408/417/431/503, is in `protocol.py`.)
@@ -13,9 +15,9 @@ error body is JSON: {"message": ...}. (What is refused before a request reaches 
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote
 
-import orjson
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
@@ -23,8 +25,8 @@ from starlette.types import Receive, Scope, Send
 from squall.aws import request_id as new_request_id
 from squall.core.pipeline import InvokeRequest
 from squall.errors import ResponseTooLarge
-from squall.events.apigw import http_event, request_headers
-from squall.gateway.responses import HttpResponse, MalformedResponse, error_response, http_response
+from squall.gateway.integrations import Integration, integration_for
+from squall.gateway.responses import HttpResponse, MalformedResponse, error_response
 from squall.gateway.settings import GatewaySettings
 from squall.node import Node
 from squall.sources.http import HTTP_METHODS, HttpRoute, specificity
@@ -120,7 +122,12 @@ class Endpoint:
 
     def __init__(self, node: Node, routes: dict[str, HttpRoute], settings: GatewaySettings):
         self.node = node
-        self.routes = routes
+        built: dict[int, Integration[Any]] = {}  # one per route, though an ANY route serves every method
+        self.integrations: dict[str, Integration[Any]] = {}
+        for method, route in routes.items():
+            if id(route) not in built:
+                built[id(route)] = integration_for(route)
+            self.integrations[method] = built[id(route)]
         self.max_body = settings.max_body_bytes
         self.max_response = settings.max_response_bytes
 
@@ -132,9 +139,10 @@ class Endpoint:
     async def respond(self, scope: Scope, receive: Receive) -> HttpResponse | None:
         """The response, or None when the client went away before sending its body."""
         # Starlette answers HEAD with GET; the $default table holds GET, for any other method
-        route = self.routes.get(scope["method"]) or self.routes["GET"]
+        integration = self.integrations.get(scope["method"]) or self.integrations["GET"]
+        route = integration.route
         request_id = new_request_id()
-        headers, cookies = request_headers(scope)
+        head, headers = integration.headers(scope)
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body:
             return _too_large(self.max_body, request_id)
@@ -152,18 +160,16 @@ class Endpoint:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if body and headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
-            try:  # orjson: fast, and bounded (1,024 levels) where `json` would recurse to a RecursionError
-                orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                return error_response(400, f"malformed JSON body: {exc}", request_id, error="MalformedJSON")
-        event = http_event(scope, route, headers, cookies, body, request_id)
+        if integration.validator is not None and (invalid := integration.validator.problem(body)):
+            return error_response(400, "Invalid request body", request_id, error="BadRequestBody",
+                                  detail=invalid.detail, **({"path": invalid.path} if invalid.path else {}))
+        event = integration.event(scope, head, body, request_id)
         invocation = await self.node.invoke(InvokeRequest(route.function, event, "http", route.route_key,
                                                           wait=self.node.settings.throttle_wait))
         error = invocation.error
         if error is None:
             try:
-                response = http_response(invocation.result, self.max_response)
+                response = integration.response(invocation.result, self.max_response)
             except ResponseTooLarge as exc:
                 error = exc
             except MalformedResponse as exc:

@@ -6,10 +6,12 @@ background services and nothing to provision.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import ClassVar
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar
 
 from squall.core.lifecycle import Service
 from squall.errors import ConfigError
@@ -20,6 +22,46 @@ _SEGMENT = r"([A-Za-z0-9._~\-]+|\{[A-Za-z_][A-Za-z0-9_]*\+?\})"
 PATH_PATTERN = re.compile(rf"^/{_SEGMENT}?(/{_SEGMENT})*$")
 #: The route key of the catch-all route: what no other route matches.
 DEFAULT_ROUTE = "$default"
+
+
+class PayloadFormat(StrEnum):
+    """The event a route's function gets and the response rules it answers by, as an API
+    Gateway Lambda integration's `payloadFormatVersion` sets them."""
+
+    #: the REST API / Lambda proxy event (`httpMethod`, `multiValueHeaders`, ...); the
+    #: handler must return a proxy response (`statusCode`, ...)
+    V1 = "1.0"
+    #: the HTTP API event (`routeKey`, `rawPath`, ...); any result is mapped to a response
+    V2 = "2.0"
+
+
+def payload_format(value: Any, where: str) -> PayloadFormat:
+    """`value` as a PayloadFormat, or a ConfigError naming it and `where` it was given."""
+    try:
+        return PayloadFormat(value)
+    except ValueError:
+        raise ConfigError(f"invalid payload_format {value!r} for {where}: expected "
+                          f"{' or '.join(repr(f.value) for f in PayloadFormat)}") from None
+
+
+def check_request_schema(schema: Any, route_key: str) -> None:
+    """A request schema must be a valid JSON Schema (checked against its draft's
+    metaschema by `jsonschema`) and JSON itself, since the node gets it in the app's
+    manifest. jsonschema is imported only by apps that declare a schema."""
+    if not isinstance(schema, Mapping):
+        raise ConfigError(f"request_schema of route {route_key} must be a JSON Schema object, "
+                          f"not {type(schema).__name__}")
+    from jsonschema import SchemaError, validators
+
+    try:
+        json.dumps(schema)
+        validators.validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "".join(f"[{part!r}]" for part in exc.path)
+        raise ConfigError(f"invalid request_schema of route {route_key}: {exc.message}"
+                          f"{f' (at {where})' if where else ''}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"request_schema of route {route_key} is not JSON: {exc}") from None
 
 
 class Segment(IntEnum):
@@ -50,6 +92,11 @@ class HttpRoute(Trigger):
 
     method: str
     path: str
+    #: the event and response rules of the route's integration ("1.0" or "2.0" is converted)
+    payload_format: PayloadFormat | str = PayloadFormat.V2
+    #: a JSON Schema every request body must satisfy (checked by the gateway, before the
+    #: function runs); None: bodies pass through unchecked, as on an HTTP API
+    request_schema: Mapping[str, Any] | None = field(default=None, hash=False)
     #: `METHOD /path`, as API Gateway names a route (kept: every request reads it)
     route_key: str = field(init=False, repr=False, compare=False)
 
@@ -61,15 +108,19 @@ class HttpRoute(Trigger):
             if self.method != "ANY":
                 raise ConfigError(f"the {DEFAULT_ROUTE} route takes every method: declare it as ANY, "
                                   f"not {self.method}")
-            object.__setattr__(self, "route_key", DEFAULT_ROUTE)
-            return
-        if not isinstance(self.path, str) or not PATH_PATTERN.match(self.path):
-            raise ConfigError(f"invalid route path {self.path!r}: expected '/segment/{{param}}' form "
-                              f"or {DEFAULT_ROUTE!r}")
-        if "+}" in self.path and not self.path.endswith("+}"):
-            raise ConfigError(f"invalid route path {self.path!r}: a greedy {{name+}} parameter must be "
-                              "the last segment")
-        object.__setattr__(self, "route_key", f"{self.method} {self.path}")
+            route_key = DEFAULT_ROUTE
+        else:
+            if not isinstance(self.path, str) or not PATH_PATTERN.match(self.path):
+                raise ConfigError(f"invalid route path {self.path!r}: expected '/segment/{{param}}' form "
+                                  f"or {DEFAULT_ROUTE!r}")
+            if "+}" in self.path and not self.path.endswith("+}"):
+                raise ConfigError(f"invalid route path {self.path!r}: a greedy {{name+}} parameter must be "
+                                  "the last segment")
+            route_key = f"{self.method} {self.path}"
+        object.__setattr__(self, "route_key", route_key)
+        object.__setattr__(self, "payload_format", payload_format(self.payload_format, f"route {route_key}"))
+        if self.request_schema is not None:
+            check_request_schema(self.request_schema, route_key)
 
     @property
     def is_default(self) -> bool:
@@ -81,7 +132,11 @@ class HttpRoute(Trigger):
         return None
 
     def describe(self) -> str:
-        return f"route {self.method:<7} {self.path} -> {self.function}"
+        notes = [f"payload {self.payload_format}"] if self.payload_format is not PayloadFormat.V2 else []
+        if self.request_schema is not None:
+            notes.append("request schema")
+        suffix = f" ({', '.join(notes)})" if notes else ""
+        return f"route {self.method:<7} {self.path} -> {self.function}{suffix}"
 
 
 class HttpSource(Source[HttpRoute]):
