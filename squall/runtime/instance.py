@@ -82,8 +82,8 @@ class _Instance:
     def serve(self, started: float, initialization: Initialization) -> None:
         config = self.app.config(self.function)
         log_stream = log_stream_name()
+        os.environ.update(config.environment)  # layer 3 (squall.runtime.environment), then 4
         os.environ.update(lambda_environment(self.app, config, initialization, log_stream))
-        os.environ.update(config.environment)
         time.tzset()  # TZ=:UTC, as on Lambda
         try:
             handler = self.app.resolve(self.function)  # a 'module.handler' imports here, seeing the environment
