@@ -27,8 +27,8 @@ import os
 import random
 import sys
 import time
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING

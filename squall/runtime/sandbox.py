@@ -54,7 +54,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from squall.core.linux import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, prctl
-
 from squall.runtime import scratch
 from squall.runtime.scratch import Scratch, pid_alive
 
