@@ -85,19 +85,16 @@ class Limits:
     #: bytes of the zygote's pages resident in the instance at the fork: the tree's memory
     #: budget is `memory_mb` on top of them, as the handler process's address space limit is
     shared: int = 0
-    #: MB of its /tmp when that is a tmpfs, whose pages the memory cgroup charges: on top
-    #: too, as Lambda's /tmp does not count against the function's memory
-    scratch_mb: int = 0
 
     @classmethod
-    def at_fork(cls, memory_mb: int, scratch_mb: int = 0) -> Limits:
+    def at_fork(cls, memory_mb: int) -> Limits:
         with open("/proc/self/statm") as statm:
             resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        return cls(memory_mb, resident, scratch_mb)
+        return cls(memory_mb, resident)
 
     @property
     def memory_bytes(self) -> int:
-        return (self.memory_mb + self.scratch_mb) * MIB + self.shared
+        return self.memory_mb * MIB + self.shared
 
 
 #: seconds an idle instance runs on before it is frozen (squall.runtime.process frees them
@@ -154,8 +151,7 @@ def confine(app: App, function: str) -> None:
         return
     plan = Plan.decode(text)
     config = app.config(function)
-    in_memory = config.ephemeral_storage_mb if plan.scratch.in_memory else 0
-    containment(plan).join(os.getpid(), Limits.at_fork(config.memory_mb, in_memory))
+    containment(plan).join(os.getpid(), Limits.at_fork(config.memory_mb))
     owner = None if plan.user_base is None else (user_of(app, function, plan.user_base), plan.user_base)
     scratch.enter(plan.scratch, config.ephemeral_storage_mb, plan.keep, owner, plan.scratch_dir)
     if owner is not None:

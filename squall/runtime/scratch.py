@@ -6,8 +6,8 @@ propagation, and mounts a tmpfs of that size over `/tmp`: code that writes the l
 `/tmp/x` is isolated from the host and from every other instance, a write past the size
 fails with ENOSPC, and the kernel frees it all when the instance's last process exits (a
 reap, a crash, a node stop or a node killed alike: nothing on disk to sweep). Its pages are
-charged to the instance's memory cgroup, so the sandbox raises that limit by the size
-(`/tmp` counts against the ephemeral storage, not against `memory_mb`, as on Lambda).
+charged to the instance's memory cgroup: unlike Lambda's, this /tmp counts against
+`memory_mb` too (the tree's memory limit is not loosened for it).
 
 - root: `Scratch.NAMESPACE`, a mount namespace (before the instance drops to its user);
 - not root, where unprivileged user namespaces work: `Scratch.USER_NAMESPACE`, a user
@@ -45,11 +45,6 @@ class Scratch(StrEnum):
     NAMESPACE = "namespace"
     USER_NAMESPACE = "user-namespace"
     DIRECTORY = "directory"
-
-    @property
-    def in_memory(self) -> bool:
-        """Whether /tmp is a tmpfs (charged to the instance's memory cgroup)."""
-        return self is not Scratch.DIRECTORY
 
 
 def _libc() -> ctypes.CDLL:
@@ -124,17 +119,17 @@ def enter(kind: Scratch, size_mb: int, keep: list[str], owner: tuple[int, int] |
 
 
 def under_tmp(paths: list[Path]) -> list[str] | None:
-    """The directories of `paths` that lie under the host's /tmp (to bind back in); None
-    if one is /tmp itself (a private /tmp would hide it)."""
+    """The directories of `paths` that lie under the host's /tmp, to bind back in (one
+    bind covers the directories below it); None if one is /tmp itself (a private /tmp
+    would hide it)."""
     tmp = Path(TMP).resolve()
-    kept = []
-    for path in paths:
-        resolved = path.resolve()
-        if resolved == tmp:
+    kept: list[Path] = []
+    for path in sorted(path.resolve() for path in paths):
+        if path == tmp:
             return None
-        if tmp in resolved.parents:
-            kept.append(str(tmp / resolved.relative_to(tmp)))
-    return sorted(set(kept))
+        if tmp in path.parents and not any(path == k or k in path.parents for k in kept):
+            kept.append(path)
+    return [f"{TMP}/{path.relative_to(tmp)}" for path in kept]
 
 
 def works(kind: Scratch) -> bool:

@@ -1,6 +1,6 @@
 """Each instance's private /tmp, on a real node: kept while the instance is warm, seen by no
 other instance nor by the host, limited to the function's `ephemeral_storage_mb` (ENOSPC
-past it, whatever `memory_mb`), and gone when the instance is reaped, crashes, or its node
+past it), and gone when the instance is reaped, crashes, or its node
 stops or is killed."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ APP = """
         return {"exists": os.path.exists(event["body"]), "entries": sorted(os.listdir("/tmp"))}
 
 
-    @app.http("GET", "/fill", memory_mb=256, ephemeral_storage_mb=520, timeout=30)
+    @app.http("GET", "/fill", memory_mb=1024, ephemeral_storage_mb=520, timeout=30)
     def fill(event, ctx):
         size = os.statvfs("/tmp")
         outcome = {"size_mb": size.f_blocks * size.f_frsize // MB}
@@ -59,7 +59,7 @@ APP = """
             os.posix_fallocate(fd, 0, 600 * MB)  # past the size: refused at once
         except OSError as exc:
             outcome["past"] = errno.errorcode[exc.errno]
-        os.posix_fallocate(fd, 0, 500 * MB)  # more than memory_mb: /tmp is not memory
+        os.posix_fallocate(fd, 0, 500 * MB)
         os.lseek(fd, 500 * MB, os.SEEK_SET)
         chunk = b"x" * MB
         try:
@@ -71,6 +71,18 @@ APP = """
         os.close(fd)
         os.unlink("/tmp/big")
         return outcome
+
+
+    @app.http("GET", "/overfill", memory_mb=128)
+    def overfill(event, ctx):
+        fd = os.open("/tmp/big", os.O_CREAT | os.O_WRONLY)
+        try:
+            os.posix_fallocate(fd, 0, 300 * MB)
+        except OSError as exc:
+            return {"error": errno.errorcode[exc.errno]}
+        finally:
+            os.close(fd)
+            os.unlink("/tmp/big")
 
 
     @app.http("POST", "/crash")
@@ -146,6 +158,12 @@ def test_a_write_past_ephemeral_storage_fails_with_enospc(node):
         outcome = client.get("/fill", timeout=60).json()
     enospc = errno.errorcode[errno.ENOSPC]
     assert outcome == {"size_mb": 520, "past": enospc, "full": enospc, "written_mb": 520}
+
+
+def test_tmp_counts_against_memory_mb_too(node):
+    """Unlike Lambda's (README: a tmpfs is charged to the instance's memory cgroup)."""
+    with node.client() as client:
+        assert client.get("/overfill").json() == {"error": errno.errorcode[errno.ENOMEM]}
 
 
 def test_tmp_is_gone_when_the_instance_is_reaped_or_crashes(node, path):

@@ -78,10 +78,6 @@ def test_a_plan_survives_the_environment():
     assert Plan.decode(plan.encode()) == plan
 
 
-def test_a_tmpfs_tmp_is_memory_on_top_of_the_function_s():
-    assert Limits(128, shared=1024, scratch_mb=512).memory_bytes == 640 * 1024 * 1024 + 1024
-
-
 def test_session_only_stops_and_kills_the_tree_including_what_left_the_session():
     process, child = start_tree(SessionOnly({}))
     try:

@@ -84,6 +84,8 @@ def test_a_directory_scratch_is_tmpdir_and_is_swept(tmp_path, monkeypatch):
 
 def test_directories_under_tmp_are_bound_back_and_tmp_itself_cannot_be():
     assert scratch.under_tmp([Path("/tmp/a/b"), Path("/srv/app"), Path("/tmp/a/b")]) == ["/tmp/a/b"]
+    assert scratch.under_tmp([Path("/tmp/app/.squall/objects"), Path("/tmp/app"), Path("/tmp/other")]) == [
+        "/tmp/app", "/tmp/other"]
     assert scratch.under_tmp([Path("/srv/app")]) == []
     assert scratch.under_tmp([Path("/tmp")]) is None
 
