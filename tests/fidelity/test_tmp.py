@@ -169,8 +169,8 @@ def test_tmp_counts_against_memory_mb_too(node):
 def test_tmp_is_gone_when_the_instance_is_reaped_or_crashes(node, path):
     with node.client() as client:
         wrote = client.post("/write", content=path).json()
-        first = client.post("/crash", content="report").json()
         assert mounted_anywhere(wrote["mount"]["source"]) == [wrote["pid"]]
+        first = client.post("/crash", content="report").json()
         assert client.post("/crash", content="now").status_code == 502
     wait_until(lambda: not mounted_anywhere(first["mount"]["source"]), timeout=10, message="the crashed one's /tmp")
     wait_until(lambda: not mounted_anywhere(wrote["mount"]["source"]), timeout=KEEP_ALIVE + 10,
