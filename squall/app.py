@@ -25,9 +25,10 @@ Handler = Callable[[Any, Any], Any]
 H = TypeVar("H", bound="Handler | str")
 Decorator = Callable[[H], H]
 
-#: Lambda's limits: timeout 1..900 s, memory 128..10240 MB.
+#: Lambda's limits: timeout 1..900 s, memory 128..10240 MB, /tmp 512..10240 MB.
 MAX_TIMEOUT = 900
 MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 10240
+MIN_EPHEMERAL_STORAGE_MB, MAX_EPHEMERAL_STORAGE_MB = 512, 10240
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class FunctionConfig:
     log_format: LogFormat = LogFormat.TEXT
     application_log_level: ApplicationLogLevel | None = None
     system_log_level: SystemLogLevel | None = None
+    #: MB of each instance's private /tmp (squall.runtime.scratch)
+    ephemeral_storage_mb: int = 512
 
     def __post_init__(self) -> None:
         check_name("function", self.name, FUNCTION_NAME)
@@ -64,6 +67,8 @@ class FunctionConfig:
             raise ConfigError(f"invalid timeout {self.timeout!r} for {self.name!r}: must be a number of "
                               f"seconds above 0 and at most {MAX_TIMEOUT}")
         check_number(f"memory_mb for {self.name!r}", self.memory_mb, MIN_MEMORY_MB, MAX_MEMORY_MB, integer=True)
+        check_number(f"ephemeral_storage_mb for {self.name!r}", self.ephemeral_storage_mb, MIN_EPHEMERAL_STORAGE_MB,
+                     MAX_EPHEMERAL_STORAGE_MB, integer=True)
         if self.reserved_concurrency is not None:
             check_number(f"reserved_concurrency for {self.name!r}", self.reserved_concurrency, 0, 1000, integer=True)
         check_number(f"provisioned_concurrency for {self.name!r}", self.provisioned_concurrency, 0, 1000, integer=True)
@@ -74,7 +79,7 @@ class FunctionConfig:
 
 _LOGGING_OPTIONS = ("log_format", "application_log_level", "system_log_level")
 _FUNCTION_OPTIONS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment",
-                     *_LOGGING_OPTIONS)
+                     "ephemeral_storage_mb", *_LOGGING_OPTIONS)
 
 #: Lambda's rules for environment variables: a key is a letter then letters, digits or
 #: underscores; all keys and values together at most 4 KB; these are the runtime's own
@@ -159,8 +164,9 @@ class App:
     def function(self, handler: Handler | str | None = None, *, name: str | None = None,
                  timeout: float | None = None, memory_mb: int | None = None,
                  reserved_concurrency: int | None = None, provisioned_concurrency: int | None = None,
-                 environment: dict[str, str] | None = None, log_format: str | None = None,
-                 application_log_level: str | None = None, system_log_level: str | None = None,
+                 environment: dict[str, str] | None = None, ephemeral_storage_mb: int | None = None,
+                 log_format: str | None = None, application_log_level: str | None = None,
+                 system_log_level: str | None = None,
                  **unknown: Any) -> Any:
         """Declare a function invoked directly (`squall invoke`, `ctx.invoke`).
 
@@ -169,8 +175,8 @@ class App:
         """
         options = dict(timeout=timeout, memory_mb=memory_mb, reserved_concurrency=reserved_concurrency,
                        provisioned_concurrency=provisioned_concurrency, environment=environment,
-                       log_format=log_format, application_log_level=application_log_level,
-                       system_log_level=system_log_level, **unknown)
+                       ephemeral_storage_mb=ephemeral_storage_mb, log_format=log_format,
+                       application_log_level=application_log_level, system_log_level=system_log_level, **unknown)
         return self._declare(None, handler, name, options)
 
     def http(self, method: str, path: str, handler: Handler | str | None = None, *,

@@ -26,7 +26,8 @@ from squall.runtime.environment import handler_name
 from squall.sources import Trigger, source_for
 
 #: what a function config carries besides its name and handler
-_LIMITS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment")
+_LIMITS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment",
+           "ephemeral_storage_mb")
 
 
 class Remote:

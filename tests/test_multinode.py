@@ -21,7 +21,7 @@ APP = """
     from squall import App
 
     app = App("cluster")
-    NODE = os.environ.get("SQUALL_TEST_NODE", "?")
+    NODE = os.environ.get("TEST_NODE_NAME", "?")
 
     @app.http("POST", "/items")
     def put_item(event, ctx):
@@ -87,9 +87,9 @@ def cluster(tmp_path, redis_url):
             node = NodeProcess(app, backend=redis_url,
                                extra=["--objects", objects or str(tmp_path / "objects"),
                                       "--node-id", f"node-{len(started)}"])
-            os.environ["SQUALL_TEST_NODE"] = f"node-{len(started)}"  # inherited by the node's instances
+            os.environ["TEST_NODE_NAME"] = f"node-{len(started)}"  # inherited by the node's instances
             started.append(node.start())
-        os.environ.pop("SQUALL_TEST_NODE", None)
+        os.environ.pop("TEST_NODE_NAME", None)
         return started
 
     yield start

@@ -84,8 +84,8 @@ class _Instance:
     def serve(self, started: float, initialization: Initialization) -> None:
         config = self.app.config(self.function)
         log_stream = log_stream_name()
+        os.environ.update(config.environment)  # layer 3 (squall.runtime.environment), then 4
         os.environ.update(lambda_environment(self.app, config, initialization, log_stream))
-        os.environ.update(config.environment)
         time.tzset()  # TZ=:UTC, as on Lambda
         log = function_log(config)  # before the handler module's import, as Lambda's runtime does
         try:

@@ -36,9 +36,10 @@ from squall.errors import (
     ResponseTooLarge,
     RuntimeUnavailable,
 )
+from squall.loader import app_root
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
-from squall.runtime.environment import Initialization
+from squall.runtime.environment import Initialization, zygote_environment
 from squall.runtime.invocation import Invocation, error_from_dict
 from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
 
@@ -106,7 +107,9 @@ class Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
              self.objects_url],
-            pass_fds=[theirs.fileno()], env={**os.environ, "MALLOC_ARENA_MAX": "2", **self.sandbox.environ()},
+            pass_fds=[theirs.fileno()],
+            env={**zygote_environment(os.environ, str(app_root(self.app_ref))), "MALLOC_ARENA_MAX": "2",
+                 **self.sandbox.environ()},
             stdout=self.output)
         theirs.close()
         ours.setblocking(False)

@@ -54,6 +54,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from squall.core.linux import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, prctl
+from squall.runtime import scratch
+from squall.runtime.scratch import Scratch, pid_alive
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -114,14 +116,22 @@ class Plan:
     dirs: dict[str, str] = field(default_factory=dict)
     #: instances run as user_base + 1 + function index and group user_base; None: as the node's user
     user_base: int | None = None
+    #: how instances get their private /tmp (squall.runtime.scratch)
+    scratch: Scratch = Scratch.DIRECTORY
+    #: the host directories under /tmp that instances still reach (bound into theirs)
+    keep: list[str] = field(default_factory=list)
+    #: where Scratch.DIRECTORY instances get theirs
+    scratch_dir: str | None = None
 
     def encode(self) -> str:
-        return json.dumps({"kind": self.kind.value, "dirs": self.dirs, "user_base": self.user_base})
+        return json.dumps({"kind": self.kind.value, "dirs": self.dirs, "user_base": self.user_base,
+                           "scratch": self.scratch.value, "keep": self.keep, "scratch_dir": self.scratch_dir})
 
     @classmethod
     def decode(cls, text: str) -> Plan:
         data = json.loads(text)
-        return cls(Kind(data["kind"]), dict(data["dirs"]), data["user_base"])
+        return cls(Kind(data["kind"]), dict(data["dirs"]), data["user_base"], Scratch(data["scratch"]),
+                   list(data["keep"]), data["scratch_dir"])
 
 
 def user_of(app: App, function: str, user_base: int) -> int:
@@ -133,18 +143,21 @@ def user_of(app: App, function: str, user_base: int) -> int:
 
 def confine(app: App, function: str) -> None:
     """Run in a freshly forked instance, before any of the function's code: its own
-    session, its cgroup, its user, non-dumpable. Raises OSError if any of it fails (the
-    instance must not run unconfined)."""
+    session, its cgroup, its own /tmp, its user, non-dumpable. Raises OSError if any of it
+    fails (the instance must not run unconfined)."""
     text = os.environ.pop(ENV, None)
     os.setsid()
     if text is None:  # a zygote started without a sandbox (not by a node)
         return
     plan = Plan.decode(text)
-    containment(plan).join(os.getpid(), Limits.at_fork(app.config(function).memory_mb))
-    if plan.user_base is not None:
+    config = app.config(function)
+    containment(plan).join(os.getpid(), Limits.at_fork(config.memory_mb))
+    owner = None if plan.user_base is None else (user_of(app, function, plan.user_base), plan.user_base)
+    scratch.enter(plan.scratch, config.ephemeral_storage_mb, plan.keep, owner, plan.scratch_dir)
+    if owner is not None:
         os.setgroups([])
-        os.setgid(plan.user_base)
-        os.setuid(user_of(app, function, plan.user_base))
+        os.setgid(owner[1])
+        os.setuid(owner[0])
         os.umask(0o007)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     prctl(PR_SET_DUMPABLE, 0)  # after setuid, which may reset it
@@ -224,16 +237,6 @@ def _rmdir(path: str) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class _Cgroups(Containment):
     """What both cgroup versions share: a directory per instance under the node's."""
 
@@ -288,7 +291,7 @@ class _Cgroups(Containment):
     def _sweep_stale(self) -> None:
         """Kill and remove what nodes that are gone (killed, not stopped) left behind."""
         for node_dir in Path(self.dirs[self.controllers[0]]).parent.iterdir():
-            if node_dir.is_dir() and node_dir.name.isdigit() and not _pid_alive(int(node_dir.name)):
+            if node_dir.is_dir() and node_dir.name.isdigit() and not pid_alive(int(node_dir.name)):
                 stale = type(self)({c: str(Path(d).parent / node_dir.name) for c, d in self.dirs.items()})
                 stale.clear(int(leaf.name) for leaf in node_dir.iterdir() if leaf.name.isdigit())
 
@@ -573,14 +576,27 @@ def _local_objects(objects_url: str) -> Path | None:
     return Path(urlparse(objects_url).path if objects_url.startswith("file://") else objects_url).resolve()
 
 
+def _database(backend_url: str) -> Path | None:
+    if not backend_url.startswith("sqlite:///"):
+        return None
+    from squall.backends.sqlite.core import parse_url
+
+    return Path(parse_url(backend_url).path).resolve()
+
+
+def instance_directories(app_ref: str, backend_url: str, objects_url: str) -> list[Path]:
+    """The directories instances work in: the app's, the state database's, the objects'."""
+    database, objects = _database(backend_url), _local_objects(objects_url)
+    return [Path(app_ref.partition(":")[0]).resolve().parent, *([database.parent] if database else []),
+            *([objects] if objects else [])]
+
+
 def grant_files(app_ref: str, backend_url: str, objects_url: str, gid: int) -> str | None:
     """Make what instances need reachable by group `gid`; the reason if it cannot be."""
     needed: list[Path] = [Path(app_ref.partition(":")[0]).resolve().parent]
     shared: list[tuple[Path, list[Path]]] = []
-    if backend_url.startswith("sqlite:///"):
-        from squall.backends.sqlite.core import parse_url
-
-        database = Path(parse_url(backend_url).path).resolve()
+    database = _database(backend_url)
+    if database is not None:
         shared.append((database.parent, [database, Path(f"{database}-wal"), Path(f"{database}-shm")]))
     objects = _local_objects(objects_url)
     if objects is not None:
@@ -686,8 +702,15 @@ class Sandbox:
         self.warning: str | None = None
 
     def open(self, app_ref: str, backend_url: str, objects_url: str) -> None:
-        """Choose the containment and the instances' users (blocking: cgroup and file system work)."""
+        """Choose the containment, the instances' /tmp and their users (blocking: cgroup,
+        file system and namespace work)."""
         self.containment = choose()
+        keep = scratch.under_tmp(instance_directories(app_ref, backend_url, objects_url))
+        if keep is None:
+            log.warning("sandbox: the app or its state is in /tmp itself, which a private /tmp would hide: "
+                        "instances get a directory of their own as TMPDIR only")
+        kind = Scratch.DIRECTORY if keep is None else scratch.choose()
+        scratch_dir = scratch.open_directories(os.getpid()) if kind is Scratch.DIRECTORY else None
         user_base = None
         if os.geteuid() == 0:
             try:
@@ -698,12 +721,14 @@ class Sandbox:
                 user_base = USER_BASE
             else:
                 self.warning = f"instances run as root, not as users of their own: {reason}"
-        self.plan = Plan(self.containment.kind, self.containment.dirs, user_base)
+        self.plan = Plan(self.containment.kind, self.containment.dirs, user_base, kind, keep or [], scratch_dir)
 
     def describe(self) -> str:
         """One line for the node's start-up log."""
         user = f"uid {USER_BASE + 1} and up" if self.plan.user_base is not None else f"uid {os.geteuid()}"
-        return f"instances contained by {self.containment.kind}, running as {user}"
+        tmp = ("a directory of its own as TMPDIR" if self.plan.scratch is Scratch.DIRECTORY
+               else f"a private /tmp ({self.plan.scratch})")
+        return f"instances contained by {self.containment.kind}, running as {user}, each with {tmp}"
 
     def environ(self) -> dict[str, str]:
         """What the zygote's environment needs for its instances to confine themselves."""
@@ -725,8 +750,12 @@ class Sandbox:
         self.collect()
 
     def collect(self) -> None:
-        """Remove the containers of killed instances whose processes have gone."""
-        self._dead = {pid for pid in self._dead if not self.containment.remove(pid)}
+        """Remove the containers (and /tmp directories) of killed instances whose processes have gone."""
+        gone = {pid for pid in self._dead if self.containment.remove(pid)}
+        if self.plan.scratch_dir is not None:
+            for pid in gone:
+                scratch.remove_directory(self.plan.scratch_dir, pid)
+        self._dead -= gone
 
     def close(self) -> None:
         """Kill what is left and remove every container this node made."""
@@ -735,5 +764,7 @@ class Sandbox:
         else:
             for pid in list(self.live):
                 self.kill(pid)
+        if self.plan.scratch_dir is not None:
+            scratch.remove_directory(self.plan.scratch_dir)
         self.live.clear()
         self._dead.clear()

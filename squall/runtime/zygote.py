@@ -44,10 +44,12 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
     control = socket.socket(fileno=fd)
     logs.install()  # before the app's code, as Lambda's runtime does: its basicConfig() is then a no-op
     try:
+        # the backend's and object store's modules imported before any fork, and before the
+        # app's code, whose instrumentation (aws-xray-sdk's patch_all) is not for Squall's calls
+        open_backend(backend_url).close()
+        open_objects(objects_url).preload()
         app = load_app(app_ref)
         manifest = json.dumps(describe(app))
-        open_backend(backend_url).close()  # imports the backend's modules before any fork
-        open_objects(objects_url).preload()  # and the object store's
     except SquallError as exc:
         control.send(wire.pack(wire.ZygoteFailed(str(exc))))
         sys.exit(1)

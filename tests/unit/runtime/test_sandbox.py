@@ -25,6 +25,7 @@ from squall.runtime.sandbox import (
     _tree,
     cpu_quota_us,
 )
+from squall.runtime.scratch import Scratch
 from tests.support import wait_until
 
 TREE = """
@@ -72,6 +73,8 @@ def test_cpu_follows_memory_as_lambda_allocates_it():
 
 def test_a_plan_survives_the_environment():
     plan = Plan(Kind.CGROUP1, {"memory": "/sys/fs/cgroup/memory/squall/1"}, 200_000)
+    assert Plan.decode(plan.encode()) == plan
+    plan = Plan(Kind.SESSION, {}, None, Scratch.DIRECTORY, ["/tmp/app"], "/tmp/squall-scratch-0/1")
     assert Plan.decode(plan.encode()) == plan
 
 
