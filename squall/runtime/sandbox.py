@@ -44,6 +44,7 @@ import logging
 import os
 import signal
 import stat
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -122,16 +123,19 @@ class Plan:
     keep: list[str] = field(default_factory=list)
     #: where Scratch.DIRECTORY instances get theirs
     scratch_dir: str | None = None
+    #: directories their user cannot search on the way to Python, with what to show of each
+    reveal: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def encode(self) -> str:
         return json.dumps({"kind": self.kind.value, "dirs": self.dirs, "user_base": self.user_base,
-                           "scratch": self.scratch.value, "keep": self.keep, "scratch_dir": self.scratch_dir})
+                           "scratch": self.scratch.value, "keep": self.keep, "scratch_dir": self.scratch_dir,
+                           "reveal": self.reveal})
 
     @classmethod
     def decode(cls, text: str) -> Plan:
         data = json.loads(text)
         return cls(Kind(data["kind"]), dict(data["dirs"]), data["user_base"], Scratch(data["scratch"]),
-                   list(data["keep"]), data["scratch_dir"])
+                   list(data["keep"]), data["scratch_dir"], [(d, list(names)) for d, names in data["reveal"]])
 
 
 def user_of(app: App, function: str, user_base: int) -> int:
@@ -153,7 +157,7 @@ def confine(app: App, function: str) -> None:
     config = app.config(function)
     containment(plan).join(os.getpid(), Limits.at_fork(config.memory_mb))
     owner = None if plan.user_base is None else (user_of(app, function, plan.user_base), plan.user_base)
-    scratch.enter(plan.scratch, config.ephemeral_storage_mb, plan.keep, owner, plan.scratch_dir)
+    scratch.enter(plan.scratch, config.ephemeral_storage_mb, plan.keep, owner, plan.scratch_dir, plan.reveal)
     if owner is not None:
         os.setgroups([])
         os.setgid(owner[1])
@@ -550,13 +554,24 @@ def choose() -> Containment:
 
 # ---- file access for instances running as another user ---------------------------------
 
+def _may_search(directory: Path, gid: int) -> bool:
+    """Whether the instance group may search `directory` itself (its parents aside)."""
+    mode = directory.stat()
+    return bool(mode.st_mode & stat.S_IXOTH or (mode.st_gid == gid and mode.st_mode & stat.S_IXGRP))
+
+
 def _searchable(path: Path, gid: int) -> Path | None:
     """The first directory from / down to `path` that the instance group cannot search."""
     for directory in [*reversed(path.parents), path]:
-        mode = directory.stat()
-        if not (mode.st_mode & stat.S_IXOTH or (mode.st_gid == gid and mode.st_mode & stat.S_IXGRP)):
+        if not _may_search(directory, gid):
             return directory
     return None
+
+
+def python_path() -> list[Path]:
+    """The directories instances import from besides the app's (the zygote's path is the
+    node's): the standard library and site-packages, which a lazy import reads."""
+    return sorted({Path(entry).resolve() for entry in sys.path if entry and Path(entry).is_dir()})
 
 
 def _share(directory: Path, gid: int, files: Iterable[Path] = ()) -> None:
@@ -705,23 +720,31 @@ class Sandbox:
         """Choose the containment, the instances' /tmp and their users (blocking: cgroup,
         file system and namespace work)."""
         self.containment = choose()
-        keep = scratch.under_tmp(instance_directories(app_ref, backend_url, objects_url))
+        python = python_path()
+        keep = scratch.under_tmp(instance_directories(app_ref, backend_url, objects_url) + python)
         if keep is None:
             log.warning("sandbox: the app or its state is in /tmp itself, which a private /tmp would hide: "
                         "instances get a directory of their own as TMPDIR only")
         kind = Scratch.DIRECTORY if keep is None else scratch.choose()
         scratch_dir = scratch.open_directories(os.getpid()) if kind is Scratch.DIRECTORY else None
         user_base = None
+        reveal: list[tuple[str, list[str]]] = []
         if os.geteuid() == 0:
             try:
                 reason = grant_files(app_ref, backend_url, objects_url, USER_BASE)
             except OSError as exc:  # a read-only or squashed file system, say
                 reason = f"cannot share the state with them ({exc})"
+            # a Python installed where other users cannot search (pyenv under /root, a venv
+            # in a private home) is revealed to instances, alone, in their mount namespace
+            reveal = scratch.hidden(python, lambda directory: _may_search(directory, USER_BASE))
+            if reason is None and reveal and kind is not Scratch.NAMESPACE:
+                reason = f"they could not import from {reveal[0][0]} (not searchable by other users)"
             if reason is None:
                 user_base = USER_BASE
             else:
                 self.warning = f"instances run as root, not as users of their own: {reason}"
-        self.plan = Plan(self.containment.kind, self.containment.dirs, user_base, kind, keep or [], scratch_dir)
+        self.plan = Plan(self.containment.kind, self.containment.dirs, user_base, kind, keep or [], scratch_dir,
+                         reveal if user_base is not None else [])
 
     def describe(self) -> str:
         """One line for the node's start-up log."""

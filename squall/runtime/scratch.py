@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
@@ -74,12 +75,31 @@ def mount_source(pid: int) -> str:
     return f"squall-tmp-{pid}"
 
 
+def _overlay(libc: ctypes.CDLL, directory: str, source: str, options: str, keep: list[str]) -> None:
+    """Cover `directory` with a tmpfs, then bind the host's `keep` (paths below it) back in
+    at the same places."""
+    host = os.open(directory, os.O_PATH | os.O_DIRECTORY)  # the host's, reachable once covered
+    try:
+        _check(libc.mount(source.encode(), directory.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()),
+               f"mount tmpfs on {directory}")
+        for kept in keep:
+            relative = os.path.relpath(kept, directory)
+            os.makedirs(os.path.join(directory, relative), exist_ok=True)
+            _check(libc.mount(f"/proc/self/fd/{host}/{relative}".encode(), os.path.join(directory, relative).encode(),
+                              None, MS_BIND | MS_REC, None), f"bind {kept}")
+    finally:
+        os.close(host)
+
+
 def enter(kind: Scratch, size_mb: int, keep: list[str], owner: tuple[int, int] | None = None,
-          directory: str | None = None) -> str:
+          directory: str | None = None, reveal: list[tuple[str, list[str]]] | None = None) -> str:
     """Give the calling, freshly forked and single-threaded process its own /tmp; where it
     is (`TMPDIR` is set to it). `owner` is the (uid, gid) the instance will run as, `keep`
     the host directories under /tmp it still needs, `directory` where `DIRECTORY` kind
-    instances get theirs. Raises OSError if it cannot (the instance must not start)."""
+    instances get theirs, `reveal` the directories (outside /tmp) its user could not search
+    on the way to its Python installation, each with the names below it to keep: each is
+    covered by a searchable tmpfs holding only those (see `hidden`). Raises OSError if it
+    cannot (the instance must not start)."""
     pid = os.getpid()
     if kind is Scratch.DIRECTORY:
         assert directory is not None
@@ -98,24 +118,31 @@ def enter(kind: Scratch, size_mb: int, keep: list[str], owner: tuple[int, int] |
         else:
             _check(libc.unshare(CLONE_NEWNS), "unshare")
         _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-        host = os.open(TMP, os.O_PATH | os.O_DIRECTORY)  # the host's /tmp, reachable once covered
-        try:
-            options = f"size={size_mb}m,mode=0700,uid={uid},gid={gid}".encode()
-            _check(libc.mount(mount_source(pid).encode(), TMP.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options),
-                   "mount tmpfs on /tmp")
-            for kept in keep:
-                relative = os.path.relpath(kept, TMP)
-                os.makedirs(os.path.join(TMP, relative), exist_ok=True)
-                _check(libc.mount(f"/proc/self/fd/{host}/{relative}".encode(), os.path.join(TMP, relative).encode(),
-                                  None, MS_BIND | MS_REC, None), f"bind {kept}")
-        finally:
-            os.close(host)
+        _overlay(libc, TMP, mount_source(pid), f"size={size_mb}m,mode=0700,uid={uid},gid={gid}", keep)
+        for directory, names in reveal or []:
+            _overlay(libc, directory, "squall-reveal", "size=64k,mode=0755",
+                     [os.path.join(directory, name) for name in names])
         if kind is Scratch.USER_NAMESPACE:
             _drop_capabilities(libc)
         path = TMP
     os.environ["TMPDIR"] = path
     tempfile.tempdir = None  # the zygote may have cached the host's
     return path
+
+
+def hidden(paths: list[Path], can_search: Callable[[Path], bool]) -> list[tuple[str, list[str]]]:
+    """The directories outside /tmp that stand between an instance's user and `paths` (its
+    Python installation under /root, say), each with the names below it on the way to
+    them, parents first: what `enter` reveals, and nothing else of those directories."""
+    tmp = Path(TMP).resolve()
+    found: dict[Path, set[str]] = {}
+    for path in paths:
+        if path == tmp or tmp in path.parents:
+            continue  # bound back into the private /tmp, through searchable directories
+        for directory in reversed(path.parents):
+            if not can_search(directory):
+                found.setdefault(directory, set()).add(path.relative_to(directory).parts[0])
+    return [(str(d), sorted(names)) for d, names in sorted(found.items(), key=lambda item: len(item[0].parts))]
 
 
 def under_tmp(paths: list[Path]) -> list[str] | None:

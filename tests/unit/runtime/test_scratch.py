@@ -98,3 +98,12 @@ def test_the_zygote_inherits_the_node_but_squall_s_variables():
     assert environment["TZ"] == ":UTC" and environment["LAMBDA_TASK_ROOT"] == "/srv/app"
     assert environment["AWS_XRAY_DAEMON_ADDRESS"] == "10.0.0.5:2000"  # the operator's daemon
     assert environment["AWS_XRAY_CONTEXT_MISSING"] == XRAY_DEFAULTS["AWS_XRAY_CONTEXT_MISSING"]
+
+
+def test_hidden_names_each_unsearchable_directory_with_what_to_show_parents_first():
+    blocked = {Path("/root"), Path("/home/ada/venv/private")}
+    paths = [Path("/root/.pyenv/versions/3.11/lib/python3.11"), Path("/root/.pyenv/versions/3.11/lib/site"),
+             Path("/root/other"), Path("/home/ada/venv/private/lib"), Path("/usr/lib/python3"),
+             Path("/tmp/venv/lib")]
+    assert scratch.hidden(paths, lambda directory: directory not in blocked | {Path("/tmp")}) == [
+        ("/root", [".pyenv", "other"]), ("/home/ada/venv/private", ["lib"])]
