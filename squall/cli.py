@@ -137,6 +137,14 @@ def _node_options(fn: F) -> F:
                       help="Port of the admin listener (GET /health); none without it.")(fn)
     fn = click.option("--metering-retention", default=24.0, show_default=True, type=click.FloatRange(min=0.01),
                       metavar="HOURS", help="Hours metering records are kept.")(fn)
+    fn = click.option("--observability/--no-observability", default=True, show_default=True,
+                      help="Record traces, metrics and the function log (metering is always on).")(fn)
+    fn = click.option("--log-retention", default=24.0, show_default=True, type=click.FloatRange(min=0.01),
+                      metavar="HOURS", help="Hours function log lines are kept (squall logs).")(fn)
+    fn = click.option("--trace-retention", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+                      metavar="HOURS", help="Hours spans are kept (squall traces).")(fn)
+    fn = click.option("--trace-max-spans", default=100_000, show_default=True, type=click.IntRange(min=1),
+                      help="The most spans kept (squall traces).")(fn)
     fn = click.option("--objects", "objects", metavar="PATH|URL", default=None,
                       help="Object store: a (shared) directory or s3://bucket/prefix (env SQUALL_OBJECTS; "
                            "default objects/ beside the state).")(fn)
@@ -165,12 +173,16 @@ def _forwarded_allow_ips(ctx: click.Context, param: click.Parameter, value: str)
     return value
 
 
-def _settings(keep_alive: float, node_id: str | None, metering_retention: float) -> NodeSettings:
+def _settings(keep_alive: float, node_id: str | None, metering_retention: float, observability: bool,
+              log_retention: float, trace_retention: float, trace_max_spans: int) -> NodeSettings:
     from squall.node import NodeSettings
+    from squall.observability.settings import HOUR, ObservabilitySettings
     from squall.runtime.base import RuntimeSettings
 
     settings = NodeSettings(runtime=RuntimeSettings(keep_alive=keep_alive),
-                            metering_retention=metering_retention * 3600)
+                            metering_retention=metering_retention * HOUR,
+                            observability=ObservabilitySettings(observability, log_retention * HOUR,
+                                                                trace_retention * HOUR, trace_max_spans))
     if node_id:
         settings.node_id = node_id
     return settings
@@ -180,6 +192,7 @@ def _settings(keep_alive: float, node_id: str | None, metering_retention: float)
 @click.argument("app_ref", metavar="APP")
 @_node_options
 def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
+        observability: bool, log_retention: float, trace_retention: float, trace_max_spans: int,
         objects: str | None, max_connections: int, header_timeout: float, body_timeout: float,
         idle_timeout: float, forwarded_allow_ips: str, backend: str | None, admin_host: str,
         admin_port: int | None) -> None:
@@ -196,7 +209,8 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
                               body_timeout=body_timeout, idle_timeout=idle_timeout,
                               forwarded_allow_ips=forwarded_allow_ips)
     run_node(app_ref, url, objects_url(objects, url, app_ref), host, port,
-             _settings(keep_alive, node_id, metering_retention), gateway,
+             _settings(keep_alive, node_id, metering_retention, observability, log_retention, trace_retention,
+                       trace_max_spans), gateway,
              admin=None if admin_port is None else (admin_host, admin_port))
 
 
@@ -205,6 +219,7 @@ def run(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 @_node_options
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Restart when a file changes.")
 def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | None, metering_retention: float,
+        observability: bool, log_retention: float, trace_retention: float, trace_max_spans: int,
         objects: str | None, max_connections: int, header_timeout: float, body_timeout: float,
         idle_timeout: float, forwarded_allow_ips: str, backend: str | None, admin_host: str,
         admin_port: int | None, reload: bool) -> None:
@@ -218,7 +233,9 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
             "--keep-alive", str(keep_alive), "--metering-retention", str(metering_retention), "--backend", url,
             "--objects", objects_url(objects, url, app_ref), "--max-connections", str(max_connections),
             "--header-timeout", str(header_timeout), "--body-timeout", str(body_timeout),
-            "--idle-timeout", str(idle_timeout), "--forwarded-allow-ips", forwarded_allow_ips]
+            "--idle-timeout", str(idle_timeout), "--forwarded-allow-ips", forwarded_allow_ips,
+            "--observability" if observability else "--no-observability", "--log-retention", str(log_retention),
+            "--trace-retention", str(trace_retention), "--trace-max-spans", str(trace_max_spans)]
     args += ["--node-id", node_id] if node_id else []
     args += ["--admin-host", admin_host, "--admin-port", str(admin_port)] if admin_port is not None else []
     if not reload:

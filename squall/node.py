@@ -32,6 +32,7 @@ from squall.errors import AppLoadError, FunctionError, FunctionNotFound
 from squall.manifest import restore
 from squall.objects import open_objects
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
+from squall.observability.settings import ObservabilitySettings
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
 from squall.runtime.invocation import Invocation
@@ -52,6 +53,8 @@ class NodeSettings:
     heartbeat: float = 2.0
     #: seconds metering records are kept
     metering_retention: float = DAY
+    #: traces, metrics and the stored function log
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     #: interceptors every invocation passes through after metering, outermost first
     interceptors: list[Interceptor] = field(default_factory=list)
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
