@@ -1,10 +1,12 @@
 """HTTP benchmark: a warm hello-world route through `squall run` vs the same handler on bare
-Starlette + uvicorn, both loaded by the same `wrk` in the same run.
+Starlette + uvicorn, both loaded by the same `wrk` in the same run; and `squall run
+--no-observability` beside them, for what traces, metrics and the stored log cost.
 
 Both servers are single uvicorn processes with the same options (httptools, the default
 loop, no access log, warning log level); Squall adds what it is for:
 the request becomes an API Gateway v2 event, crosses to an isolated function instance
-(a forked process) and back, and is metered. Target: squall/bare >= 0.5.
+(a forked process) and back, and is metered. Targets: squall/bare >= 0.5, and observability
+costing under 10% (squall / squall without observability >= 0.9).
 
     python benchmarks/http.py [--duration 8] [--connections 8] [--rounds 3]
 """
@@ -32,6 +34,8 @@ from pathlib import Path  # noqa: E402
 from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa: E402
 
 TARGET_RATIO = 0.5
+#: the least share of its throughput squall keeps with observability on
+OBSERVABILITY_TARGET = 0.9
 
 HANDLER = """
 import json
@@ -141,14 +145,18 @@ def main() -> int:
         directory = Path(tmp)
         for name, source in [("handler.py", HANDLER), ("app.py", SQUALL_APP), ("bare.py", BARE_APP)]:
             (directory / name).write_text(textwrap.dedent(source).lstrip())
-        squall_port, bare_port = free_port(), free_port()
+        squall_port, plain_port, bare_port = free_port(), free_port(), free_port()
         squall_cmd = squall_run(directory / "app.py", f"sqlite:///{directory / 'state.db'}", squall_port)
+        plain_cmd = squall_run(directory / "app.py", f"sqlite:///{directory / 'plain.db'}", plain_port,
+                               "--no-observability")
         bare_cmd = [PYTHON, "-m", "uvicorn", "bare:app", "--host", "127.0.0.1", "--port", str(bare_port),
                     *UVICORN_OPTIONS]
         servers = {"squall run (isolated)": f"http://127.0.0.1:{squall_port}/hello",
-                   "bare starlette+uvicorn": f"http://127.0.0.1:{bare_port}/hello"}
+                   "bare starlette+uvicorn": f"http://127.0.0.1:{bare_port}/hello",
+                   "squall, no observability": f"http://127.0.0.1:{plain_port}/hello"}
         results: dict[str, list[Result]] = {name: [] for name in servers}
         with child(squall_cmd, directory, directory / "squall.log", squall_port), \
+                child(plain_cmd, directory, directory / "plain.log", plain_port), \
                 child(bare_cmd, directory, directory / "bare.log", bare_port):
             for url in servers.values():
                 check(url)
@@ -162,14 +170,18 @@ def main() -> int:
                     results[name].append(result)
                     print(row(f"{round_number}  {name}", result), flush=True)
 
-    squall, bare = (summary(results[name]) for name in servers)
+    squall, bare, plain = (summary(results[name]) for name in servers)
     print("\nmedian over rounds")
-    for name, result in zip(servers, (squall, bare), strict=True):
+    for name, result in zip(servers, (squall, bare, plain), strict=True):
         print(row(name, result))
     ratio = squall.requests_per_s / bare.requests_per_s
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
     print(f"\nratio squall/bare (req/s): {ratio:.2f}  ({verdict} the target >= {TARGET_RATIO})")
-    if squall.errors or bare.errors:
+    kept = squall.requests_per_s / plain.requests_per_s
+    verdict = "meets" if kept >= OBSERVABILITY_TARGET else "MISSES"
+    print(f"ratio squall/squall without observability (req/s): {kept:.2f}  ({verdict} the target >= "
+          f"{OBSERVABILITY_TARGET})")
+    if squall.errors or bare.errors or plain.errors:
         print("WARNING: some requests failed (non-2xx or socket errors); see the rows above")
     return 0
 

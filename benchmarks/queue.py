@@ -65,6 +65,8 @@ from squall.sources import sources_for  # noqa: E402
 
 TARGET_RATE = 5000  # messages/s at batch size 100 on SQLite
 TARGET_RATIO = {1: 1.0, 100: 3.0}  # Squall / Celery on Redis, per batch size
+#: the least share of its queue throughput squall keeps with observability on
+OBSERVABILITY_TARGET = 0.9
 SEND_CHUNK = 1000
 CORES = os.cpu_count() or 1
 
@@ -211,11 +213,12 @@ def time_drain(case: Case, count: int, timeout: float) -> Drain:
 class SquallCase:
     """N `squall run` nodes consuming one queue of the benchmark app."""
 
-    system = "squall"
-
     def __init__(self, backend: Backend, backend_url: str, app_path: Path, workdir: Path,
-                 batch_size: int, nodes: int):
+                 batch_size: int, nodes: int, observability: bool = True):
         self.backend, self.backend_url, self.app_path, self.workdir = backend, backend_url, app_path, workdir
+        #: "no-obs": the same nodes with --no-observability, for what observability costs
+        self.system = "squall" if observability else "no-obs"
+        self.observability = observability
         self.batch_size, self.consumers = batch_size, nodes
         self.queue, self.function = SQUALL_QUEUES[batch_size]
         self.dlq = backend.queue_config(self.queue).dlq
@@ -232,7 +235,8 @@ class SquallCase:
             sender.send_batch([f'{{"n": {n}}}' for n in range(start, min(count, start + SEND_CHUNK))])
 
     def start(self) -> contextlib.AbstractContextManager[Alive]:
-        commands = [squall_run(self.app_path, self.backend_url, free_port(), "--node-id", node_id)
+        extra = [] if self.observability else ["--no-observability"]
+        commands = [squall_run(self.app_path, self.backend_url, free_port(), "--node-id", node_id, *extra)
                     for node_id in self.node_ids]
         return processes(commands, self.workdir, self.node_ids)
 
@@ -377,14 +381,15 @@ def cases(backend: Backend, backend_url: str, workdir: Path, app_path: Path, nod
     for n in nodes:
         for batch_size in SQUALL_QUEUES:
             yield SquallCase(backend, backend_url, app_path, workdir, batch_size, n)
+            yield SquallCase(backend, backend_url, app_path, workdir, batch_size, n, observability=False)
         if celery is not None:
             yield CeleryCase(celery, n)
 
 
 def print_drain(drain: Drain) -> None:
-    unit = "node" if drain.system == "squall" else "worker"
+    unit = "node" if drain.system != "celery" else "worker"
     consumers = f"{drain.consumers} {unit}{'s' if drain.consumers > 1 else ''}"
-    batch = str(drain.batch_size) if drain.system == "squall" else "1 (task)"
+    batch = str(drain.batch_size) if drain.system != "celery" else "1 (task)"
     print(f"{drain.system:<8}{batch:>9}{consumers:>11}{drain.rate:>12,.0f}{drain.seconds:>9.2f}"
           f"{drain.startup:>12.2f}   {drain.check}", flush=True)
 
@@ -399,6 +404,18 @@ def print_ratios(results: list[Drain], nodes: list[int]) -> None:
         missed = [f"x{n}" for n, r in zip(nodes, ratios, strict=True) if r < target]
         verdict = f"MISSED at {', '.join(missed)}" if missed else "met at every consumer count"
         print(f"  target squall >= {target:g}x celery at batch_size {batch_size}: {verdict}")
+
+
+def print_observability(results: list[Drain]) -> None:
+    """What traces, metrics and the stored log cost: squall / squall without them, per case."""
+    rate = {(d.system, d.batch_size, d.consumers): d.rate for d in results}
+    print()
+    for (system, batch_size, consumers), on in rate.items():
+        off = rate.get(("no-obs", batch_size, consumers))
+        if system == "squall" and off:
+            verdict = "meets" if on / off >= OBSERVABILITY_TARGET else "MISSES"
+            print(f"observability on/off, batch_size {batch_size}, x{consumers}: {on / off:.2f}  "
+                  f"({verdict} the target >= {OBSERVABILITY_TARGET})")
 
 
 def main() -> int:
@@ -441,6 +458,7 @@ def main() -> int:
 
     if celery is not None:
         print_ratios(results, nodes)
+    print_observability(results)
     if not shared:
         batch100 = next(r for r in results if r.system == "squall" and r.batch_size == 100)
         verdict = "meets" if batch100.rate >= TARGET_RATE else "misses"

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from squall.core.checks import FUNCTION_NAME, check_name, check_number
@@ -78,8 +78,8 @@ class FunctionConfig:
 
 
 _LOGGING_OPTIONS = ("log_format", "application_log_level", "system_log_level")
-_FUNCTION_OPTIONS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment",
-                     "ephemeral_storage_mb", *_LOGGING_OPTIONS)
+#: what a function declaration takes besides its name and handler (and what its manifest carries)
+FUNCTION_OPTIONS = tuple(f.name for f in fields(FunctionConfig) if f.name not in ("name", "handler"))
 
 #: Lambda's rules for environment variables: a key is a letter then letters, digits or
 #: underscores; all keys and values together at most 4 KB; these are the runtime's own
@@ -216,9 +216,9 @@ class App:
 
     def _declare(self, trigger: Trigger | None, handler: Handler | str | None, name: str | None,
                  options: dict[str, Any]) -> Any:
-        unknown = set(options) - set(_FUNCTION_OPTIONS)
+        unknown = set(options) - set(FUNCTION_OPTIONS)
         if unknown:
-            raise ConfigError(f"unknown option(s) {sorted(unknown)}: expected {list(_FUNCTION_OPTIONS)}")
+            raise ConfigError(f"unknown option(s) {sorted(unknown)}: expected {list(FUNCTION_OPTIONS)}")
         settings = {k: v for k, v in options.items() if v is not None}
         if self.environment or "environment" in settings:
             own = settings.get("environment", {})

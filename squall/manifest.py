@@ -20,14 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from squall.app import App, FunctionConfig
+from squall.app import FUNCTION_OPTIONS, App, FunctionConfig
 from squall.errors import AppLoadError, ConfigError, SquallError
 from squall.runtime.environment import handler_name
 from squall.sources import Trigger, source_for
-
-#: what a function config carries besides its name and handler
-_LIMITS = ("timeout", "memory_mb", "reserved_concurrency", "provisioned_concurrency", "environment",
-           "ephemeral_storage_mb")
 
 
 class Remote:
@@ -48,7 +44,7 @@ def describe(app: App) -> dict[str, Any]:
     functions = []
     for config in app.functions.values():
         functions.append({"name": config.name, "handler": handler_name(config),
-                          **{k: getattr(config, k) for k in _LIMITS}})
+                          **{k: getattr(config, k) for k in FUNCTION_OPTIONS}})
     triggers = []
     for trigger in app.triggers:
         kind = type(trigger)
@@ -63,7 +59,7 @@ def restore(manifest: dict[str, Any]) -> App:
     try:
         app = App(manifest["name"], root=manifest.get("root"))
         for entry in manifest["functions"]:
-            limits = {k: entry[k] for k in _LIMITS}
+            limits = {k: entry[k] for k in FUNCTION_OPTIONS}
             app.functions[entry["name"]] = FunctionConfig(entry["name"], Remote(entry["handler"]), **limits)
         for entry in manifest["triggers"]:
             app.triggers.append(_trigger(entry, app.root))

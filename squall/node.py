@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from squall.core.retention import DAY, Retention
 from squall.errors import AppLoadError, FunctionError, FunctionNotFound
 from squall.manifest import restore
 from squall.objects import open_objects
+from squall.observability.logs import LOGS_STREAM, LogSink
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
 from squall.observability.settings import ObservabilitySettings
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
@@ -62,21 +64,25 @@ class NodeSettings:
 
 class Node:
     def __init__(self, app: App, backend: Backend, objects_url: str, settings: NodeSettings | None = None,
-                 zygote: Zygote | None = None):
+                 zygote: Zygote | None = None, output: TextIO | None = None):
         """With a started `zygote` functions run in forked instances (see `Node.load`);
-        without, inline, in this process (the test harness)."""
+        without, inline, in this process (the test harness). `output`: where the
+        functions' log is printed (default: stdout)."""
         self.app = app
         self.backend = backend
         self.objects_url = objects_url
         self.settings = settings or NodeSettings()
         node_id = self.settings.node_id
+        observability = self.settings.observability
+        #: what functions write: printed, and stored for `squall logs`
+        self.logs = LogSink(backend, node_id, output or sys.stdout, store=observability.enabled)
         self.runtime: Runtime
         if zygote is None:
             self.runtime = InlineRuntime(app, self._nested, backend, open_objects(objects_url),
                                          self.settings.runtime, node_id)
         else:
             slots = ClusterSlots(backend, node_id) if backend.distributed else None
-            self.runtime = ProcessRuntime(app, self._nested, zygote, self.settings.runtime, slots, node_id)
+            self.runtime = ProcessRuntime(app, self._nested, zygote, self.logs, self.settings.runtime, slots, node_id)
         #: open while the runtime can start instances (queue consumers claim only then)
         self.runtime_ready = self.runtime.ready
         self.meter = Meter(backend, node_id)
@@ -90,7 +96,9 @@ class Node:
         own = [service for source in self.sources for service in source.services(self)]
         self.services = Services([
             self.meter,
-            Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention}),
+            self.logs,
+            Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention,
+                                         LOGS_STREAM: observability.log_retention}),
             *self.runtime.services(),
             *self._shared.values(),
             *own,
@@ -110,7 +118,7 @@ class Node:
         except AppLoadError:
             await zygote.stop()
             raise
-        return cls(app, backend, objects_url, settings, zygote=zygote)
+        return cls(app, backend, objects_url, settings, zygote=zygote, output=output)
 
     def shared(self, kind: type[S], factory: Callable[[], S]) -> S:
         """The one service of class `kind` that several sources use (see NodeContext)."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from squall.observability.logs import PRINT_DELAY
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -65,6 +67,10 @@ class NodeProcess:
         raise RuntimeError(f"node did not listen within {wait}s:\n{self.log()}")
 
     def log(self) -> str:
+        """The node's output so far, including the function output it received: the node
+        prints that within PRINT_DELAY, so a test that just got its answer waits that long."""
+        if self.process is not None and self.process.poll() is None:
+            time.sleep(2 * PRINT_DELAY)
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def client(self, **kwargs) -> httpx.Client:

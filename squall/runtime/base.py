@@ -6,7 +6,7 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from squall.backends.protocol import Slots
 from squall.core.health import Gate
@@ -52,6 +52,18 @@ class ClusterSlots:
 
     async def release(self, config: FunctionConfig, token: str) -> None:
         await asyncio.to_thread(self.backend.slot_release, f"fn.{config.name}", token)
+
+
+class FunctionLog(Protocol):
+    """Where a runtime puts what functions write (squall.observability.logs.LogSink)."""
+
+    def write(self, function: str, request_id: str, trace_id: str, text: str) -> None: ...
+
+
+def trace_id(headers: dict[str, str]) -> str:
+    """The W3C trace id of an invocation's context (`traceparent`), or ''."""
+    parent = headers.get("traceparent")
+    return parent[3:35] if parent is not None and len(parent) >= 55 else ""
 
 
 def throttled(function: str) -> Throttled:

@@ -22,6 +22,7 @@ from squall.runtime.environment import Initialization, lambda_environment, log_s
 from squall.runtime.invocation import error_from_dict, run_handler
 from squall.runtime.loading import load_handler
 from squall.runtime.logs import function_log
+from squall.runtime.output import Output
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -57,6 +58,7 @@ class _Instance:
         self.objects_url = objects_url
         self._objects: ObjectStore | None = None
         self._call_lock = threading.Lock()
+        self.output = Output(sock)
         self.known_queues: set[str] = set()
 
     def backend(self) -> Backend:
@@ -74,7 +76,7 @@ class _Instance:
         """ctx.invoke (the payload already JSON): ask the node to run the invocation and
         wait for its result."""
         with self._call_lock:
-            wire.send(self.sock, wire.Call(function, wire.Fragment(payload), wire.Headers(headers)))
+            self.output.send(wire.Call(function, wire.Fragment(payload), wire.Headers(headers)))
             reply = wire.recv(self.sock)
         assert isinstance(reply, wire.Reply)
         if reply.ok:
@@ -87,16 +89,18 @@ class _Instance:
         os.environ.update(config.environment)  # layer 3 (squall.runtime.environment), then 4
         os.environ.update(lambda_environment(self.app, config, initialization, log_stream))
         time.tzset()  # TZ=:UTC, as on Lambda
+        output = self.output
+        output.capture()
         log = function_log(config)  # before the handler module's import, as Lambda's runtime does
         try:
             handler = load_handler(self.app, self.function)  # a 'module.handler' imports here, seeing the environment
         except InitFailed as failure:
             log.error(failure.error_type, str(failure), failure.stack)  # once per failed init, as on Lambda
-            wire.send(self.sock, wire.InitError(failure.to_dict()))
+            output.send(wire.InitError(failure.to_dict()))
             return
         limit_memory(config.memory_mb)
         init_ms = (time.perf_counter() - started) * 1000
-        wire.send(self.sock, wire.Ready(init_ms))
+        output.send(wire.Ready(init_ms))
         log.init_ms = init_ms
         while True:
             try:
@@ -107,10 +111,12 @@ class _Instance:
             os.environ["_X_AMZN_TRACE_ID"] = trace_header(request.headers)
             ctx = Context(self.app, self.function, request.request_id, request.deadline, self.backend, self.call,
                           self.known_queues, self.objects, request.headers, log_stream)
+            output.begin(request.request_id)
             log.start(request.request_id)
             began = time.perf_counter()
             outcome = run_handler(handler, request.event, ctx)
             duration = (time.perf_counter() - began) * 1000
+            output.finish()
             memory = max_memory_mb()
             error_type = outcome.error_type
             if error_type is not None:
@@ -119,8 +125,8 @@ class _Instance:
                 log.error(error_type, str(error), None if error_type == "Runtime.OutOfMemory" else error.stack,
                           request.request_id)
             log.end(request.request_id, duration, memory, error_type, len(outcome.payload))
-            wire.send(self.sock, wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
-                                             memory))
+            output.complete(wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
+                                        memory))
             if outcome.error_type == "Runtime.OutOfMemory":
                 return  # the heap may be in any state: the node replaces this instance
 

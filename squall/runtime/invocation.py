@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import json
 import math
 import traceback
 from dataclasses import dataclass
@@ -110,8 +112,9 @@ def run_handler(handler: Any, event: Any, context: Any) -> HandlerOutcome:
     """Call a handler the way the Lambda runtime does.
 
     Returns the result as JSON, or Lambda's `errorMessage/errorType/stackTrace` dict as
-    JSON. The result is encoded here, once, as Lambda's runtime
-    encodes it: what JSON cannot hold is a `Runtime.MarshalError`. Used by both the
+    JSON. The result is encoded here, once, as Lambda's runtime encodes it: a `Decimal`
+    (every number boto3 reads from DynamoDB) as the number it is, and what JSON cannot
+    hold a `Runtime.MarshalError` (NaN included, which Lambda's runtime writes as `NaN`). Used by both the
     process runtime (inside an instance) and the inline runtime (in tests), so both hand
     the caller what a JSON round trip gives.
     """
@@ -123,14 +126,23 @@ def run_handler(handler: Any, event: Any, context: Any) -> HandlerOutcome:
         frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the handler down, as Lambda shows
         return _error(_text(exc), type(exc).__name__, [line.rstrip("\n") for line in traceback.format_list(frames)])
     try:
-        return HandlerOutcome(True, wire.dumps(result))
+        return HandlerOutcome(True, wire.dumps(result, default=_number))
     except wire.WireError as exc:
         return _error(f"Unable to marshal response: {exc}", "Runtime.MarshalError")
 
 
+def _number(value: Any) -> Any:
+    """A finite Decimal as the JSON number its text is (the runtime interface client writes
+    `str(value)` raw, so a caller decodes 4.50 as 4.5 and a 20-digit integer exactly)."""
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return json.loads(str(value))
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _text(exc: BaseException) -> str:
+    """The exception's message: empty for `raise ValueError()`, as the runtime gives it."""
     try:
-        return str(exc) or type(exc).__name__
+        return str(exc)
     except Exception:  # noqa: BLE001 - a hostile __str__
         return type(exc).__name__
 

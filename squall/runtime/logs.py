@@ -6,8 +6,8 @@ nothing without a handler on the root logger. Lambda's runtime installs one befo
 imports the function's code; so does the zygote, before it imports the app (a module's own
 `logging.basicConfig()` is then a no-op, as on Lambda). Each line carries the request id
 of the invocation it belongs to, and each invocation is framed by the platform's `START`,
-`END` and `REPORT` lines — written by the instance itself, on its own CPU, so the node's
-throughput does not pay for them.
+`END` and `REPORT` lines — formatted by the instance itself, on its own CPU, into its
+output buffer (squall.runtime.output), which reaches the node with the result.
 
 A function declared with `log_format="JSON"` gets Lambda's JSON format instead, set up once
 when its instance starts: the root handler writes the runtime interface client's JSON
@@ -200,7 +200,7 @@ class InvocationLog:
     def error(self, error_type: str, message: str, stack: list[str] | None, request_id: str = "") -> None:
         """A failed invocation or initialisation, as the runtime logs it: `[ERROR] Type:
         message`, then the trace (its header even when empty; none without a trace at all)."""
-        lines = [f"[ERROR] {error_type}: {message}"]
+        lines = [f"[ERROR] {error_type}: {message}" if message else f"[ERROR] {error_type}"]
         if stack is not None:
             lines.append("Traceback (most recent call last):")
             lines += [line for element in stack for line in element.splitlines() or [""]]

@@ -38,7 +38,7 @@ from squall.errors import (
 )
 from squall.loader import app_root
 from squall.runtime import wire
-from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings, throttled
+from squall.runtime.base import ClusterSlots, FunctionLog, Runtime, RuntimeSettings, throttled, trace_id
 from squall.runtime.environment import Initialization, zygote_environment
 from squall.runtime.invocation import Invocation, error_from_dict
 from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
@@ -84,7 +84,7 @@ class Zygote:
         self.generation = 0
         self._tokens = itertools.count(1)
         self._forks: dict[int, asyncio.Future[int]] = {}
-        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[int | None]] = {}
         self._ready: asyncio.Future[wire.ZygoteReady | wire.ZygoteFailed] | None = None
         self._chunks: list[str] = []
         self._stopping = False
@@ -104,14 +104,19 @@ class Zygote:
             await asyncio.to_thread(self.sandbox.open, self.app_ref, self.backend_url, self.objects_url)
             self._sandboxed = True
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref, self.backend_url,
-             self.objects_url],
-            pass_fds=[theirs.fileno()],
-            env={**zygote_environment(os.environ, str(app_root(self.app_ref))), "MALLOC_ARENA_MAX": "2",
-                 **self.sandbox.environ()},
-            stdout=self.output)
-        theirs.close()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-P", "-m", "squall.runtime.zygote", str(theirs.fileno()), self.app_ref,
+                 self.backend_url, self.objects_url],
+                pass_fds=[theirs.fileno()],
+                env={**zygote_environment(os.environ, str(app_root(self.app_ref))), "MALLOC_ARENA_MAX": "2",
+                     **self.sandbox.environ()},
+                stdout=self.output)
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         ours.setblocking(False)
         self.control = ours
         self._chunks = []
@@ -182,6 +187,9 @@ class Zygote:
             if not future.done():
                 future.set_exception(error)
         self._forks.clear()
+        for exit_notice in self._exits.values():  # a dead zygote sends none: nobody waits for them
+            if not exit_notice.done():
+                exit_notice.set_result(None)
         if self._stopping or self._starting:
             return  # stopping, or start() reports the failure
         self.gate.close("the zygote process exited; restarting it")
@@ -203,7 +211,7 @@ class Zygote:
                 return
             try:
                 manifest = await self.start()
-            except AppLoadError as exc:
+            except (AppLoadError, OSError) as exc:  # the app, or the fork itself (short of memory, of fds)
                 log.error("zygote restart failed: %s", exc)
                 status = self.process.returncode if self.process.returncode is not None else 1
                 continue
@@ -218,7 +226,7 @@ class Zygote:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
 
-    def _exit_future(self, pid: int) -> asyncio.Future[int]:
+    def _exit_future(self, pid: int) -> asyncio.Future[int | None]:
         future = self._exits.get(pid)
         if future is None or future.done():
             future = self._exits[pid] = asyncio.get_running_loop().create_future()
@@ -264,6 +272,10 @@ class Zygote:
         return pid, channel
 
     async def exit_status(self, pid: int, timeout: float = 1.0) -> int | None:
+        """How an instance ended (its wait status), as its zygote reports it; None if it
+        cannot say within `timeout`, or has died itself."""
+        if self.control is None:
+            return None
         try:
             return await asyncio.wait_for(asyncio.shield(self._exit_future(pid)), timeout)
         except TimeoutError:
@@ -330,8 +342,9 @@ MAX_INIT_ERRORS = 32
 class FunctionPool:
     """The instances of one function on this node."""
 
-    def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote, sandbox: Sandbox):
+    def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote, sandbox: Sandbox, log: FunctionLog):
         self.config = config
+        self.log = log
         self.zygote = zygote
         self.sandbox = sandbox
         self.idle: list[Instance] = []
@@ -397,9 +410,13 @@ class FunctionPool:
         generation = self.zygote.generation
         pid, channel = await self.zygote.fork(self.config.name, initialization)
         self.live += 1
+        expires = asyncio.get_running_loop().time() + 30
         try:
-            message = await channel.receive(asyncio.get_running_loop().time() + 30)
-        except (ConnectionError, TimeoutError):
+            message = await channel.receive(expires)
+            while isinstance(message, wire.Log):  # what it wrote while it initialised
+                self.log.write(self.config.name, "", "", message.text)
+                message = await channel.receive(expires)
+        except (ConnectionError, TimeoutError, wire.WireError):
             message = wire.InitError({"errorMessage": "instance exited during init", "errorType": "Runtime.ExitError"})
         if not isinstance(message, wire.Ready):
             self.live -= 1
@@ -472,11 +489,13 @@ class Reaper(PeriodicService):
 class ProcessRuntime(Runtime):
     """Runs each function in its own forked instances."""
 
-    def __init__(self, app: App, nested: Handler, zygote: Zygote, settings: RuntimeSettings | None = None,
-                 slots: ClusterSlots | None = None, node: str = ""):
-        """`zygote` is started already: the node learnt the app from it (squall.manifest)."""
+    def __init__(self, app: App, nested: Handler, zygote: Zygote, log: FunctionLog,
+                 settings: RuntimeSettings | None = None, slots: ClusterSlots | None = None, node: str = ""):
+        """`zygote` is started already: the node learnt the app from it (squall.manifest).
+        What instances write goes to `log`."""
         super().__init__(app, nested, settings, slots, node)
         self.zygote = zygote
+        self.log = log
         self.ready = zygote.gate
         self.sandbox = zygote.sandbox
         self.pools: dict[str, FunctionPool] = {}
@@ -486,7 +505,7 @@ class ProcessRuntime(Runtime):
         for name, config in self.app.functions.items():
             cap = (config.reserved_concurrency if config.reserved_concurrency is not None
                    else self.settings.max_instances)
-            self.pools[name] = FunctionPool(config, cap, self.zygote, self.sandbox)
+            self.pools[name] = FunctionPool(config, cap, self.zygote, self.sandbox, self.log)
         warm = [pool.spawn(Initialization.PROVISIONED) for pool in self.pools.values()
                 for _ in range(pool.config.provisioned_concurrency)]
         for pool, instance in zip([p for p in self.pools.values() for _ in range(p.config.provisioned_concurrency)],
@@ -519,7 +538,7 @@ class ProcessRuntime(Runtime):
         try:
             deadline = time.time() + config.timeout
             message = wire.Invoke(request.request_id, event, deadline, wire.Headers(request.headers))
-            result = await self._exchange(instance, config, message)
+            result = await self._exchange(instance, config, message, trace_id(request.headers))
             if instance.cell.ran_out_of_memory:  # a process of its tree went over
                 raise out_of_memory(config)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
@@ -543,14 +562,21 @@ class ProcessRuntime(Runtime):
                 pool.discard(instance)
             pool.release(healthy)
 
-    async def _exchange(self, instance: Instance, config: FunctionConfig, request: wire.Invoke) -> wire.Result:
-        """Send the invocation; serve nested ctx.invoke calls until the result arrives."""
+    async def _exchange(self, instance: Instance, config: FunctionConfig, request: wire.Invoke,
+                        trace: str) -> wire.Result:
+        """Send the invocation; take its output and serve its nested ctx.invoke calls until
+        the result arrives."""
         channel = instance.channel
         expires = asyncio.get_running_loop().time() + (request.deadline - time.time())
         try:
             channel.send(request)
             while True:
                 message = await channel.receive(expires)
+                if isinstance(message, wire.Log):  # the instance's word is taken for "outside one" only
+                    within = bool(message.request_id)
+                    self.log.write(config.name, request.request_id if within else "", trace if within else "",
+                                   message.text)
+                    continue
                 if isinstance(message, wire.Result):
                     if message.request_id != request.request_id:
                         raise InstanceCrashed("the instance answered for another request (it wrote on its own "

@@ -18,6 +18,7 @@ import json
 import re
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
@@ -89,6 +90,14 @@ class InitError(NamedTuple):
     error: dict[str, Any]
 
 
+class Log(NamedTuple):
+    """Instance -> node: text the instance wrote (whole lines, usually), during the
+    invocation `request_id` names, or outside any (empty)."""
+
+    request_id: str
+    text: str
+
+
 class Oversized(NamedTuple):
     """Not sent by anyone: what the node's `Channel` yields for a message over MAX_FRAME,
     which it skipped without buffering it."""
@@ -96,7 +105,7 @@ class Oversized(NamedTuple):
     size: int
 
 
-InstanceMessage = Result | Call | Ready | InitError | Oversized
+InstanceMessage = Result | Call | Ready | InitError | Log | Oversized
 
 
 # ---- node <-> zygote --------------------------------------------------------------------
@@ -144,7 +153,7 @@ ZygoteMessage = Forked | Exited | Manifest | ZygoteReady | ZygoteFailed
 Message = InstanceMessage | Invoke | Reply | ZygoteMessage | Fork
 
 _TYPES: tuple[type[Any], ...] = (Invoke, Result, Call, Reply, Ready, InitError, Fork, Forked, Exited, Manifest,
-                                 ZygoteReady, ZygoteFailed)
+                                 ZygoteReady, ZygoteFailed, Log)
 _TAGS = {kind: tag for tag, kind in enumerate(_TYPES)}
 #: what each field of each message must hold once decoded (ANY: whatever JSON decodes to)
 _FIELD_TYPES: tuple[tuple[Any, ...], ...] = tuple(
@@ -158,12 +167,12 @@ class WireError(ValueError):
     well-formed Squall message)."""
 
 
-def dumps(value: Any) -> bytes:
-    """A value as JSON, the way Lambda's Python runtime encodes a result: the `json`
-    module's rules, without what JSON lacks (NaN, strings that are not Unicode text).
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """A value as JSON by the `json` module's rules, without what JSON lacks (NaN, strings
+    that are not Unicode text); `default` converts what `json` cannot encode itself.
     WireError for what it cannot encode."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default).encode()
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise WireError(str(exc)) from None
 

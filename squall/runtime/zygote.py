@@ -28,7 +28,7 @@ from squall.errors import SquallError
 from squall.loader import load_app
 from squall.manifest import describe
 from squall.objects import open_objects
-from squall.runtime import instance, logs, sandbox, wire
+from squall.runtime import instance, logs, output, sandbox, wire
 from squall.runtime.environment import Initialization
 
 #: characters of the manifest per datagram: JSON-escaped, they fit the node's 64 KiB reads
@@ -42,6 +42,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     control = socket.socket(fileno=fd)
+    output.install_streams()  # kept by reference at import time, they still reach each instance's buffer
     logs.install()  # before the app's code, as Lambda's runtime does: its basicConfig() is then a no-op
     try:
         # the backend's and object store's modules imported before any fork, and before the

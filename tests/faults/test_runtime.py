@@ -33,6 +33,13 @@ APP = """
         return {"pid": os.getpid()}
 
 
+    @app.http("GET", "/slow")
+    def slow(event, ctx):
+        import time
+        time.sleep(2.5)
+        return {}
+
+
     @app.http("GET", "/kill-zygote")
     def kill_zygote(event, ctx):
         os.kill(os.getppid(), 9)
@@ -132,6 +139,27 @@ def test_a_killed_zygote_is_restarted_and_the_node_reports_itself_unhealthy_mean
         nodes = squall("nodes", "--backend", f"sqlite:///{tmp_path}/.squall/state.db")
         assert "ok" in nodes.stdout
     assert "restarting it" in node.log() and "zygote restarted" in node.log()
+
+
+def test_invocations_in_flight_when_the_zygote_dies_get_503_at_once(tmp_path, marks):
+    """Their instances die with the zygote, which can no longer say how: the node answers
+    without waiting for an exit notice that cannot come."""
+    import concurrent.futures
+
+    app = write_app(tmp_path, APP)
+    with NodeProcess(app) as node:
+        def call() -> tuple[int, float]:
+            response = httpx.get(f"{node.url}/slow", timeout=10)
+            return response.status_code, time.monotonic()
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            calls = [pool.submit(call) for _ in range(3)]
+            time.sleep(1.0)  # all three are in their handlers
+            os.kill(zygote_of(node), signal.SIGKILL)
+            killed = time.monotonic()
+            answers = [future.result() for future in calls]
+    assert [status for status, _ in answers] == [503, 503, 503]
+    assert max(at - killed for _, at in answers) < 0.5  # not the 1 s an exit notice was awaited
 
 
 def test_a_handler_that_kills_its_zygote_does_not_take_the_node_down(tmp_path, marks):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 
@@ -19,7 +20,8 @@ class Handler:
 
 def declared() -> App:
     app = App("shop", root="/srv/shop")
-    app.function(Handler(), name="obj", timeout=5, memory_mb=256)
+    app.function(Handler(), name="obj", timeout=5, memory_mb=256, log_format="JSON", application_log_level="DEBUG",
+                 system_log_level="WARN", environment={"TABLE": "t"}, ephemeral_storage_mb=1024)
     app.function(functools.partial(lambda a, e, c: a, 1), name="part", reserved_concurrency=2,
                  provisioned_concurrency=1)
 
@@ -41,8 +43,7 @@ def test_a_manifest_round_trips_every_declaration_through_json():
     assert rebuilt.triggers == app.triggers
     for name, config in app.functions.items():
         again = rebuilt.functions[name]
-        assert (again.timeout, again.memory_mb, again.reserved_concurrency, again.provisioned_concurrency) == (
-            config.timeout, config.memory_mb, config.reserved_concurrency, config.provisioned_concurrency)
+        assert dataclasses.replace(again, handler=config.handler) == config  # every option, the logging ones too
         assert isinstance(again.handler, Remote)
     assert rebuilt.functions["obj"].handler.description.endswith("Handler")
 

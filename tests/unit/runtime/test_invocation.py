@@ -4,6 +4,7 @@ invocation errors with their HTTP status."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -155,11 +156,24 @@ def test_run_handler_turns_an_exception_into_lambdas_error_shape():
     assert len(error["stackTrace"]) == 1 and "in handler" in error["stackTrace"][0]  # from the handler down
 
 
-def test_run_handler_uses_the_class_name_for_an_empty_message():
+def test_run_handler_gives_an_empty_message_as_the_runtime_does():
     def handler(event, ctx):
         raise RuntimeError
 
-    assert ran(handler, {})[1]["errorMessage"] == "RuntimeError"
+    error = ran(handler, {})[1]
+    assert (error["errorMessage"], error["errorType"]) == ("", "RuntimeError")
+
+
+def test_run_handler_encodes_decimals_as_the_numbers_they_are():
+    """boto3 reads every DynamoDB number as a Decimal; Lambda's runtime returns it as a number."""
+    item = {"price": Decimal("4.50"), "count": Decimal("3"), "big": Decimal("12345678901234567890"),
+            "exp": Decimal("1E+2"), "nested": [Decimal("-0.001")]}
+    ok, result = ran(lambda event, ctx: item, {})
+    assert ok and result == {"price": 4.5, "count": 3, "big": 12345678901234567890, "exp": 100.0,
+                             "nested": [-0.001]}
+    assert isinstance(result["big"], int)
+    ok, error = ran(lambda event, ctx: {"nan": Decimal("NaN")}, {})
+    assert not ok and error["errorType"] == "Runtime.MarshalError"
 
 
 def test_run_handler_out_of_memory():
