@@ -54,6 +54,7 @@ def _ms(value: float | None) -> str:
 def metrics(function: str | None, since: str, period: str, as_json: bool, backend: str | None) -> None:
     """Invocations, Errors, Throttles, Duration, ConcurrentExecutions, cold starts and
     GB-seconds per period, of FUNCTION (or of every function), from every node's metering."""
+    from rich.box import SIMPLE
     from rich.table import Table
 
     from squall.backends import open_backend
@@ -75,7 +76,7 @@ def metrics(function: str | None, since: str, period: str, as_json: bool, backen
         click.echo(json.dumps({"function": function, "period": int(seconds), "since": start, "until": until,
                                "periods": [s.to_json() for s in summaries]}))
         return
-    table = Table(title=f"{function or 'all functions'}, per {int(seconds)} s since {_time(start)} UTC")
+    table = Table(title=f"{function or 'all functions'}, per {int(seconds)} s since {_time(start)} UTC", box=SIMPLE)
     for header in ("TIME (UTC)", "INVOCATIONS", "ERRORS", "THROTTLES", "AVG ms", "P50 ms", "P90 ms", "P99 ms",
                    "MAX ms", "CONCURRENT", "COLD %", "GB-S"):
         table.add_column(header, justify="left" if header.startswith("TIME") else "right", no_wrap=True)
@@ -92,6 +93,7 @@ def metrics(function: str | None, since: str, period: str, as_json: bool, backen
 @backend_option
 def alarms(as_json: bool, backend: str | None) -> None:
     """Every alarm's state, since when, and why (as CloudWatch words it)."""
+    from rich.box import SIMPLE
     from rich.table import Table
 
     from squall.backends import open_backend
@@ -109,7 +111,7 @@ def alarms(as_json: bool, backend: str | None) -> None:
         click.echo(json.dumps([{"name": name, "state": str(r.state.value), "since": r.state.timestamp,
                                 "reason": r.state.reason, "condition": r.condition} for name, r in found]))
         return
-    table = Table()
+    table = Table(box=SIMPLE)
     for header in ("ALARM", "STATE", "SINCE (UTC)", "CONDITION", "REASON"):
         table.add_column(header, no_wrap=header != "REASON")
     for name, record in found:
