@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import redis
 from aws_lambda_powertools.utilities.data_classes.cloud_watch_alarm_event import CloudWatchAlarmData
 
 from squall.backends import open_backend
@@ -127,13 +125,6 @@ def test_an_error_burst_fires_the_alarm_its_function_gets_the_event_and_it_retur
     assert "alarm charge-errors: OK -> ALARM: Threshold Crossed" in log
     assert "alarm charge-errors: ALARM -> OK" in log
     assert platform_tracebacks(log) == 0
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def test_two_nodes_on_redis_evaluate_once_and_deliver_a_change_once(tmp_path, redis_url):

@@ -8,9 +8,6 @@ import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-import redis
-
 from squall.backends import open_backend
 from squall.observability.metering import read_records
 from tests.support import NodeProcess, squall, wait_until, write_app
@@ -90,13 +87,6 @@ def test_metrics_match_the_invocations_made(tmp_path):
     assert "INVOCATIONS" in table.stdout and "P99 ms" in table.stdout and "GB-S" in table.stdout
     bad = squall("metrics", "--since", "ten minutes", "--backend", url)
     assert bad.returncode == 1 and "invalid --since 'ten minutes'" in bad.stderr
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def test_metrics_count_every_nodes_invocations_on_redis(tmp_path, redis_url):

@@ -27,29 +27,29 @@ def rule(n: int, m: int, missing: TreatMissingData) -> Rule:
 # CloudWatch's "How alarm state is evaluated when data is missing", columns MISSING,
 # IGNORE, BREACHING, NOT BREACHING; the row it documents as ALARM for `missing`
 # (X - - - -, 3 of 3) is the one difference, stated in the module docstring
-THREE_OF_THREE = [
-    ("0 - X - X", OK, OK, OK, OK),
-    ("0 - - - -", OK, OK, OK, OK),
-    ("- - - - -", INSUFFICIENT, RETAIN, ALARM, OK),
-    ("0 X X - X", ALARM, ALARM, ALARM, ALARM),
-    ("- - - - X", INSUFFICIENT, RETAIN, ALARM, OK),
-    ("X - - - -", INSUFFICIENT, RETAIN, ALARM, OK),
-]
-TWO_OF_THREE = [
-    ("0 - X - X", ALARM, ALARM, ALARM, ALARM),
-    ("0 0 X 0 X", ALARM, ALARM, ALARM, ALARM),
-    ("0 - X - -", OK, OK, ALARM, OK),
-    ("- - - - 0", OK, OK, ALARM, OK),
-    ("- - - - X", INSUFFICIENT, RETAIN, ALARM, OK),
+# (M, datapoints, then the state under each treatment), N = 3: the first table's rows, 3 of 3,
+# then the second's, 2 of 3
+TABLES = [
+    (3, "0 - X - X", OK, OK, OK, OK),
+    (3, "0 - - - -", OK, OK, OK, OK),
+    (3, "- - - - -", INSUFFICIENT, RETAIN, ALARM, OK),
+    (3, "0 X X - X", ALARM, ALARM, ALARM, ALARM),
+    (3, "- - - - X", INSUFFICIENT, RETAIN, ALARM, OK),
+    (3, "X - - - -", INSUFFICIENT, RETAIN, ALARM, OK),
+    (2, "0 - X - X", ALARM, ALARM, ALARM, ALARM),
+    (2, "0 0 X 0 X", ALARM, ALARM, ALARM, ALARM),
+    (2, "0 - X - -", OK, OK, ALARM, OK),
+    (2, "- - - - 0", OK, OK, ALARM, OK),
+    (2, "- - - - X", INSUFFICIENT, RETAIN, ALARM, OK),
 ]
 TREATMENTS = [TreatMissingData.MISSING, TreatMissingData.IGNORE, TreatMissingData.BREACHING,
               TreatMissingData.NOT_BREACHING]
 
 
-@pytest.mark.parametrize(("m", "row"), [(3, r) for r in THREE_OF_THREE] + [(2, r) for r in TWO_OF_THREE])
+@pytest.mark.parametrize("row", TABLES)
 @pytest.mark.parametrize("current", [OK, ALARM])
-def test_cloudwatch_missing_data_tables(m, row, current):
-    pattern, *expected = row
+def test_cloudwatch_missing_data_tables(row, current):
+    m, pattern, *expected = row
     for treatment, want in zip(TREATMENTS, expected, strict=True):
         got = decide(rule(3, m, treatment), points(pattern), current, T0 + 300).state
         assert got == (current if want == RETAIN else want), (pattern, treatment)
