@@ -18,6 +18,7 @@ from squall.core.checks import FUNCTION_NAME, check_name, check_number
 from squall.errors import ConfigError, FunctionNotFound
 from squall.runtime.logs import ApplicationLogLevel, LogFormat, SystemLogLevel, check_logging
 from squall.sources import Trigger, source_for
+from squall.sources.alarms import AlarmTrigger
 from squall.sources.http import HttpRoute, PayloadFormat, payload_format
 from squall.sources.queues import QueueTrigger
 
@@ -201,6 +202,25 @@ class App:
                                 visibility_timeout=visibility_timeout, dlq=dlq or "", max_concurrency=max_concurrency)
         return self.trigger(declared, handler, name=name, **options)
 
+    def alarm(self, name: str, *, metric: str, threshold: float, function: str | None = None,
+              queue: str | None = None, period: int = 60, evaluation_periods: int = 1,
+              datapoints_to_alarm: int | None = None, comparison: str = "GreaterThanOrEqualToThreshold",
+              statistic: str | None = None, treat_missing_data: str = "missing", target: str | None = None,
+              description: str = "") -> AlarmTrigger:
+        """Declare a CloudWatch metric alarm on `metric` of `function` (every function if
+        None) or of `queue`, whose state changes go to `target` ("function:NAME" or
+        "queue:NAME") as CloudWatch's state-change events (see `AlarmTrigger`). What it
+        names must be declared before it."""
+        declared = AlarmTrigger(name=name, metric=metric, threshold=threshold, function_name=function or "",
+                                queue_name=queue or "", period=period, evaluation_periods=evaluation_periods,
+                                datapoints_to_alarm=datapoints_to_alarm or 0, comparison=comparison,
+                                statistic=statistic or "", treat_missing_data=treat_missing_data,
+                                target=target or "", description=description)
+        declared.check_references(self)
+        self._check_trigger(declared)
+        self.triggers.append(declared)
+        return declared
+
     def trigger(self, trigger: Trigger, handler: Handler | str | None = None, *, name: str | None = None,
                 **options: Any) -> Any:
         """Declare that `trigger` invokes the handler (a decorator without `handler`).
@@ -208,11 +228,14 @@ class App:
         `trigger` is the declaration of any registered trigger kind, checked against the
         app's other triggers (a route declared twice, a queue with two consumers).
         """
+        self._check_trigger(trigger)
+        return self._declare(trigger, handler, name, options)
+
+    def _check_trigger(self, trigger: Trigger) -> None:
         source_for(trigger)
         for other in self.triggers:
             if reason := trigger.conflict(other):
                 raise ConfigError(reason)
-        return self._declare(trigger, handler, name, options)
 
     def _declare(self, trigger: Trigger | None, handler: Handler | str | None, name: str | None,
                  options: dict[str, Any]) -> Any:

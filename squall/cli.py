@@ -455,4 +455,5 @@ def _table(headers: list[str], rows: list[tuple]) -> None:
         click.echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths, strict=False)).rstrip())
 
 
-from squall import cli_logs as _cli_logs  # noqa: E402,F401 - registers `squall logs`
+import squall.cli_logs  # noqa: E402, F401 - registers `squall logs`
+import squall.cli_metrics  # noqa: E402, F401 - registers `squall metrics` and `squall alarms`
