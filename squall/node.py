@@ -31,7 +31,9 @@ from squall.core.retention import DAY, Retention
 from squall.errors import AppLoadError, FunctionError, FunctionNotFound
 from squall.manifest import restore
 from squall.objects import open_objects
+from squall.observability.emf import METRICS_STREAM, EmfMetrics
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
+from squall.observability.recorder import Recorder
 from squall.observability.settings import ObservabilitySettings
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
@@ -80,17 +82,23 @@ class Node:
         #: open while the runtime can start instances (queue consumers claim only then)
         self.runtime_ready = self.runtime.ready
         self.meter = Meter(backend, node_id)
+        observing = self.settings.observability.enabled
+        #: the invocation counters behind /metrics, and the functions' EMF metrics (fed by the log sink)
+        self.recorder = Recorder() if observing else None
+        self.custom_metrics = EmfMetrics(backend, node_id) if observing else None
         # an interceptor of the settings that raises fails its invocation (metered), not the node
         extra = [Contain(), *self.settings.interceptors] if self.settings.interceptors else []
         #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
         #: composed chain itself, not a method around it: every invocation passes here
-        self.invoke: Handler = chain([Metering(self.meter), *extra], self.runtime.invoke)
+        self.invoke: Handler = chain([Metering(self.meter, self.recorder), *extra], self.runtime.invoke)
         self.sources: list[Source[Any]] = sources_for(app)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]
         self.services = Services([
             self.meter,
-            Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention}),
+            *([self.custom_metrics] if self.custom_metrics else []),
+            Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention,
+                                         METRICS_STREAM: self.settings.metering_retention}),
             *self.runtime.services(),
             *self._shared.values(),
             *own,

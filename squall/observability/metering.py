@@ -27,6 +27,7 @@ from squall.backends.protocol import Streams
 from squall.core.lifecycle import PeriodicService, Progress
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.errors import Outcome
+from squall.observability.recorder import Recorder
 from squall.runtime.invocation import Invocation
 
 INVOCATIONS_STREAM = "squall.invocations"
@@ -70,12 +71,16 @@ class Metering(Interceptor):
     handler (a timeout, a crash, running out of memory, a throttle): the instance wrote no
     END and REPORT for them. A handler's own error is in the instance's log already."""
 
-    def __init__(self, meter: Meter):
+    def __init__(self, meter: Meter, recorder: Recorder | None = None):
         self.meter = meter
+        #: the Prometheus counters, when observability is on
+        self.recorder = recorder
 
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
         invocation = await call_next(request)
         self.meter.record(invocation)
+        if self.recorder is not None:
+            self.recorder.record(invocation)
         error = invocation.error
         if error is not None and error.outcome is not Outcome.ERROR:
             log.info("%s: %s\tError Type: %s (%s)", request.function, invocation.report_line(), error.error_type, error)
