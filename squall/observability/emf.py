@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import orjson
 from prometheus_client.metrics_core import Metric
@@ -146,7 +146,7 @@ def parse_emf(document: Any, *, function: str = "", request_id: str = "", trace_
     return out
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -171,7 +171,7 @@ def _metric(document: dict[str, Any], definition: Any) -> tuple[str, str, int, t
     if resolution not in (1, 60) or isinstance(resolution, bool):
         raise InvalidEmf(f"metric {name!r} has a StorageResolution other than 1 or 60")
     value = document.get(name)
-    values = value if isinstance(value, list) else [value]
+    values: list[Any] = value if isinstance(value, list) else [value]
     if not 1 <= len(values) <= MAX_VALUES or not all(map(_is_number, values)):
         raise InvalidEmf(f"metric {name!r} has no number or array of at most 100 numbers")
     return name, unit, resolution, tuple(float(v) for v in values)
