@@ -22,7 +22,6 @@ EMF document that breaks the specification is ignored whole and counted in
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -35,7 +34,7 @@ from prometheus_client.metrics_core import Metric
 
 from squall.backends import Backend
 from squall.backends.protocol import Streams
-from squall.core.lifecycle import PeriodicService, Progress
+from squall.observability.batching import StreamBatch
 
 METRICS_STREAM = "squall.metrics"
 #: the specification's limits
@@ -52,6 +51,7 @@ UNITS = frozenset({
 _BASE_UNITS = {"Seconds": ("seconds", 1.0), "Milliseconds": ("seconds", 1e-3), "Microseconds": ("seconds", 1e-6),
                "Bytes": ("bytes", 1.0), "Bytes/Second": ("bytes_per_second", 1.0), "Percent": ("ratio", 0.01),
                "Count": ("", 1.0), "None": ("", 1.0), "Count/Second": ("per_second", 1.0)}
+RESERVED_PREFIXES = ("squall_", "process_")
 #: the most series one node exposes, and the most datapoints it buffers between flushes
 MAX_SERIES = 10_000
 MAX_BUFFERED = 50_000
@@ -191,9 +191,12 @@ def snake(text: str) -> str:
 def prometheus_name(namespace: str, metric: str, unit: str) -> tuple[str, float]:
     """The Prometheus name of an EMF metric and the factor its values are multiplied by:
     time in seconds, Bytes as bytes, Percent as a 0-1 ratio; units without an unambiguous
-    base unit (Kilobytes, Bits...) keep their values and are named after them."""
+    base unit (Kilobytes, Bits...) keep their values and are named after them. A name in
+    the node's own families (`squall_*`, `process_*`) is prefixed with `emf_`."""
     suffix, factor = _BASE_UNITS.get(unit) or (snake(unit.replace("/", "_per_")), 1.0)
     name = f"{snake(namespace)}_{snake(metric)}"
+    if name.startswith(RESERVED_PREFIXES):  # never a family of the node's own
+        name = f"emf_{name}"
     if suffix and not name.endswith(f"_{suffix}"):
         name = f"{name}_{suffix}"
     return name, factor
@@ -202,22 +205,18 @@ def prometheus_name(namespace: str, metric: str, unit: str) -> tuple[str, float]
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
-class EmfMetrics(PeriodicService):
+class EmfMetrics(StreamBatch):
     """Listener of the log sink (`self(chunk)`), Prometheus collector (`collect`) and the
     service that appends the datapoints to the backend once per `interval`."""
 
     name = "custom-metrics"
 
     def __init__(self, backend: Streams, node_id: str, interval: float = 1.0):
-        super().__init__()
-        self.backend = backend
-        self.node_id = node_id
-        self.interval = interval
+        super().__init__(backend, node_id, METRICS_STREAM, interval)
         #: (Prometheus name, labels) -> [sum, count]
         self._series: dict[SeriesKey, list[float]] = {}
         self._help: dict[str, str] = {}
         self.rejected: dict[Rejection, int] = dict.fromkeys(Rejection, 0)
-        self._buffer: list[bytes] = []
 
     def __call__(self, chunk: LogChunk) -> None:
         text = chunk.text
@@ -275,18 +274,6 @@ class EmfMetrics(PeriodicService):
         for reason, count in self.rejected.copy().items():
             rejected.add_sample("squall_emf_rejected_total", {"reason": reason.value}, count)
         yield rejected
-
-    async def step(self) -> Progress:
-        await asyncio.to_thread(self.flush)
-        return Progress()
-
-    async def settle(self) -> None:
-        await asyncio.to_thread(self.flush)
-
-    def flush(self) -> None:
-        batch, self._buffer = self._buffer, []
-        if batch:
-            self.backend.stream_append(METRICS_STREAM, self.node_id, (b"[%s]" % b",".join(batch)).decode())
 
 
 def read_custom_metrics(backend: Backend, since: float, page: int = 1000) -> Iterator[Datapoint]:

@@ -13,6 +13,7 @@ The per-node series (invocations, instances, process) are summed across nodes as
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 
 from squall.backends import Backend
-from squall.errors import Outcome
+from squall.errors import BackendUnavailable, Outcome
 from squall.observability.recorder import Recorder
 from squall.runtime.base import Runtime
 
 if TYPE_CHECKING:
     from squall.observability.emf import EmfMetrics
+
+log = logging.getLogger("squall.metrics")
 
 #: the exposition's Content-Type (format 0.0.4)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -102,15 +105,19 @@ class QueueCollector:
         dead = gauge("squall_queue_dead_letter_messages", "Messages in the queue's dead-letter queue")
         age = gauge("squall_queue_oldest_message_age_seconds", "Time since the first message in the queue was sent")
         backend = self.backend
-        for queue in backend.queue_names():
-            stats = backend.queue_stats(queue)
-            visible.add_metric([queue], stats.visible)
-            in_flight.add_metric([queue], stats.in_flight)
-            delayed.add_metric([queue], stats.delayed)
-            age.add_metric([queue], backend.queue_oldest_age(queue))
-            config = backend.queue_config(queue)
-            if config is not None and config.dlq:
-                dead.add_metric([queue], backend.queue_stats(config.dlq).total)
+        try:
+            for queue in backend.queue_names():
+                stats = backend.queue_stats(queue)
+                visible.add_metric([queue], stats.visible)
+                in_flight.add_metric([queue], stats.in_flight)
+                delayed.add_metric([queue], stats.delayed)
+                age.add_metric([queue], backend.queue_oldest_age(queue))
+                config = backend.queue_config(queue)
+                if config is not None and config.dlq:
+                    dead.add_metric([queue], backend.queue_stats(config.dlq).total)
+        except BackendUnavailable as exc:  # the node's own series matter most then: serve them
+            log.warning("metrics scrape without queue series: %s", exc)
+            return []
         return [visible, in_flight, delayed, dead, age]
 
 

@@ -88,6 +88,7 @@ def test_a_document_that_breaks_the_specification_is_refused_whole(breakage):
     ("my/app-v2", "HTTPRequests", "Count/Second", ("my_app_v2_http_requests_per_second", 1.0)),
     ("Shop", "Upload", "Kilobytes", ("shop_upload_kilobytes", 1.0)),
     ("1st", "x", "None", ("_1st_x", 1.0)),
+    ("Squall", "Invocations", "Count", ("emf_squall_invocations", 1.0)),
 ])
 def test_prometheus_names(namespace, metric, unit, expected):
     assert prometheus_name(namespace, metric, unit) == expected

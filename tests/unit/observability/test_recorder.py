@@ -6,11 +6,14 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from squall import App
 from squall.backends import open_backend
 from squall.errors import FunctionError, Throttled
-from squall.observability.prometheus import InvocationCollector, QueueCollector
+from squall.node import Node
+from squall.observability.prometheus import Exposition, InvocationCollector, QueueCollector
 from squall.observability.recorder import DURATION_BUCKETS, Histogram, Recorder
 from squall.runtime.invocation import Invocation
+from tests.support import free_port
 
 
 def invocation(function="f", duration_ms=2.0, cold=False, init_ms=None, error=None, trigger="http"):
@@ -64,3 +67,14 @@ def test_the_collector_exposes_prometheus_names(tmp_path):
     assert families["squall_invocation_duration_seconds"].type == "histogram"
     assert "squall_throttles_total{function=\"f\"} 1.0" in text
     assert "squall_queue_messages_visible" in families
+
+
+def test_a_scrape_while_the_backend_is_down_still_has_the_node_series(tmp_path):
+    backend = open_backend(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    node = Node(App("down"), backend, str(tmp_path / "objects"))
+    assert node.recorder is not None
+    node.recorder.record(invocation())
+    text = Exposition(node.recorder, node.runtime, backend, "n1", "down").render().decode()
+    assert 'squall_invocations_total{function="f",outcome="success",trigger="http"} 1.0' in text
+    assert 'squall_node_info{app="down",node="n1"} 1.0' in text
+    assert "squall_queue_messages_visible{" not in text
