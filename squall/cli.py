@@ -132,9 +132,9 @@ def _node_options(fn: F) -> F:
     fn = click.option("--node-id", default=None, callback=_node_id,
                       help="Name of this node in the cluster: letters, digits, '.', '-', '_'.")(fn)
     fn = click.option("--admin-host", default="127.0.0.1", show_default=True,
-                      help="Interface of the admin listener (GET /health).")(fn)
+                      help="Interface of the admin listener (GET /health, GET /metrics).")(fn)
     fn = click.option("--admin-port", default=None, type=click.IntRange(0, 65535),
-                      help="Port of the admin listener (GET /health); none without it.")(fn)
+                      help="Port of the admin listener (GET /health, GET /metrics); none without it.")(fn)
     fn = click.option("--metering-retention", default=24.0, show_default=True, type=click.FloatRange(min=0.01),
                       metavar="HOURS", help="Hours metering records are kept.")(fn)
     fn = click.option("--observability/--no-observability", default=True, show_default=True,

@@ -32,8 +32,10 @@ from squall.core.retention import DAY, Retention
 from squall.errors import AppLoadError, FunctionError, FunctionNotFound
 from squall.manifest import restore
 from squall.objects import open_objects
+from squall.observability.emf import METRICS_STREAM, EmfMetrics
 from squall.observability.logs import LOGS_STREAM, LogSink
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
+from squall.observability.recorder import Recorder
 from squall.observability.settings import ObservabilitySettings
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
@@ -74,8 +76,12 @@ class Node:
         self.settings = settings or NodeSettings()
         node_id = self.settings.node_id
         observability = self.settings.observability
+        #: the invocation counters behind /metrics, and the functions' EMF metrics (fed by the log sink)
+        self.recorder = Recorder() if observability.enabled else None
+        self.custom_metrics = EmfMetrics(backend, node_id) if observability.enabled else None
         #: what functions write: printed, and stored for `squall logs`
-        self.logs = LogSink(backend, node_id, output or sys.stdout, store=observability.enabled)
+        self.logs = LogSink(backend, node_id, output or sys.stdout, store=observability.enabled,
+                            listeners=[self.custom_metrics] if self.custom_metrics else [])
         self.runtime: Runtime
         if zygote is None:
             self.runtime = InlineRuntime(app, self._nested, backend, open_objects(objects_url),
@@ -90,15 +96,17 @@ class Node:
         extra = [Contain(), *self.settings.interceptors] if self.settings.interceptors else []
         #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
         #: composed chain itself, not a method around it: every invocation passes here
-        self.invoke: Handler = chain([Metering(self.meter), *extra], self.runtime.invoke)
+        self.invoke: Handler = chain([Metering(self.meter, self.recorder), *extra], self.runtime.invoke)
         self.sources: list[Source[Any]] = sources_for(app)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]
         self.services = Services([
             self.meter,
             self.logs,
+            *([self.custom_metrics] if self.custom_metrics else []),
             Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention,
-                                         LOGS_STREAM: observability.log_retention}),
+                                         LOGS_STREAM: observability.log_retention,
+                                         METRICS_STREAM: self.settings.metering_retention}),
             *self.runtime.services(),
             *self._shared.values(),
             *own,

@@ -72,7 +72,8 @@ async def serve(app_ref: str, backend_url: str, objects_url: str, host: str, por
     if admin is not None:
         admin_listener = admin_server(node, *admin)
         admin_task = asyncio.create_task(admin_listener.serve(), name="admin-listener")
-        log.info("admin listener on http://%s:%d (GET /health)", *admin)
+        log.info("admin listener on http://%s:%d (GET /health%s)", *admin,
+                 ", GET /metrics" if settings.observability.enabled else "")
     # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default action
     # that would kill the process before the node's graceful stop below, so make it a no-op
     signal.signal(signal.SIGTERM, lambda *_: None)

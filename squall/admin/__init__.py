@@ -4,11 +4,13 @@ It listens on its own address (`--admin-host`, loopback by default, `--admin-por
 health check or a metrics scrape never competes with, or is exposed like, user traffic.
 `GET /health` answers 200 while the node can do its job and 503, with the reasons, while
 it cannot (its runtime is restarting its zygote, its state file was deleted), as a load
-balancer's or Kubernetes' probe expects.
+balancer's or Kubernetes' probe expects. `GET /metrics` is the Prometheus exposition
+(`squall.observability.prometheus`), served only while observability is on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -16,8 +18,10 @@ from typing import TYPE_CHECKING
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from squall.observability.prometheus import CONTENT_TYPE, Exposition
 
 if TYPE_CHECKING:
     from squall.node import Node
@@ -29,7 +33,16 @@ def build_admin(node: Node) -> Starlette:
         body = {"status": "unhealthy" if problems else "ok", "node": node.settings.node_id, "problems": problems}
         return JSONResponse(body, status_code=503 if problems else 200)
 
-    return Starlette(routes=[Route("/health", health, methods=["GET"])])
+    routes = [Route("/health", health, methods=["GET"])]
+    if node.recorder is not None:
+        exposition = Exposition(node.recorder, node.runtime, node.backend, node.settings.node_id, node.app.name,
+                                node.custom_metrics, node.logs)
+
+        async def metrics(request: Request) -> Response:
+            return Response(await asyncio.to_thread(exposition.render), media_type=CONTENT_TYPE)
+
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
+    return Starlette(routes=routes)
 
 
 class AdminServer(uvicorn.Server):

@@ -207,6 +207,12 @@ class Queues(Protocol):
     def queue_stats(self, queue: str) -> QueueStats:
         """Counts of visible, in-flight and delayed (never received, not yet visible)."""
 
+    def queue_oldest_age(self, queue: str) -> float:
+        """Seconds since the message at the head of the queue (the first in send order,
+        whatever its state) was sent, as SQS's ApproximateAgeOfOldestMessage; 0 when the
+        queue is empty. A dead-lettered or redriven message keeps its send time, so a DLQ's
+        age counts from the original send. Read at each metrics scrape."""
+
     def peek(self, queue: str, limit: int = 10) -> list[Message]:
         """The first `limit` (>= 0) messages in send order, without receiving them (receipt
         is ""). Receive counts and first-receive times are as stored."""

@@ -13,7 +13,6 @@ metering, never an event. The stream is trimmed to the node's metering retention
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import Counter
@@ -24,27 +23,24 @@ import orjson
 
 from squall.backends import Backend
 from squall.backends.protocol import Streams
-from squall.core.lifecycle import PeriodicService, Progress
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.errors import Outcome
+from squall.observability.batching import StreamBatch
+from squall.observability.recorder import Recorder
 from squall.runtime.invocation import Invocation
 
 INVOCATIONS_STREAM = "squall.invocations"
 log = logging.getLogger("squall.metering")
 
 
-class Meter(PeriodicService):
+class Meter(StreamBatch):
     """Buffers invocation records and flushes them every `interval` seconds (and on stop)."""
 
     name = "metering"
 
     def __init__(self, backend: Streams, node_id: str, interval: float = 1.0):
-        super().__init__()
-        self.backend = backend
-        self.node_id = node_id
-        self.interval = interval
+        super().__init__(backend, node_id, INVOCATIONS_STREAM, interval)
         self.counts: Counter[str] = Counter()
-        self._buffer: list[bytes] = []
 
     def record(self, invocation: Invocation) -> None:
         self._buffer.append(orjson.dumps(invocation.record()))
@@ -52,30 +48,22 @@ class Meter(PeriodicService):
         self.counts["cold_starts"] += invocation.cold
         self.counts[invocation.outcome] += 1  # a StrEnum: counts["error"] finds it
 
-    async def step(self) -> Progress:
-        await asyncio.to_thread(self.flush)
-        return Progress()
-
-    async def settle(self) -> None:
-        await asyncio.to_thread(self.flush)
-
-    def flush(self) -> None:
-        batch, self._buffer = self._buffer, []
-        if batch:
-            self.backend.stream_append(INVOCATIONS_STREAM, self.node_id, (b"[%s]" % b",".join(batch)).decode())
-
 
 class Metering(Interceptor):
     """Records every invocation, and logs the REPORT line of those that ended outside the
     handler (a timeout, a crash, running out of memory, a throttle): the instance wrote no
     END and REPORT for them. A handler's own error is in the instance's log already."""
 
-    def __init__(self, meter: Meter):
+    def __init__(self, meter: Meter, recorder: Recorder | None = None):
         self.meter = meter
+        #: the Prometheus counters, when observability is on
+        self.recorder = recorder
 
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
         invocation = await call_next(request)
         self.meter.record(invocation)
+        if self.recorder is not None:
+            self.recorder.record(invocation)
         error = invocation.error
         if error is not None and error.outcome is not Outcome.ERROR:
             log.info("%s: %s\tError Type: %s (%s)", request.function, invocation.report_line(), error.error_type, error)

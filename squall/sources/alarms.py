@@ -306,7 +306,7 @@ class AlarmEvaluator(PeriodicService):
                 samples: tuple[Datapoint, ...] = ()
             else:
                 kept = [p for p in record.samples if p.start >= first]
-                samples = (*kept, Datapoint(end - alarm.period, self._sample(watched, alarm.queue_name, now)))
+                samples = (*kept, Datapoint(end - alarm.period, self._sample(watched, alarm.queue_name)))
                 found = {p.start: p.value for p in samples}
             points = [Datapoint(s, found[s]) if s in found else None for s in starts]
             decision = decide(alarm.rule, points, record.state.value, now)
@@ -327,10 +327,9 @@ class AlarmEvaluator(PeriodicService):
                 self._deliver(alarm, previous, state)
         return changed
 
-    def _sample(self, metric: QueueMetric, queue: str, now: float) -> float:
+    def _sample(self, metric: QueueMetric, queue: str) -> float:
         if metric is QueueMetric.AGE_OF_OLDEST:
-            oldest = self.backend.peek(queue, 1)
-            return max(0.0, now - oldest[0].sent_at) if oldest else 0.0
+            return self.backend.queue_oldest_age(queue)
         stats = self.backend.queue_stats(queue)
         return float({QueueMetric.VISIBLE: stats.visible, QueueMetric.NOT_VISIBLE: stats.in_flight,
                       QueueMetric.DELAYED: stats.delayed}[metric])

@@ -768,3 +768,21 @@ def test_backend_works_in_a_forked_child(backend):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert bodies(backend.claim("q", 10, 30)) == ["from child"]
+
+
+def test_oldest_age_is_the_wait_of_the_head_of_the_queue(backend, clock):
+    assert backend.queue_oldest_age("empty") == 0.0
+    backend.enqueue("q", "first")
+    clock.advance(10)
+    backend.enqueue("q", "second", delay=100)
+    clock.advance(2.5)
+    assert backend.queue_oldest_age("q") == pytest.approx(12.5)
+    [first] = backend.claim("q", 1, 30)  # in flight still counts: it is not deleted
+    assert backend.queue_oldest_age("q") == pytest.approx(12.5)
+    backend.ack("q", [first.receipt])
+    assert backend.queue_oldest_age("q") == pytest.approx(2.5)  # the delayed one is next
+    clock.advance(200)
+    [second] = backend.claim("q", 1, 30)
+    assert backend.dead_letter("q", second.receipt, "dlq")
+    assert backend.queue_oldest_age("q") == 0.0
+    assert backend.queue_oldest_age("dlq") == pytest.approx(202.5)  # it keeps its send time

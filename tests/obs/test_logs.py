@@ -10,10 +10,12 @@ import sys
 import time
 import uuid
 
+import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import NodeProcess, squall, wait_until, write_app
+from tests.support import NodeProcess, free_port, squall, wait_until, write_app
 
 APP = """
     import logging
@@ -74,7 +76,10 @@ def logs(*args: str, backend: str, cwd) -> list[str]:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     directory = tmp_path_factory.mktemp("obslogs")
-    running = NodeProcess(write_app(directory, APP), backend=f"sqlite:///{directory}/state.db")
+    admin = free_port()
+    running = NodeProcess(write_app(directory, APP), backend=f"sqlite:///{directory}/state.db",
+                          extra=["--admin-port", str(admin)])
+    running.admin = admin
     with running:
         running.directory = directory
         running.backend = f"sqlite:///{directory}/state.db"
@@ -172,6 +177,11 @@ def test_a_log_storm_neither_blocks_the_node_nor_drowns_other_functions(node):
     kept = sum(1 for line in logs("storm", "--since", "1m", backend=node.backend, cwd=node.directory)
                if line.endswith("x" * 1023))
     assert 1000 < kept < 100 * 1024  # the burst was kept, the rest dropped and said so
+    metrics = httpx.get(f"http://127.0.0.1:{node.admin}/metrics", timeout=10).text
+    [dropped_bytes] = [sample.value for family in text_string_to_metric_families(metrics)
+                       for sample in family.samples if sample.name == "squall_log_dropped_bytes_total"
+                       and sample.labels == {"function": "storm"}]
+    assert 50 * 1024 * 1024 < dropped_bytes < 100 * 1024 * 1024
 
 
 def test_nothing_is_stored_without_observability(tmp_path):

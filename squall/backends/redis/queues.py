@@ -119,6 +119,11 @@ class RedisQueues(RedisCore):
         return QueueStats(visible=visible, in_flight=invisible - delayed, delayed=delayed)
 
     @reachable
+    def queue_oldest_age(self, queue: str) -> float:
+        sent_at = self._run("oldest", keys.queue(queue), [])
+        return 0.0 if sent_at is None else max(0.0, self.clock() - float(sent_at))
+
+    @reachable
     def peek(self, queue: str, limit: int = 10) -> list[Message]:
         checks.count("limit", limit)
         if limit == 0:

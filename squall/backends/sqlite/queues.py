@@ -192,6 +192,13 @@ class SQLiteQueues(SQLiteCore):
             "FROM messages WHERE queue = :queue", {"now": self.clock(), "queue": queue}).fetchone()
         return QueueStats(visible=visible, in_flight=in_flight, delayed=delayed)
 
+    def queue_oldest_age(self, queue: str) -> float:
+        # min(seq) is read from the (queue, visible_at, seq) index alone, then one row by key
+        row = self._conn().execute(
+            "SELECT sent_at FROM messages WHERE seq = (SELECT min(seq) FROM messages WHERE queue = ?)",
+            (queue,)).fetchone()
+        return 0.0 if row is None else max(0.0, self.clock() - row[0])
+
     def peek(self, queue: str, limit: int = 10) -> list[Message]:
         checks.count("limit", limit)
         rows = self._conn().execute(
