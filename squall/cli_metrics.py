@@ -53,12 +53,14 @@ def _ms(value: float | None) -> str:
 @backend_option
 def metrics(function: str | None, since: str, period: str, as_json: bool, backend: str | None) -> None:
     """Invocations, Errors, Throttles, Duration, ConcurrentExecutions, cold starts and
-    GB-seconds per period, of FUNCTION (or of every function), from every node's metering."""
+    GB-seconds per period, of FUNCTION (or of every function), from every node's metering;
+    then the custom metrics its EMF lines emitted."""
     from rich.box import SIMPLE
     from rich.table import Table
 
     from squall.backends import open_backend
-    from squall.observability.statistics import summarize
+    from squall.observability.emf import read_custom_metrics
+    from squall.observability.statistics import summarize, summarize_custom
     from squall.observability.window import MeteringWindow
 
     seconds = parse_duration("--period", period)
@@ -69,12 +71,14 @@ def metrics(function: str | None, since: str, period: str, as_json: bool, backen
         until = store.clock()
         start = until - parse_duration("--since", since)
         calls = MeteringWindow(store).calls(start)
+        points = list(read_custom_metrics(store, start))
     finally:
         store.close()
     summaries = summarize(calls, int(seconds), start, until, function)
+    custom = summarize_custom(points, int(seconds), start, until, function)
     if as_json:
         click.echo(json.dumps({"function": function, "period": int(seconds), "since": start, "until": until,
-                               "periods": [s.to_json() for s in summaries]}))
+                               "periods": [s.to_json() for s in summaries], "custom": [c.to_json() for c in custom]}))
         return
     table = Table(title=f"{function or 'all functions'}, per {int(seconds)} s since {_time(start)} UTC", box=SIMPLE)
     for header in ("TIME (UTC)", "INVOCATIONS", "ERRORS", "THROTTLES", "AVG ms", "P50 ms", "P90 ms", "P99 ms",
@@ -85,7 +89,18 @@ def metrics(function: str | None, since: str, period: str, as_json: bool, backen
         table.add_row(_time(s.start), str(s.invocations), str(s.errors), str(s.throttles), _ms(s.duration_avg),
                       _ms(s.duration_p50), _ms(s.duration_p90), _ms(s.duration_p99), _ms(s.duration_max),
                       str(s.concurrent_executions), cold, f"{s.gb_seconds:.6f}")
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    if custom:
+        extra = Table(title="custom metrics (EMF)", box=SIMPLE)
+        for header in ("TIME (UTC)", "NAMESPACE", "METRIC", "DIMENSIONS", "UNIT", "COUNT", "SUM", "AVG", "MIN", "MAX"):
+            extra.add_column(header, justify="right" if header in ("COUNT", "SUM", "AVG", "MIN", "MAX") else "left",
+                             no_wrap=True)
+        for c in custom:
+            dimensions = ",".join(f"{key}={value}" for key, value in c.dimensions)
+            extra.add_row(_time(c.start), c.namespace, c.name, dimensions, c.unit, str(c.count), f"{c.sum:g}",
+                          f"{c.average:g}", f"{c.minimum:g}", f"{c.maximum:g}")
+        console.print(extra)
 
 
 @main.command()

@@ -27,9 +27,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from squall.errors import ConfigError, Outcome
+
+if TYPE_CHECKING:
+    from squall.observability.emf import Datapoint
 
 
 class FunctionMetric(StrEnum):
@@ -231,3 +234,42 @@ def summarize(calls: Sequence[Call], period: int, since: float, until: float,
             cold_start_rate=round(cold / invoked, 4) if invoked else None,
             gb_seconds=round(sum(c.gb_seconds for c in members), 9)))
     return summaries
+
+
+@dataclass(frozen=True)
+class CustomSummary:
+    """One custom metric (EMF) of one dimension set in one period, as CloudWatch's console
+    shows it: SampleCount, Sum, Average, Minimum and Maximum of its values."""
+
+    start: float
+    namespace: str
+    name: str
+    unit: str
+    dimensions: tuple[tuple[str, str], ...]
+    count: int
+    sum: float
+    minimum: float
+    maximum: float
+
+    @property
+    def average(self) -> float:
+        return self.sum / self.count
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start, "Namespace": self.namespace, "MetricName": self.name, "Unit": self.unit,
+                "Dimensions": dict(self.dimensions), "SampleCount": self.count, "Sum": self.sum,
+                "Average": self.average, "Minimum": self.minimum, "Maximum": self.maximum}
+
+
+def summarize_custom(points: Iterable[Datapoint], period: int, since: float, until: float,
+                     function: str | None = None) -> list[CustomSummary]:
+    """The custom metrics `function` (or any) emitted in [since, until), per period, oldest
+    first, then by namespace, name and dimensions."""
+    groups: dict[tuple[float, str, str, str, tuple[tuple[str, str], ...]], list[float]] = {}
+    for point in points:
+        if since <= point.time < until and point.values and (function is None or point.function == function):
+            key = (period_start(point.time, period), point.namespace, point.name, point.unit, point.dimensions)
+            groups.setdefault(key, []).extend(point.values)
+    return [CustomSummary(start, namespace, name, unit, dimensions, len(values), sum(values), min(values),
+                          max(values))
+            for (start, namespace, name, unit, dimensions), values in sorted(groups.items())]

@@ -1,7 +1,10 @@
 """Custom metrics the Lambda way, end to end: an unmodified Powertools Metrics handler on a
-real node, its EMF output found in /metrics and in the `squall.metrics` stream."""
+real node, its EMF output found in /metrics, in the `squall.metrics` stream and in
+`squall metrics`."""
 
 from __future__ import annotations
+
+import json
 
 import httpx
 import pytest
@@ -9,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from squall.backends import open_backend
 from squall.observability.emf import read_custom_metrics
-from tests.support import NodeProcess, free_port, wait_until, write_app
+from tests.support import NodeProcess, free_port, squall, wait_until, write_app
 
 APP = """
     from aws_lambda_powertools import Metrics
@@ -57,3 +60,13 @@ def test_powertools_metrics_reach_prometheus_and_the_stream(tmp_path):
             assert all(dict(p.dimensions) == labels and p.request_id for p in points)
         finally:
             backend.close()
+
+        shown = json.loads(squall("metrics", "book", "--since", "10m", "--json", "--backend", url).stdout)["custom"]
+        totals: dict[tuple[str, str], list[float]] = {}
+        for c in shown:  # the three calls may straddle two periods
+            count, total = totals.setdefault((c["MetricName"], c["Unit"]), [0, 0])
+            totals[(c["MetricName"], c["Unit"])] = [count + c["SampleCount"], total + c["Sum"]]
+        assert totals == {("SuccessfulBooking", "Count"): [3, 3], ("BookingLatency", "Milliseconds"): [3, 120]}
+        assert all(c["Namespace"] == "ServerlessAirline" and c["Dimensions"] == labels for c in shown)
+        table = squall("metrics", "book", "--since", "10m", "--backend", url).stdout
+        assert "custom metrics (EMF)" in table and "SuccessfulBooking" in table and "environment=prod" in table
