@@ -453,3 +453,5 @@ def _table(headers: list[str], rows: list[tuple]) -> None:
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
     for row in [headers, *rows]:
         click.echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths, strict=False)).rstrip())
+
+import squall.cli_traces  # noqa: E402,F401 - registers `squall traces`
