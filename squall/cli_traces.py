@@ -59,11 +59,13 @@ def traces(ctx: click.Context, function: str | None, since: str, errors: bool, l
 @traces.command()
 @click.argument("trace_id")
 @click.option("--json", "as_json", is_flag=True, help="The spans as JSON lines (OTLP-like fields), not a drawing.")
+@backend_option
 @click.pass_obj
-def show(backend: str | None, trace_id: str, as_json: bool) -> None:
+def show(group_backend: str | None, trace_id: str, as_json: bool, backend: str | None) -> None:
     """Draw TRACE_ID as a waterfall: each span's function, trigger, duration, cold/warm, error."""
     from squall.observability.traces import group
 
+    backend = backend or group_backend
     trace_id = trace_id.strip().lower()
     found = group(s for s in _spans(backend, 0.0) if s.trace_id == trace_id)
     if not found:
