@@ -210,7 +210,7 @@ class Context:
         headers = self.invocation_headers
         if self._trace is not None:  # called inside a span of the handler's own: under that span
             current = self._trace.current()
-            if current is not self._trace.context:
+            if current != self._trace.context:
                 headers = {**headers, TRACEPARENT: current.traceparent()}
         return self._caller(function, body, headers)
 

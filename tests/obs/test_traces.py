@@ -70,6 +70,34 @@ def notify(event, ctx):
 '''
 
 
+#: ctx.invoke inside a span of the handler's own, and an asynchronous invocation retried once
+CALLS = '''
+
+@app.http("GET", "/chain")
+def chain(event, ctx):
+    with tracer.start_as_current_span("prepare"):
+        ctx.invoke("lookup", {})
+    ctx.invoke_async("flaky", {})
+    return {"ok": True}
+
+
+@app.function
+def lookup(event, ctx):
+    return 1
+
+
+@app.function
+def flaky(event, ctx):
+    if not ctx.table("flaky").get("tried"):
+        ctx.table("flaky").put("tried", True)
+        raise RuntimeError("the first attempt fails")
+'''
+
+
+#: both halves in one app, for one node
+SHOP = FRONT + BACK.replace('app = App("shop")\n', "").replace("import os\n", "")
+
+
 def show(trace_id: str, cwd, backend: str | None = None) -> list[dict]:
     args = ["traces", "show", trace_id, "--json"] + (["--backend", backend] if backend else [])
     result = squall(*args, cwd=cwd)
@@ -123,7 +151,7 @@ def xray(trace_id: str, span_id: str) -> str:
 def shop(tmp_path_factory):
     """One node on SQLite serving both halves of the shop."""
     directory = tmp_path_factory.mktemp("shop")
-    app = write_app(directory, FRONT + BACK.replace('app = App("shop")\n', "").replace("import os\n", ""))
+    app = write_app(directory, SHOP + CALLS)
     with NodeProcess(app) as node:
         yield node, directory
 
@@ -183,6 +211,28 @@ def test_a_request_without_traceparent_starts_a_sampled_trace_and_errors_are_mar
     assert INCOMING_TRACE not in squall("traces", "--errors", cwd=directory).stdout
 
 
+def test_ctx_invoke_and_every_retry_of_invoke_async_continue_the_trace(shop):
+    node, directory = shop
+    trace_id = uuid.uuid4().hex
+    with node.client() as client:
+        assert client.get("/chain", headers={"traceparent": f"00-{trace_id}-{INCOMING_SPAN}-01"}).json() == {"ok": True}
+    spans = wait_until(lambda: (found := show(trace_id, directory)) and len(found) >= 5 and found, timeout=20,
+                       message="the chain's spans, the retry's included")
+    by_name: dict[str, list[dict]] = {}
+    for span in spans:
+        by_name.setdefault(span["name"], []).append(span)
+    (root,), (prepare,), (lookup,) = by_name["GET /chain"], by_name["prepare"], by_name["lookup"]
+    assert prepare["parentSpanId"] == root["spanId"]
+    assert lookup["parentSpanId"] == prepare["spanId"]  # called inside the handler's span
+    assert lookup["attributes"]["faas.trigger"] == "other"
+    first, retry = sorted(by_name["flaky"], key=lambda s: s["startTimeUnixNano"])
+    assert first["parentSpanId"] == retry["parentSpanId"] == root["spanId"]
+    assert first["status"]["code"] == "ERROR" and first["attributes"]["error.type"] == "RuntimeError"
+    assert retry["status"]["code"] == "UNSET"
+    # Lambda retries under the same request id
+    assert first["attributes"]["faas.invocation_id"] == retry["attributes"]["faas.invocation_id"]
+
+
 class Receiver(http.server.BaseHTTPRequestHandler):
     """An OTLP/HTTP receiver: POST /v1/traces with an ExportTraceServiceRequest."""
 
@@ -211,7 +261,7 @@ def test_an_otlp_receiver_gets_the_spans_squall_traces_shows(tmp_path, monkeypat
     monkeypatch.setenv("OTEL_SERVICE_NAME", "shop-service")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
-    app = write_app(tmp_path, FRONT + BACK.replace('app = App("shop")\n', "").replace("import os\n", ""))
+    app = write_app(tmp_path, SHOP)
     trace_id = uuid.uuid4().hex
     try:
         with NodeProcess(app) as node, node.client() as client:
@@ -277,7 +327,7 @@ def test_one_trace_spans_two_nodes_on_redis(tmp_path, redis_url):
 
 
 def test_no_observability_records_no_spans(tmp_path):
-    app = write_app(tmp_path, FRONT + BACK.replace('app = App("shop")\n', "").replace("import os\n", ""))
+    app = write_app(tmp_path, SHOP)
     with NodeProcess(app, extra=["--no-observability"]) as node, node.client() as client:
         response = client.post("/orders/o1", content="{}")
         assert response.status_code == 201 and response.json()["traceparent"] is None
