@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from squall.backends import Message
 from squall.errors import ConfigError
 from squall.events.sqs import sqs_event
-from squall.backends import Message
 from squall.observability.context import (
     TRACE_ATTRIBUTE,
     SpanContext,
