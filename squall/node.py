@@ -37,6 +37,7 @@ from squall.observability.logs import LOGS_STREAM, LogSink
 from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
 from squall.observability.recorder import Recorder
 from squall.observability.settings import ObservabilitySettings
+from squall.observability.tracing import tracing_for
 from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
 from squall.runtime.invocation import Invocation
@@ -92,21 +93,27 @@ class Node:
         #: open while the runtime can start instances (queue consumers claim only then)
         self.runtime_ready = self.runtime.ready
         self.meter = Meter(backend, node_id)
+        self.sources: list[Source[Any]] = sources_for(app)
+        #: spans of every invocation (None with observability off)
+        tracing = tracing_for(self, observability) if observability.enabled else None
         # an interceptor of the settings that raises fails its invocation (metered), not the node
         extra = [Contain(), *self.settings.interceptors] if self.settings.interceptors else []
         #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
         #: composed chain itself, not a method around it: every invocation passes here
-        self.invoke: Handler = chain([Metering(self.meter, self.recorder), *extra], self.runtime.invoke)
-        self.sources: list[Source[Any]] = sources_for(app)
+        self.invoke: Handler = chain([Metering(self.meter, self.recorder), *([tracing] if tracing else []), *extra],
+                                     self.runtime.invoke)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]
         self.services = Services([
             self.meter,
             self.logs,
             *([self.custom_metrics] if self.custom_metrics else []),
+            *([tracing.tracer] if tracing else []),
             Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention,
                                          LOGS_STREAM: observability.log_retention,
-                                         METRICS_STREAM: self.settings.metering_retention}),
+                                         METRICS_STREAM: self.settings.metering_retention,
+                                         **(tracing.retention if tracing else {})},
+                      caps=tracing.caps if tracing else None),
             *self.runtime.services(),
             *self._shared.values(),
             *own,

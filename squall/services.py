@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from squall.backends import Backend, Item
 from squall.core.checks import TABLE_NAME, check_name, check_queue_name
 from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
 from squall.objects import Listing, ObjectStore, StoredObject, check_bucket
+from squall.observability.context import TRACE_ATTRIBUTE, trace_attribute
+
+if TYPE_CHECKING:
+    from squall.runtime.tracing import InvocationTrace
 
 #: SQS limits.
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DELAY_SECONDS = 900
+#: message attribute names SQS reserves for itself (any case)
+RESERVED_PREFIXES = ("aws.", "amazon.")
 
 
 class Table:
@@ -106,10 +112,16 @@ class Bucket:
 
 
 class Queue:
-    """Send side of a declared queue (SQS SendMessage semantics and limits)."""
+    """Send side of a declared queue (SQS SendMessage semantics and limits).
 
-    def __init__(self, backend: Backend, name: str, known: set[str] | None = None):
+    With the invocation's `trace` (a handler's `ctx.queue`), a send is a PRODUCER span and
+    each message carries its context as the system attribute `AWSTraceHeader`, which
+    neither counts against the message's size nor shows among its message attributes."""
+
+    def __init__(self, backend: Backend, name: str, known: set[str] | None = None,
+                 trace: InvocationTrace | None = None):
         self.backend = backend
+        self.trace = trace
         self.name = check_queue_name(name)
         if known is None or name not in known:
             if backend.queue_config(name) is None:
@@ -121,11 +133,25 @@ class Queue:
 
     def send(self, body: str, delay_seconds: float = 0, attributes: dict[str, Any] | None = None) -> str:
         """Enqueue `body`; returns the message id once it is committed."""
-        return self.backend.enqueue(self.name, *check_message(body, delay_seconds, attributes))
+        body, checked, delay = check_message(body, delay_seconds, attributes)
+        if self.trace is None:
+            return self.backend.enqueue(self.name, body, checked, delay)
+        with self.trace.producer(self.name, 1) as span:
+            checked[TRACE_ATTRIBUTE] = trace_attribute(span.context(self.trace.context.sampled))
+            span.attributes["messaging.message.id"] = message_id = self.backend.enqueue(self.name, body, checked,
+                                                                                        delay)
+        return message_id
 
     def send_batch(self, bodies: list[str]) -> list[str]:
         """Enqueue several bodies in one commit."""
-        return self.backend.enqueue_batch(self.name, [check_message(b, 0, None) for b in bodies])
+        entries = [check_message(b, 0, None) for b in bodies]
+        if self.trace is None:
+            return self.backend.enqueue_batch(self.name, entries)
+        with self.trace.producer(self.name, len(entries)) as span:
+            attribute = trace_attribute(span.context(self.trace.context.sampled))
+            for _, checked, _ in entries:
+                checked[TRACE_ATTRIBUTE] = attribute
+            return self.backend.enqueue_batch(self.name, entries)
 
 
 def check_message(body: Any, delay_seconds: Any = 0, attributes: dict[str, Any] | None = None
@@ -141,6 +167,10 @@ def check_message(body: Any, delay_seconds: Any = 0, attributes: dict[str, Any] 
     attributes = attributes or {}
     if not isinstance(attributes, dict):
         raise ConfigError("message attributes must be a dict of name -> value")
+    for name in attributes:
+        if not isinstance(name, str) or name.lower().startswith(RESERVED_PREFIXES):
+            raise ConfigError(f"invalid message attribute name {name!r}: names starting with 'AWS.' or 'Amazon.' "
+                              "are reserved, as on SQS")
     size = len(body.encode()) + sum(len(k.encode()) + len(json.dumps(v)) for k, v in attributes.items())
     if size > MAX_MESSAGE_BYTES:
         raise PayloadTooLarge(f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (256 KiB)")

@@ -182,6 +182,9 @@ def test_an_interceptor_sees_every_trigger_and_its_headers_reach_the_instance(tm
         await node.start()
         try:
             echo = await node.invoke(InvokeRequest("echo", {}))
+            # beside the trace context tracing puts there (the invocation's own span)
+            headers = echo.result["headers"]
+            assert headers.pop("traceparent").startswith("00-")
             assert echo.result == {"headers": {"x-hop": "1"}, "intercepted": True}
 
             nested = await node.invoke(InvokeRequest("nested", {}))

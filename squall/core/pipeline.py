@@ -17,11 +17,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from squall.aws import request_id as new_request_id
 from squall.errors import FunctionNotFound, InvocationError
 from squall.runtime.invocation import Invocation
+
+if TYPE_CHECKING:
+    from squall.observability.context import SpanContext
 
 log = logging.getLogger("squall.pipeline")
 
@@ -33,6 +36,10 @@ class InvokeRequest:
     `trigger` is the kind of source (`http`, `queue`, `async`, `invoke`, as metering
     records it) and `source` the one that produced it (a route key, a queue name).
     `wait` bounds the wait for a free instance (None: as long as it takes).
+    `headers["traceparent"]` is the trace context (W3C): the caller's when the request is
+    made, the invocation's own span once tracing has seen it; `links` are the producer
+    contexts of the events a batch carries (each queue message's), which a trace links to
+    and which, unlike headers, do not follow the invocation's own calls.
     """
 
     function: str
@@ -42,6 +49,7 @@ class InvokeRequest:
     request_id: str = field(default_factory=new_request_id)
     wait: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    links: tuple[SpanContext, ...] = ()
 
 
 Handler = Callable[[InvokeRequest], Coroutine[Any, Any, Invocation]]

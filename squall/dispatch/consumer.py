@@ -24,6 +24,7 @@ from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import BackendUnavailable
+from squall.observability.context import TRACEPARENT, message_context
 from squall.runtime.invocation import Invocation
 
 if TYPE_CHECKING:
@@ -242,6 +243,12 @@ class QueueConsumer(Service):
         request = InvokeRequest(self.config.function, event, self.delivery.trigger, source=self.config.queue)
         if self.delivery.request_id is not None:
             request.request_id = self.delivery.request_id(messages)
+        # the trace context each message was sent in: the batch continues the first one's
+        # trace and links to all (a message sent untraced carries none, and costs a lookup)
+        contexts = tuple(context for m in messages if m.attributes and (context := message_context(m.attributes)))
+        if contexts:
+            request.headers[TRACEPARENT] = contexts[0].traceparent()
+            request.links = contexts
         invocation = await self.invoke(request)
         error = invocation.error
         if error is not None and error.platform:

@@ -10,6 +10,7 @@ from typing import Any
 
 from squall.aws import ACCOUNT, REGION, arn
 from squall.backends import Message
+from squall.observability.context import TRACE_ATTRIBUTE
 
 
 class Transport(IntEnum):
@@ -59,9 +60,11 @@ def sqs_event(messages: list[Message]) -> dict[str, Any]:
 
     One comprehension, not a function per record: this runs for every message delivered.
     `md5OfMessageAttributes` is present only when the message has attributes, as on SQS;
-    it is added afterwards so that messages without attributes pay only the test.
+    it is added afterwards so that messages without attributes pay only the test. The
+    trace context a message was sent with is the system attribute `AWSTraceHeader`, as on
+    SQS, not one of its message attributes.
     """
-    records = [{
+    records: list[dict[str, Any]] = [{
         "messageId": m.id,
         "receiptHandle": m.receipt,
         "body": m.body,
@@ -78,6 +81,13 @@ def sqs_event(messages: list[Message]) -> dict[str, Any]:
         "awsRegion": REGION,
     } for m in messages]
     for record, m in zip(records, messages, strict=True):
-        if m.attributes:
-            record["md5OfMessageAttributes"] = md5_of_message_attributes(m.attributes)
+        attributes = m.attributes
+        if attributes:
+            trace = attributes.get(TRACE_ATTRIBUTE)
+            if trace is not None:
+                attributes = {name: value for name, value in attributes.items() if name != TRACE_ATTRIBUTE}
+                record["messageAttributes"] = attributes
+                record["attributes"]["AWSTraceHeader"] = trace.get("stringValue", "")
+            if attributes:
+                record["md5OfMessageAttributes"] = md5_of_message_attributes(attributes)
     return {"Records": records}

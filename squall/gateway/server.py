@@ -15,6 +15,7 @@ error body is JSON: {"message": ...}. (What is refused before a request reaches 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,6 +30,7 @@ from squall.gateway.integrations import Integration, integration_for
 from squall.gateway.responses import HttpResponse, MalformedResponse, error_response
 from squall.gateway.settings import GatewaySettings
 from squall.node import Node
+from squall.observability.context import TRACEPARENT, TRACESTATE
 from squall.sources.http import HTTP_METHODS, HttpRoute, specificity
 
 #: What an `ANY` route matches (Starlette's default for methods=None is GET and HEAD only).
@@ -165,7 +167,8 @@ class Endpoint:
                                   detail=invalid.detail, **({"path": invalid.path} if invalid.path else {}))
         event = integration.event(scope, head, body, request_id)
         invocation = await self.node.invoke(InvokeRequest(route.function, event, "http", route.route_key,
-                                                          wait=self.node.settings.throttle_wait))
+                                                          wait=self.node.settings.throttle_wait,
+                                                          headers=trace_context(headers)))
         error = invocation.error
         if error is None:
             try:
@@ -180,6 +183,16 @@ class Endpoint:
             return error_response(error.http_status, error.http_message, request_id, requestId=invocation.request_id)
         response.headers.append((b"apigw-requestid", request_id.encode()))
         return response
+
+
+def trace_context(headers: Mapping[str, str]) -> dict[str, str]:
+    """The caller's W3C trace context (`traceparent`, `tracestate`), which the invocation
+    continues (tracing checks it: a malformed one starts a new trace)."""
+    traceparent = headers.get(TRACEPARENT)
+    if not traceparent:
+        return {}
+    tracestate = headers.get(TRACESTATE)
+    return {TRACEPARENT: traceparent, TRACESTATE: tracestate} if tracestate else {TRACEPARENT: traceparent}
 
 
 def _too_large(limit: int, request_id: str) -> HttpResponse:

@@ -16,12 +16,14 @@ from squall.backends import Backend
 from squall.backends.deadline import bind as deadline_bound
 from squall.errors import ConfigError, PayloadTooLarge
 from squall.objects import ObjectStore
+from squall.observability.context import TRACE_ATTRIBUTE, TRACEPARENT, trace_attribute
 from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
 from squall.sources.async_invoke import async_queue
 
 if TYPE_CHECKING:
     from squall.app import App
+    from squall.runtime.tracing import InvocationTrace
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 DAY = 86400
@@ -160,7 +162,9 @@ class Context:
     def __init__(self, app: App, function: str, request_id: str, deadline: float,
                  backend: Callable[[], Backend], caller: Caller, known_queues: set[str],
                  objects: Callable[[], ObjectStore], headers: Mapping[str, str] | None = None,
-                 log_stream: str | None = None):
+                 log_stream: str | None = None, trace: InvocationTrace | None = None):
+        """`trace`: the invocation's trace context, which sends and calls carry on (and
+        record spans of) — an instance's; None where nothing collects spans."""
         config = app.config(function)
         self.app = app
         self.function_name = function
@@ -185,6 +189,7 @@ class Context:
         self._caller = caller
         self._known_queues = known_queues
         self._objects = objects
+        self._trace = trace
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
@@ -193,7 +198,7 @@ class Context:
         return Table(self._backend, name)
 
     def queue(self, name: str) -> Queue:
-        return Queue(self._backend, name, known=self._known_queues)
+        return Queue(self._backend, name, known=self._known_queues, trace=self._trace)
 
     def objects(self, bucket: str) -> Bucket:
         return Bucket(self._objects(), bucket)
@@ -202,13 +207,20 @@ class Context:
         """Invoke a function synchronously and return its result (raises FunctionError)."""
         self.app.config(function)
         body = _check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
-        return self._caller(function, body, self.invocation_headers)
+        headers = self.invocation_headers
+        if self._trace is not None:  # called inside a span of the handler's own: under that span
+            current = self._trace.current()
+            if current != self._trace.context:
+                headers = {**headers, TRACEPARENT: current.traceparent()}
+        return self._caller(function, body, headers)
 
     def invoke_async(self, function: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation (retried twice on failure); returns its id."""
         self.app.config(function)
         body = _check_payload(payload, MAX_ASYNC_PAYLOAD, "asynchronous")
-        return self._backend.enqueue(async_queue(function), body)
+        # every attempt at it (the retries too) continues the caller's trace
+        attributes = None if self._trace is None else {TRACE_ATTRIBUTE: trace_attribute(self._trace.current())}
+        return self._backend.enqueue(async_queue(function), body, attributes)
 
 
 def _check_payload(payload: Any, limit: int, kind: str) -> str:

@@ -111,9 +111,10 @@ def lambda_environment(app: App, config: FunctionConfig, initialization: Initial
 
 
 def trace_header(headers: dict[str, str] | None = None) -> str:
-    """`_X_AMZN_TRACE_ID` for one invocation: the caller's X-Ray header if it sent one
-    (`x-amzn-trace-id`), else a new root, unsampled (tracing is off by default), so X-Ray
-    clients that believe they are in Lambda find the header they look for."""
+    """`_X_AMZN_TRACE_ID` for an invocation that carries no trace context (the node runs
+    without observability; a traced one derives it from its span, squall.runtime.tracing):
+    the caller's X-Ray header if it sent one (`x-amzn-trace-id`), else a new root,
+    unsampled, so X-Ray clients that believe they are in Lambda find the header they look for."""
     given = (headers or {}).get("x-amzn-trace-id")
     if given:
         return given

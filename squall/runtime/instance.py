@@ -16,7 +16,7 @@ import orjson
 from squall.backends import Backend, open_backend
 from squall.errors import InitFailed
 from squall.objects import ObjectStore, open_objects
-from squall.runtime import wire
+from squall.runtime import tracing, wire
 from squall.runtime.context import Context
 from squall.runtime.environment import Initialization, lambda_environment, log_stream_name, trace_header
 from squall.runtime.invocation import error_from_dict, run_handler
@@ -108,13 +108,16 @@ class _Instance:
             except (EOFError, ConnectionError):
                 return
             assert isinstance(request, wire.Invoke)
-            os.environ["_X_AMZN_TRACE_ID"] = trace_header(request.headers)
+            trace = tracing.InvocationTrace.of(request.headers)
+            os.environ["_X_AMZN_TRACE_ID"] = trace_header(request.headers) if trace is None else trace.context.xray()
             ctx = Context(self.app, self.function, request.request_id, request.deadline, self.backend, self.call,
-                          self.known_queues, self.objects, request.headers, log_stream)
+                          self.known_queues, self.objects, request.headers, log_stream, trace)
             output.begin(request.request_id)
             log.start(request.request_id)
             began = time.perf_counter()
+            token = tracing.activate(trace)
             outcome = run_handler(handler, request.event, ctx)
+            tracing.deactivate(token)
             duration = (time.perf_counter() - began) * 1000
             output.finish()
             memory = max_memory_mb()
@@ -125,8 +128,9 @@ class _Instance:
                 log.error(error_type, str(error), None if error_type == "Runtime.OutOfMemory" else error.stack,
                           request.request_id)
             log.end(request.request_id, duration, memory, error_type, len(outcome.payload))
+            # the spans made since the last result go in the same write, before it
             output.complete(wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
-                                        memory))
+                                        memory), tracing.frame() if tracing.pending else b"")
             if outcome.error_type == "Runtime.OutOfMemory":
                 return  # the heap may be in any state: the node replaces this instance
 

@@ -33,6 +33,8 @@ class Invocation:
     result: Any = None
     error: InvocationError | None = None
     node: str = ""
+    #: the spans the instance handed back with its result (untrusted JSON: the tracer checks them)
+    spans: list[Any] | None = None
 
     @property
     def ok(self) -> bool:

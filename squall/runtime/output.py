@@ -166,16 +166,17 @@ class Output:
         self._running = False
         self.drain()
 
-    def send(self, message: wire.Message) -> None:
-        """`message`, after a `Log` frame of what is pending, in one write."""
+    def send(self, message: wire.Message, before: bytes = b"") -> None:
+        """`message`, after a `Log` frame of what is pending and the frames `before`, in one write."""
         with self._lock:
             frames = self._take()
-            frames.append(wire.encode(message))
+            frames += [before, wire.encode(message)] if before else [wire.encode(message)]
             self.sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
 
-    def complete(self, result: wire.Result) -> None:
-        """Send the invocation's result, its output first: what is written next is outside it."""
-        self.send(result)
+    def complete(self, result: wire.Result, before: bytes = b"") -> None:
+        """Send the invocation's result, its output (and `before`) first: what is written
+        next is outside the invocation."""
+        self.send(result, before)
         self.request_id = ""
 
     def flush(self) -> None:

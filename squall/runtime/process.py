@@ -329,6 +329,8 @@ class Instance:
     generation: int = 0
     last_used: float = field(default_factory=time.monotonic)
     invocations: int = 0
+    #: the spans that came with its last result (`wire.Spans`)
+    spans: list[Any] | None = None
 
     def kill(self) -> None:
         self.cell.kill()
@@ -544,6 +546,7 @@ class ProcessRuntime(Runtime):
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
                                     config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
                                     max_memory_mb=result.max_memory_mb)
+            invocation.spans, instance.spans = instance.spans, None
             if result.ok:
                 invocation.result = result.payload
                 healthy = instance
@@ -582,6 +585,9 @@ class ProcessRuntime(Runtime):
                         raise InstanceCrashed("the instance answered for another request (it wrote on its own "
                                               "socket)", "Runtime.ExitError")
                     return message
+                if isinstance(message, wire.Spans):
+                    instance.spans = message.spans
+                    continue
                 if isinstance(message, wire.Oversized):
                     raise ResponseTooLarge(f"Response payload size ({message.size} bytes) exceeded maximum allowed "
                                            f"payload size ({wire.MAX_RESULT_BYTES} bytes).",

@@ -98,6 +98,14 @@ class Log(NamedTuple):
     text: str
 
 
+class Spans(NamedTuple):
+    """Instance -> node, in the same write as the `Result` it precedes: the spans made in
+    the instance since its last result (`SpanRecord.encode()` arrays; the node checks
+    each). Sent only when there are some."""
+
+    spans: list[Any]
+
+
 class Oversized(NamedTuple):
     """Not sent by anyone: what the node's `Channel` yields for a message over MAX_FRAME,
     which it skipped without buffering it."""
@@ -105,7 +113,7 @@ class Oversized(NamedTuple):
     size: int
 
 
-InstanceMessage = Result | Call | Ready | InitError | Log | Oversized
+InstanceMessage = Result | Call | Ready | InitError | Log | Spans | Oversized
 
 
 # ---- node <-> zygote --------------------------------------------------------------------
@@ -153,12 +161,13 @@ ZygoteMessage = Forked | Exited | Manifest | ZygoteReady | ZygoteFailed
 Message = InstanceMessage | Invoke | Reply | ZygoteMessage | Fork
 
 _TYPES: tuple[type[Any], ...] = (Invoke, Result, Call, Reply, Ready, InitError, Fork, Forked, Exited, Manifest,
-                                 ZygoteReady, ZygoteFailed, Log)
+                                 ZygoteReady, ZygoteFailed, Log, Spans)
 _TAGS = {kind: tag for tag, kind in enumerate(_TYPES)}
 #: what each field of each message must hold once decoded (ANY: whatever JSON decodes to)
 _FIELD_TYPES: tuple[tuple[Any, ...], ...] = tuple(
     tuple({"str": str, "float": (int, float), "int": int, "bool": bool, "Headers": Headers,
-           "dict[str, Any]": dict}.get(annotation, ANY) for annotation in kind.__annotations__.values())
+           "dict[str, Any]": dict, "list[Any]": list}.get(annotation, ANY)
+          for annotation in kind.__annotations__.values())
     for kind in _TYPES)
 
 

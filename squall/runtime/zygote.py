@@ -28,7 +28,7 @@ from squall.errors import SquallError
 from squall.loader import load_app
 from squall.manifest import describe
 from squall.objects import open_objects
-from squall.runtime import instance, logs, output, sandbox, wire
+from squall.runtime import instance, logs, output, sandbox, tracing, wire
 from squall.runtime.environment import Initialization
 
 #: characters of the manifest per datagram: JSON-escaped, they fit the node's 64 KiB reads
@@ -50,6 +50,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
         open_backend(backend_url).close()
         open_objects(objects_url).preload()
         app = load_app(app_ref)
+        tracing.preload()  # an app that uses OpenTelemetry: set up once, shared by every fork
         manifest = json.dumps(describe(app))
     except SquallError as exc:
         control.send(wire.pack(wire.ZygoteFailed(str(exc))))

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 from squall.backends import Backend
 from squall.core.health import Gate
 from squall.core.lifecycle import Service
-from squall.core.pipeline import Handler
+from squall.core.pipeline import Handler, InvokeRequest
+from squall.observability.spans import SpanShape
+from squall.runtime.invocation import Invocation
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -101,6 +103,13 @@ class Source(ABC, Generic[T]):
     def describe(self) -> list[str]:
         """Lines for the node's start-up log."""
         return [trigger.describe() for trigger in self.triggers]
+
+    def span(self, request: InvokeRequest, invocation: Invocation) -> SpanShape | None:
+        """How an invocation from this source shows in a trace (`squall.observability.tracing`):
+        its span's name and kind, `faas.trigger`, and the attributes of the trigger's own
+        conventions. None: a plain FaaS span (trigger `other`). Runs for every traced
+        invocation, so it only reads what the request and invocation hold."""
+        return None
 
     def function(self, trigger: T) -> FunctionConfig:
         return self.app.config(trigger.function)

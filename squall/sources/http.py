@@ -14,7 +14,10 @@ from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
 
 from squall.core.lifecycle import Service
+from squall.core.pipeline import InvokeRequest
 from squall.errors import ConfigError
+from squall.observability.spans import FaasTrigger, SpanKind, SpanShape
+from squall.runtime.invocation import Invocation
 from squall.sources.base import NodeContext, Source, Trigger
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
@@ -143,5 +146,48 @@ class HttpSource(Source[HttpRoute]):
     kind = "http"
     trigger = HttpRoute
 
+    def __init__(self, app: Any, triggers: list[HttpRoute]) -> None:
+        super().__init__(app, triggers)
+        self._formats = {t.route_key: t.payload_format for t in triggers}
+
     def services(self, node: NodeContext) -> list[Service]:
         return []
+
+    def span(self, request: InvokeRequest, invocation: Invocation) -> SpanShape:
+        """A SERVER span by the HTTP server conventions: `{method} {route}`, and the status
+        the gateway answers with (an error's, the proxy response's `statusCode`, else 200;
+        a REST route's result without one is a 502). A 5xx is an error of the span."""
+        event = request.event if isinstance(request.event, dict) else {}
+        context = event.get("requestContext") or {}
+        v1 = self._formats.get(request.source) is PayloadFormat.V1
+        http = context if v1 else context.get("http") or {}
+        identity = context.get("identity") or {} if v1 else http
+        method = (event.get("httpMethod") if v1 else http.get("method")) or "_OTHER"
+        route = "" if request.source == DEFAULT_ROUTE else request.source.partition(" ")[2]
+        status = _status(invocation, v1)
+        attributes: dict[str, Any] = {"http.request.method": method, "url.path": http.get("path", ""),
+                                      "url.scheme": "http", "http.response.status_code": status}
+        if route:
+            attributes["http.route"] = route
+        query = "" if v1 else event.get("rawQueryString", "")
+        if query:
+            attributes["url.query"] = query
+        protocol = http.get("protocol", "")
+        if protocol.startswith("HTTP/"):
+            attributes["network.protocol.version"] = protocol[5:]
+        if identity.get("sourceIp"):
+            attributes["client.address"] = identity["sourceIp"]
+        if identity.get("userAgent"):
+            attributes["user_agent.original"] = identity["userAgent"]
+        return SpanShape(f"{method} {route}" if route else method, SpanKind.SERVER, FaasTrigger.HTTP, attributes,
+                         str(status) if status >= 500 else None)
+
+
+def _status(invocation: Invocation, rest: bool) -> int:
+    if invocation.error is not None:
+        return invocation.error.http_status
+    result = invocation.result
+    status = result.get("statusCode") if isinstance(result, dict) else None
+    if isinstance(status, int) and not isinstance(status, bool):
+        return status
+    return 502 if rest else 200

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from squall.backends import Backend, QueueConfig
 from squall.core.checks import check_number, check_queue_name
 from squall.core.lifecycle import Service
+from squall.core.pipeline import InvokeRequest
 from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, batch_failures
 from squall.dispatch.watcher import QueueWatcher
 from squall.errors import ConfigError
 from squall.events.sqs import sqs_event
+from squall.observability.spans import FaasTrigger, SpanKind, SpanShape
+from squall.runtime.invocation import Invocation
 from squall.sources.base import NodeContext, Source, Trigger
 
 #: Lambda's SQS event source limits.
@@ -84,3 +87,16 @@ class QueueSource(Source[QueueTrigger]):
                                     t.dlq, concurrency, retry_base=t.visibility_timeout)
             consumers.append(QueueConsumer(node.backend, node.invoke, config, SQS, watcher, node.runtime_ready))
         return consumers
+
+    def span(self, request: InvokeRequest, invocation: Invocation) -> SpanShape:
+        """A CONSUMER span by the messaging conventions, `process {queue}`, linked (by the
+        tracer) to every message's producer."""
+        records = request.event.get("Records", []) if isinstance(request.event, dict) else []
+        attributes: dict[str, Any] = {"messaging.system": "aws_sqs", "messaging.operation.type": "process",
+                                      "messaging.operation.name": "process",
+                                      "messaging.destination.name": request.source}
+        if len(records) == 1:
+            attributes["messaging.message.id"] = records[0].get("messageId", "")
+        else:
+            attributes["messaging.batch.message_count"] = len(records)
+        return SpanShape(f"process {request.source}", SpanKind.CONSUMER, FaasTrigger.PUBSUB, attributes)

@@ -83,7 +83,8 @@ def test_every_variable_a_python_lambda_sets(node):
     assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
     assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
     assert env["TZ"] == ":UTC" and first["zone"] == "UTC"
-    trace = r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0"
+    # the invocation's own span, sampled: Squall records every invocation's trace by default
+    trace = r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=1"
     assert re.fullmatch(trace, env["_X_AMZN_TRACE_ID"])
     assert env["_X_AMZN_TRACE_ID"] != second["env"]["_X_AMZN_TRACE_ID"]  # one per invocation
 

@@ -1,7 +1,8 @@
 """aws-xray-sdk in a function, on a real node: `LAMBDA_TASK_ROOT` (set before the app file
 is imported) makes it take itself for Lambda; with Lambda's `_X_AMZN_TRACE_ID` and
-`AWS_XRAY_*` variables it traces quietly when the trace is unsampled (the default) and
-sends its segments to the daemon's address when the trace is sampled."""
+`AWS_XRAY_*` variables it traces quietly when the trace is unsampled (a caller's
+`traceparent` said so) and sends its segments to the daemon's address when the trace is
+sampled."""
 
 from __future__ import annotations
 
@@ -110,8 +111,12 @@ def _complaints(log: str) -> list[str]:
     return [line for line in log.splitlines() if any(word in line for word in COMPLAINTS)]
 
 
+#: a caller that does not sample its trace: the invocations it makes are not sampled either
+UNSAMPLED = {"traceparent": "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00"}
+
+
 def test_untraced_invocations_are_quiet_and_correct(node):
-    with node.client() as client:
+    with node.client(headers=UNSAMPLED) as client:
         for _ in range(5):
             assert client.get("/traced").json() == {"status": 204, "sampled": False, "xray": {
                 "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR", "AWS_XRAY_DAEMON_ADDRESS": node.daemon}}

@@ -1,0 +1,180 @@
+"""Tracing: every invocation is a span, and the trace context follows every hop.
+
+`Tracing` is an interceptor (after metering). For each request it reads the caller's
+context from `headers["traceparent"]` (none: a new trace, sampled by `OTEL_TRACES_SAMPLER`),
+makes the invocation's span id and puts the invocation's own context back in
+`headers["traceparent"]` before the runtime runs it: the instance derives
+`_X_AMZN_TRACE_ID` and the OpenTelemetry context from it, the log sink tags lines with its
+trace id, and whatever the handler sends on (`ctx.queue(...).send`, `ctx.invoke`,
+`ctx.invoke_async`) carries it. Once the invocation ends, the span is recorded as a
+`SpanRecord` following OpenTelemetry's FaaS conventions, with what its source adds
+(`Source.span`: the HTTP server or messaging conventions), plus the spans the instance
+handed back (the handler's own, its sends).
+
+`Tracer` buffers the records and, once a second, appends them to the `squall.spans`
+stream as one record (one backend write per second per node, as metering does) and hands
+them to the OTLP exporter when one is configured. Each record is encoded as it is taken,
+so a flush never holds the event loop. A node that is SIGKILLed loses at most a second of
+spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from squall import aws
+from squall.backends.protocol import Streams
+from squall.core.lifecycle import PeriodicService, Progress
+from squall.core.pipeline import Handler, Interceptor, InvokeRequest
+from squall.core.retention import Cap
+from squall.observability.context import TRACEPARENT, new_span_id, new_trace_id, parse_traceparent
+from squall.observability.otlp import Exporter, export_configured
+from squall.observability.sampling import Sampler
+from squall.observability.settings import ObservabilitySettings
+from squall.observability.spans import CLOUD_PROVIDER, FaasTrigger, SpanKind, SpanRecord, SpanShape, Status
+from squall.observability.store import SPANS_STREAM, SpanCap
+from squall.runtime.invocation import Invocation
+
+if TYPE_CHECKING:
+    from squall.node import Node
+
+log = logging.getLogger("squall.tracing")
+
+#: how a source describes its invocations' spans (`Source.span`), by trigger kind
+Shaper = Callable[[InvokeRequest, Invocation], SpanShape | None]
+#: the most spans one instance may hand back with one invocation (the rest are dropped)
+MAX_INSTANCE_SPANS = 1000
+
+
+class Tracer(PeriodicService):
+    """Buffers span records and flushes them every `interval` seconds (and on stop)."""
+
+    name = "tracing"
+
+    def __init__(self, backend: Streams, node_id: str, exporter: Exporter | None = None, interval: float = 1.0):
+        super().__init__()
+        self.backend = backend
+        self.node_id = node_id
+        self.exporter = exporter
+        self.interval = interval
+        self._buffer: list[bytes] = []
+        self._records: list[SpanRecord] = []
+
+    def add(self, record: SpanRecord) -> None:
+        self._buffer.append(orjson.dumps(record.encode()))
+        if self.exporter is not None:
+            self._records.append(record)
+
+    async def step(self) -> Progress:
+        await asyncio.to_thread(self.flush)
+        return Progress()
+
+    async def settle(self) -> None:
+        await asyncio.to_thread(self.flush)
+        if self.exporter is not None:
+            await asyncio.to_thread(self.exporter.shutdown)
+
+    def flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        records, self._records = self._records, []
+        if batch:
+            self.backend.stream_append(SPANS_STREAM, self.node_id, (b"[%s]" % b",".join(batch)).decode())
+        if records and self.exporter is not None:
+            self.exporter.export(records)
+
+
+class Tracing(Interceptor):
+    """Makes each invocation a span and passes its context on. See the module docstring."""
+
+    def __init__(self, tracer: Tracer, shapers: dict[str, Shaper], sampler: Sampler,
+                 memory: Callable[[str], int]):
+        """`shapers`: each source's `span`, by trigger kind; `memory`: a function's memory
+        size in MB (`faas.max_memory`)."""
+        self.tracer = tracer
+        self.shapers = shapers
+        self.sampler = sampler
+        self.memory = memory
+        self._static: dict[str, dict[str, Any]] = {}
+        #: what the node's retention keeps of the span stream: its age, and its count
+        self.retention: dict[str, float] = {}
+        self.caps: list[Cap] = []
+
+    async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
+        headers = request.headers
+        parent = parse_traceparent(headers.get(TRACEPARENT))
+        trace_id = new_trace_id() if parent is None else parent.trace_id
+        sampled = self.sampler.sampled(trace_id, parent)
+        span_id = new_span_id()
+        headers[TRACEPARENT] = f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
+        start = time.time_ns()
+        invocation = await call_next(request)
+        if sampled:
+            end = time.time_ns()
+            try:
+                self.tracer.add(self._record(request, invocation, trace_id, span_id,
+                                             "" if parent is None else parent.span_id, start, end))
+                spans = invocation.spans
+                if spans:
+                    self._instance_spans(spans)
+            except Exception:  # noqa: BLE001 - a span is never worth an invocation
+                log.exception("invocation %s of %s: its span was not recorded", request.request_id, request.function)
+        return invocation
+
+    def _record(self, request: InvokeRequest, invocation: Invocation, trace_id: str, span_id: str,
+                parent_id: str, start: int, end: int) -> SpanRecord:
+        shaper = self.shapers.get(request.trigger)
+        shape = shaper(request, invocation) if shaper is not None else None
+        function = request.function
+        static = self._static.get(function) or self._function_attributes(function)
+        attributes: dict[str, Any] = {
+            **static, "faas.trigger": FaasTrigger.OTHER._value_ if shape is None else shape.trigger._value_,
+            "faas.invocation_id": invocation.request_id, "faas.coldstart": invocation.cold,
+        }
+        status, message = Status.UNSET, ""
+        error = invocation.error
+        if error is not None:
+            attributes["error.type"] = error.error_type
+            status, message = Status.ERROR, str(error)
+        if shape is None:
+            return SpanRecord(trace_id, span_id, parent_id, function, SpanKind.SERVER, start, end, attributes, status,
+                              message, list(request.links))
+        attributes.update(shape.attributes)
+        if shape.error is not None and error is None:
+            attributes["error.type"] = shape.error
+            status = Status.ERROR
+        return SpanRecord(trace_id, span_id, parent_id, shape.name, shape.kind, start, end, attributes, status,
+                          message, list(request.links))
+
+    def _function_attributes(self, function: str) -> dict[str, Any]:
+        """What every span of `function` says about it, made once per function."""
+        attributes = self._static[function] = {
+            "faas.name": function, "faas.version": "$LATEST", "faas.max_memory": self.memory(function) * 1048576,
+            "cloud.provider": CLOUD_PROVIDER, "cloud.region": aws.REGION, "cloud.account.id": aws.ACCOUNT,
+            "cloud.resource_id": aws.arn("lambda", f"function:{function}")}
+        return attributes
+
+    def _instance_spans(self, spans: list[Any]) -> None:
+        """The spans an instance handed back (untrusted: malformed ones are dropped)."""
+        for raw in spans[:MAX_INSTANCE_SPANS]:
+            record = SpanRecord.decode(raw)
+            if record is not None:
+                self.tracer.add(record)
+
+
+def tracing_for(node: Node, settings: ObservabilitySettings) -> Tracing:
+    """The tracing interceptor of `node`, with its tracer (a service of the node), the
+    sampler and exporter the standard OTEL_* variables configure (ConfigError for a bad
+    one), and the span stream's retention."""
+    exporter = Exporter(node.app.name, node.settings.node_id) if export_configured() else None
+    tracer = Tracer(node.backend, node.settings.node_id, exporter)
+    tracing = Tracing(tracer, {source.kind: source.span for source in node.sources}, Sampler.from_environ(),
+                      lambda function: node.app.config(function).memory_mb)
+    tracing.retention = {SPANS_STREAM: settings.trace_retention}
+    tracing.caps = [SpanCap(settings.trace_max_spans)]
+    return tracing

@@ -1,0 +1,38 @@
+"""The span stream: read back, and capped by count by the retention leader."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from squall.core.retention import Retention
+from squall.observability.spans import SpanKind, SpanRecord
+from squall.observability.store import SPANS_STREAM, SpanCap, read_spans
+
+
+def spans(count: int, start_ns: int) -> str:
+    return orjson.dumps([SpanRecord(f"{i + 1:032x}", f"{i + 1:016x}", "", "s", SpanKind.SERVER, start_ns, start_ns + 1)
+                         .encode() for i in range(count)]).decode()
+
+
+def test_spans_read_back_since_a_time(sqlite, clock):
+    sqlite.stream_append(SPANS_STREAM, "node-a", spans(3, 1_000))
+    sqlite.stream_append(SPANS_STREAM, "node-b", spans(2, 5_000_000_000))
+    assert len(list(read_spans(sqlite))) == 5
+    assert len(list(read_spans(sqlite, since=4.0))) == 2
+
+
+def test_retention_trims_the_span_stream_to_its_count(sqlite, clock):
+    retention = Retention(sqlite, "leader", {SPANS_STREAM: 3600.0}, caps=[SpanCap(max_spans=10)])
+    for _ in range(4):  # four seconds of four spans each
+        sqlite.stream_append(SPANS_STREAM, "node-a", spans(4, 1))
+        clock.advance(1)
+    asyncio.run(retention.step())
+    assert len(list(read_spans(sqlite))) == 8  # the two oldest records went: at most 10 spans kept
+    sqlite.stream_append(SPANS_STREAM, "node-a", spans(1, 1))
+    asyncio.run(retention.step())
+    assert len(list(read_spans(sqlite))) == 9  # counted once each: the new record fits
+    clock.advance(3601)
+    asyncio.run(retention.step())
+    assert list(read_spans(sqlite)) == []  # and by age
