@@ -32,6 +32,23 @@ NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Duration(click.ParamType):
+    """A span of time as `30s`, `10m`, `1.5h` or `2d`, in seconds (above zero): what every
+    `--since` and `--period` takes."""
+
+    name = "duration"
+    _FORM = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        found = self._FORM.fullmatch(str(value).strip())
+        if found is None or float(found[1]) <= 0:
+            self.fail(f"{value!r} is not a duration such as 30s, 10m, 1h or 2d", param, ctx)
+        return float(found[1]) * self._UNITS[found[2]]
+
+
 def default_backend(base: Path) -> str:
     return f"sqlite:///{(base / DEFAULT_STATE).resolve()}"
 

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 
 import click
 
-from squall.cli import backend_option, backend_url, main
+from squall.cli import Duration, backend_option, backend_url, main
 
 #: how often --follow looks for new lines (it shows one within about this plus the
 #: node's own flush interval, squall.observability.logs.FLUSH_INTERVAL)
 FOLLOW_POLL = 0.25
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class Duration(click.ParamType):
-    """A time span as `30s`, `10m`, `2h`, `1d` (or plain seconds), in seconds."""
-
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip()
-        found = _DURATION.fullmatch(text)
-        if found:
-            return float(found.group(1)) * _UNITS[found.group(2)]
-        try:
-            return float(text)
-        except ValueError:
-            self.fail(f"{value!r} is not a duration like 30s, 10m, 2h or 1d", param, ctx)
-
 
 @main.command()
 @click.argument("function", required=False)

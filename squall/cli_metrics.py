@@ -4,29 +4,16 @@ and alarms, read from the backend, so any machine sharing it sees the whole clus
 from __future__ import annotations
 
 import json
-import re
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
-from squall.cli import backend_option, backend_url, main
-
-#: `90s`, `10m`, `1.5h`, `2d`
-DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from squall.cli import Duration, backend_option, backend_url, main
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-
-def parse_duration(option: str, text: str) -> float:
-    """Seconds in `text` (a number and a unit: s, m, h or d); a one-line error otherwise."""
-    found = DURATION.fullmatch(text.strip())
-    if not found or float(found[1]) <= 0:
-        raise click.ClickException(f"invalid {option} {text!r}: use a number and a unit, such as 30s, 10m, 1h or 2d")
-    return float(found[1]) * _UNITS[found[2]]
 
 
 def _console() -> Console:
@@ -47,11 +34,12 @@ def _ms(value: float | None) -> str:
 
 @main.command()
 @click.argument("function", required=False)
-@click.option("--since", default="1h", show_default=True, help="How far back: 30s, 10m, 1h, 2d.")
-@click.option("--period", default="1m", show_default=True, help="Length of each period (whole seconds).")
+@click.option("--since", type=Duration(), default="1h", show_default=True, help="How far back: 30s, 10m, 1h, 2d.")
+@click.option("--period", type=Duration(), default="1m", show_default=True,
+              help="Length of each period (whole seconds).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @backend_option
-def metrics(function: str | None, since: str, period: str, as_json: bool, backend: str | None) -> None:
+def metrics(function: str | None, since: float, period: float, as_json: bool, backend: str | None) -> None:
     """Invocations, Errors, Throttles, Duration, ConcurrentExecutions, cold starts and
     GB-seconds per period, of FUNCTION (or of every function), from every node's metering;
     then the custom metrics its EMF lines emitted."""
@@ -63,13 +51,13 @@ def metrics(function: str | None, since: str, period: str, as_json: bool, backen
     from squall.observability.statistics import summarize, summarize_custom
     from squall.observability.window import MeteringWindow
 
-    seconds = parse_duration("--period", period)
+    seconds = period
     if seconds != int(seconds):
         raise click.ClickException(f"invalid --period {period!r}: must be whole seconds")
     store = open_backend(backend_url(backend))
     try:
         until = store.clock()
-        start = until - parse_duration("--since", since)
+        start = until - since
         calls = MeteringWindow(store).calls(start)
         points = list(read_custom_metrics(store, start))
     finally:

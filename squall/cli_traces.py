@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
-from squall.cli import _table, backend_option, backend_url, main
+from squall.cli import Duration, _table, backend_option, backend_url, main
 
 if TYPE_CHECKING:
     from squall.observability.spans import SpanRecord
     from squall.observability.traces import Trace
 
-DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: columns of the waterfall's bars
 BAR_WIDTH = 40
-
-
-def parse_since(value: str) -> float:
-    """`--since 10m` (s, m, h or d) as the epoch time that long ago."""
-    match = DURATION.fullmatch(value.strip())
-    if match is None:
-        raise click.BadParameter(f"{value!r} is not a duration like 30s, 10m, 1h or 2d", param_hint="--since")
-    return time.time() - float(match[1]) * UNITS[match[2]]
 
 
 def _time(ns: int) -> str:
@@ -36,12 +25,12 @@ def _time(ns: int) -> str:
 
 @main.group(invoke_without_command=True)
 @click.option("--function", "function", default=None, help="Only traces with a span of this function.")
-@click.option("--since", default="1h", show_default=True, help="How far back: 30s, 10m, 1h, 2d.")
+@click.option("--since", type=Duration(), default="1h", show_default=True, help="How far back: 30s, 10m, 1h, 2d.")
 @click.option("--errors", is_flag=True, help="Only traces with an error.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
 @backend_option
 @click.pass_context
-def traces(ctx: click.Context, function: str | None, since: str, errors: bool, limit: int,
+def traces(ctx: click.Context, function: str | None, since: float, errors: bool, limit: int,
            backend: str | None) -> None:
     """Recent traces, newest first: root span, start, duration, span count, status."""
     if ctx.invoked_subcommand is not None:
@@ -49,7 +38,7 @@ def traces(ctx: click.Context, function: str | None, since: str, errors: bool, l
         return
     from squall.observability.traces import group
 
-    found = [t for t in group(_spans(backend, parse_since(since)))
+    found = [t for t in group(_spans(backend, time.time() - since))
              if (function is None or function in t.functions()) and (not errors or t.error)][:limit]
     _table(["TRACE", "ROOT", "START", "DURATION", "SPANS", "STATUS"],
            [(t.trace_id, t.root.name, _time(t.start_ns), f"{t.duration_ms:.2f} ms", len(t.spans),

@@ -30,9 +30,9 @@ import orjson
 
 from squall import aws
 from squall.backends.protocol import Streams
-from squall.core.lifecycle import PeriodicService, Progress
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.core.retention import Cap
+from squall.observability.batching import StreamBatch
 from squall.observability.context import TRACEPARENT, new_span_id, new_trace_id, parse_traceparent
 from squall.observability.otlp import Exporter, export_configured
 from squall.observability.sampling import Sampler
@@ -52,18 +52,15 @@ Shaper = Callable[[InvokeRequest, Invocation], SpanShape | None]
 MAX_INSTANCE_SPANS = 1000
 
 
-class Tracer(PeriodicService):
-    """Buffers span records and flushes them every `interval` seconds (and on stop)."""
+class Tracer(StreamBatch):
+    """Buffers span records and appends them to the span stream every `interval` seconds
+    (and on stop), handing them to the OTLP exporter too when there is one."""
 
     name = "tracing"
 
     def __init__(self, backend: Streams, node_id: str, exporter: Exporter | None = None, interval: float = 1.0):
-        super().__init__()
-        self.backend = backend
-        self.node_id = node_id
+        super().__init__(backend, node_id, SPANS_STREAM, interval)
         self.exporter = exporter
-        self.interval = interval
-        self._buffer: list[bytes] = []
         self._records: list[SpanRecord] = []
 
     def add(self, record: SpanRecord) -> None:
@@ -71,20 +68,14 @@ class Tracer(PeriodicService):
         if self.exporter is not None:
             self._records.append(record)
 
-    async def step(self) -> Progress:
-        await asyncio.to_thread(self.flush)
-        return Progress()
-
     async def settle(self) -> None:
-        await asyncio.to_thread(self.flush)
+        await super().settle()
         if self.exporter is not None:
             await asyncio.to_thread(self.exporter.shutdown)
 
     def flush(self) -> None:
-        batch, self._buffer = self._buffer, []
+        super().flush()
         records, self._records = self._records, []
-        if batch:
-            self.backend.stream_append(SPANS_STREAM, self.node_id, (b"[%s]" % b",".join(batch)).decode())
         if records and self.exporter is not None:
             self.exporter.export(records)
 

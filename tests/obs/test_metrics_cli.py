@@ -86,7 +86,9 @@ def test_metrics_match_the_invocations_made(tmp_path):
     assert table.returncode == 0, table.stderr
     assert "INVOCATIONS" in table.stdout and "P99 ms" in table.stdout and "GB-S" in table.stdout
     bad = squall("metrics", "--since", "ten minutes", "--backend", url)
-    assert bad.returncode == 1 and "invalid --since 'ten minutes'" in bad.stderr
+    assert bad.returncode == 2 and "'ten minutes' is not a duration" in bad.stderr and "Traceback" not in bad.stderr
+    for command in (["logs"], ["traces"]):  # one reading of durations for every command
+        assert "'ten minutes' is not a duration" in squall(*command, "--since", "ten minutes", "--backend", url).stderr
 
 
 def test_metrics_count_every_nodes_invocations_on_redis(tmp_path, redis_url):

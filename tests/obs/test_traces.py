@@ -143,6 +143,18 @@ def check_hops(spans: dict[str, dict], trace_id: str, http_parent: str) -> None:
     assert notify["attributes"]["faas.trigger"] == "other" and notify["attributes"]["faas.name"] == "notify"
 
 
+def logged_functions(trace_id: str, cwd, backend: str | None = None) -> set[str]:
+    """The functions with lines in `squall logs --trace-id`, once all three hops have some."""
+    args = ["logs", "--trace-id", trace_id, "--since", "10m"] + (["--backend", backend] if backend else [])
+
+    def functions() -> set[str]:
+        lines = squall(*args, cwd=cwd).stdout.splitlines()
+        return {line.split()[1] for line in lines if "START RequestId" in line}
+
+    return wait_until(lambda: (found := functions()) >= {"place", "consume", "notify"} and found, timeout=10,
+                      message=f"the log lines of trace {trace_id}")
+
+
 def xray(trace_id: str, span_id: str) -> str:
     return f"Root=1-{trace_id[:8]}-{trace_id[8:]};Parent={span_id};Sampled=1"
 
@@ -192,6 +204,8 @@ def test_one_trace_follows_the_order_through_every_hop(shop):
     # depth shows as indentation: the consumer under the send, under the request
     indent = {name: len(line) - len(line.lstrip()) for name, line in rows.items()}
     assert indent["POST"] < indent["send"] < indent["process"] < indent["notify"]
+    # each function's log lines carry the trace id
+    assert logged_functions(INCOMING_TRACE, directory) == {"place", "consume", "notify"}
 
 
 def test_a_request_without_traceparent_starts_a_sampled_trace_and_errors_are_marked(shop):
@@ -323,6 +337,7 @@ def test_one_trace_spans_two_nodes_on_redis(tmp_path, redis_url):
         response = client.post("/orders/o1", content="{}", headers={"traceparent": f"00-{trace_id}-{INCOMING_SPAN}-01"})
         assert response.status_code == 201, response.text
         spans = full_trace(trace_id, tmp_path, backend=redis_url)
+        assert logged_functions(trace_id, tmp_path, backend=redis_url) == {"place", "consume", "notify"}
     check_hops(spans, trace_id, INCOMING_SPAN)
 
 
