@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
-
 from squall.backends import Backend
 from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import FunctionTimeout
@@ -27,7 +25,7 @@ from squall.runtime import wire
 from squall.runtime.base import Runtime, RuntimeSettings, throttled
 from squall.runtime.context import Context
 from squall.runtime.instance import max_memory_mb
-from squall.runtime.invocation import Invocation, error_from_dict, run_handler
+from squall.runtime.invocation import Invocation, run_handler
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -116,10 +114,10 @@ class InlineRuntime(Runtime):
         if duration > config.timeout * 1000:
             invocation.error = FunctionTimeout(f"Task timed out after {config.timeout:.2f} seconds",
                                                "Sandbox.Timedout")
-        elif outcome.ok:
+        elif outcome.error is None:
             invocation.result = wire.loads(outcome.payload)
         else:
-            invocation.error = error_from_dict(orjson.loads(outcome.payload))
+            invocation.error = outcome.error
         return invocation
 
     def _call(self, function: str, payload: str, headers: Mapping[str, str]) -> Any:

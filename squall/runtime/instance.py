@@ -11,10 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from squall.backends import Backend, open_backend
-from squall.errors import InitFailed
+from squall.errors import InitFailed, OutOfMemory
 from squall.objects import ObjectStore, open_objects
 from squall.runtime import tracing, wire
 from squall.runtime.context import Context
@@ -121,17 +119,17 @@ class _Instance:
             duration = (time.perf_counter() - began) * 1000
             output.finish()
             memory = max_memory_mb()
-            error_type = outcome.error_type
-            if error_type is not None:
-                error = error_from_dict(orjson.loads(outcome.payload))
+            error = outcome.error
+            if error is not None:
                 # running out of memory is the platform's report, not a trace of the handler's
-                log.error(error_type, str(error), None if error_type == "Runtime.OutOfMemory" else error.stack,
+                log.error(error.error_type, str(error), None if isinstance(error, OutOfMemory) else error.stack,
                           request.request_id)
-            log.end(request.request_id, duration, memory, error_type, len(outcome.payload))
+            log.end(request.request_id, duration, memory, None if error is None else error.error_type,
+                    len(outcome.payload))
             # the spans made since the last result go in the same write, before it
             output.complete(wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
                                         memory), tracing.frame() if tracing.pending else b"")
-            if outcome.error_type == "Runtime.OutOfMemory":
+            if isinstance(error, OutOfMemory):
                 return  # the heap may be in any state: the node replaces this instance
 
 

@@ -103,11 +103,16 @@ def gb_seconds(billed_ms: int, memory_mb: int) -> float:
 
 
 class HandlerOutcome(NamedTuple):
-    """What one call of a handler gave: the result as JSON, or Lambda's error dict as JSON."""
+    """What one call of a handler gave: the result as JSON; or, with `error`, Lambda's
+    error dict as JSON (the payload the caller gets) and the error itself (what the
+    instance logs)."""
 
-    ok: bool
     payload: bytes
-    error_type: str | None = None
+    error: InvocationError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 def run_handler(handler: Any, event: Any, context: Any) -> HandlerOutcome:
@@ -123,14 +128,16 @@ def run_handler(handler: Any, event: Any, context: Any) -> HandlerOutcome:
     try:
         result = handler(event, context)
     except MemoryError:
-        return _error(f"function exceeded its memory limit ({context.memory_limit_in_mb} MB)", "Runtime.OutOfMemory")
+        return _error(OutOfMemory(f"function exceeded its memory limit ({context.memory_limit_in_mb} MB)",
+                                  "Runtime.OutOfMemory"))
     except Exception as exc:  # noqa: BLE001 - a handler may raise anything; it becomes the error
         frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the handler down, as Lambda shows
-        return _error(_text(exc), type(exc).__name__, [line.rstrip("\n") for line in traceback.format_list(frames)])
+        return _error(FunctionError(_text(exc), type(exc).__name__,
+                                    [line.rstrip("\n") for line in traceback.format_list(frames)]))
     try:
-        return HandlerOutcome(True, wire.dumps(result, default=_number))
+        return HandlerOutcome(wire.dumps(result, default=_number))
     except wire.WireError as exc:
-        return _error(f"Unable to marshal response: {exc}", "Runtime.MarshalError")
+        return _error(FunctionError(f"Unable to marshal response: {exc}", "Runtime.MarshalError"))
 
 
 def _number(value: Any) -> Any:
@@ -149,13 +156,14 @@ def _text(exc: BaseException) -> str:
         return type(exc).__name__
 
 
-def _error(message: str, error_type: str, stack: list[str] | None = None) -> HandlerOutcome:
+def _error(error: InvocationError) -> HandlerOutcome:
+    fields = error.to_dict()
     try:
-        payload = wire.to_json({"errorMessage": message, "errorType": error_type, "stackTrace": stack or []})
+        payload = wire.to_json(fields)
     except wire.WireError:  # text that is not Unicode (lone surrogates)
-        payload = wire.to_json({"errorMessage": _clean(message), "errorType": _clean(error_type),
-                                "stackTrace": [_clean(line) for line in stack or []]})
-    return HandlerOutcome(False, payload, error_type)
+        error = type(error)(_clean(str(error)), _clean(error.error_type), [_clean(line) for line in error.stack])
+        payload = wire.to_json(error.to_dict())
+    return HandlerOutcome(payload, error)
 
 
 def _clean(text: str) -> str:

@@ -552,7 +552,7 @@ class ProcessRuntime(Runtime):
                 healthy = instance
             else:
                 invocation.error = error_from_dict(result.payload)
-                if invocation.error.error_type != "Runtime.OutOfMemory":
+                if not isinstance(invocation.error, OutOfMemory):
                     healthy = instance
             instance.invocations += 1
             return invocation

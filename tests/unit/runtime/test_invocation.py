@@ -136,11 +136,13 @@ CONTEXT = SimpleNamespace(memory_limit_in_mb=128)
 def ran(handler, event) -> tuple[bool, object]:
     """run_handler's outcome, its JSON payload decoded."""
     outcome = run_handler(handler, event, CONTEXT)
+    if outcome.error is not None:  # the error logged is the one the caller gets
+        assert json.loads(outcome.payload) == outcome.error.to_dict()
     return outcome.ok, json.loads(outcome.payload)
 
 
 def test_run_handler_returns_the_result_as_json():
-    assert run_handler(lambda event, ctx: {"got": event}, {"n": 1}, CONTEXT) == (True, b'{"got":{"n":1}}', None)
+    assert run_handler(lambda event, ctx: {"got": event}, {"n": 1}, CONTEXT) == (b'{"got":{"n":1}}', None)
     assert ran(lambda event, ctx: None, {}) == (True, None)
     assert ran(lambda event, ctx: ("a", 1), {}) == (True, ["a", 1])  # what a JSON round trip gives, as on Lambda
 
@@ -182,6 +184,7 @@ def test_run_handler_out_of_memory():
 
     ok, error = ran(handler, {})
     assert not ok and error["errorType"] == "Runtime.OutOfMemory" and "128 MB" in error["errorMessage"]
+    assert isinstance(run_handler(handler, {}, CONTEXT).error, OutOfMemory)
 
 
 @pytest.mark.parametrize("result", [object(), {1, 2}, {"nan": b"bytes"}, float("nan"), "\ud800"])
