@@ -1,9 +1,12 @@
-"""The account, region, ARNs and request ids that appear in AWS-shaped events."""
+"""The account, region, ARNs and request ids that appear in AWS-shaped events, and the
+Lambda limits more than one layer enforces."""
 
 import random
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
+#: Lambda's synchronous response limit: the figure its `Function.ResponseSizeTooLarge` names
+MAX_RESPONSE_BYTES = 6_291_556
 
 _VERSION_4 = (0x4000 << 64) | (0x8000 << 48)  # the version nibble and RFC 4122 variant bits
 _CLEAR = ~((0xF000 << 64) | (0xC000 << 48))

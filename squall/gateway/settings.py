@@ -6,12 +6,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from squall.aws import MAX_RESPONSE_BYTES
 from squall.errors import ConfigError
 
 #: Lambda's synchronous invocation payload limit, for requests (6 MiB)
 MAX_BODY_BYTES = 6 * 1024 * 1024
-#: ... and for responses: the figure Lambda's `Function.ResponseSizeTooLarge` message names
-MAX_RESPONSE_BYTES = 6_291_556
 #: HTTP API's quota "total combined size of request line and header values" (not adjustable)
 MAX_HEAD_BYTES = 10_240
 

@@ -9,7 +9,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from squall.errors import FunctionError, InvocationError, Outcome, OutOfMemory
+from squall.aws import MAX_RESPONSE_BYTES
+from squall.errors import FunctionError, InvocationError, Outcome, OutOfMemory, ResponseTooLarge
 from squall.runtime import wire
 
 
@@ -135,9 +136,18 @@ def run_handler(handler: Any, event: Any, context: Any) -> HandlerOutcome:
         return _error(FunctionError(_text(exc), type(exc).__name__,
                                     [line.rstrip("\n") for line in traceback.format_list(frames)]))
     try:
-        return HandlerOutcome(wire.dumps(result, default=_number))
+        payload = wire.dumps(result, default=_number)
     except wire.WireError as exc:
         return _error(FunctionError(f"Unable to marshal response: {exc}", "Runtime.MarshalError"))
+    if len(payload) > MAX_RESPONSE_BYTES:  # refused here: the instance stays healthy, as on Lambda
+        return _error(too_large(len(payload)))
+    return HandlerOutcome(payload)
+
+
+def too_large(size: int) -> ResponseTooLarge:
+    """Lambda's error for a result over its synchronous response limit."""
+    return ResponseTooLarge(f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+                            f"({MAX_RESPONSE_BYTES} bytes).", "Function.ResponseSizeTooLarge")
 
 
 def _number(value: Any) -> Any:
@@ -170,12 +180,17 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode()
 
 
+#: the error types an instance reports that are not the handler's own exception
+_KINDS: dict[str, type[InvocationError]] = {"Runtime.OutOfMemory": OutOfMemory,
+                                            "Function.ResponseSizeTooLarge": ResponseTooLarge}
+
+
 def error_from_dict(payload: Any, kind: type[InvocationError] | None = None) -> InvocationError:
     """The typed exception for an error payload produced by `run_handler` (or, with
     `kind`, by an instance's initialisation). The payload came from an instance: only its
     string fields are read."""
     fields = payload if isinstance(payload, dict) else {}
     message, error_type, stack = fields.get("errorMessage"), fields.get("errorType"), fields.get("stackTrace")
-    cls = kind or (OutOfMemory if error_type == "Runtime.OutOfMemory" else FunctionError)
+    cls = kind or (_KINDS.get(error_type, FunctionError) if isinstance(error_type, str) else FunctionError)
     return cls(message if isinstance(message, str) else "", error_type if isinstance(error_type, str) else "Error",
                [line for line in stack if isinstance(line, str)] if isinstance(stack, list) else [])

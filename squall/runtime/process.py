@@ -33,14 +33,13 @@ from squall.errors import (
     InvalidPayload,
     InvocationError,
     OutOfMemory,
-    ResponseTooLarge,
     RuntimeUnavailable,
 )
 from squall.loader import app_root
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, FunctionLog, Runtime, RuntimeSettings, throttled, trace_id
 from squall.runtime.environment import Initialization, zygote_environment
-from squall.runtime.invocation import Invocation, error_from_dict
+from squall.runtime.invocation import Invocation, error_from_dict, too_large
 from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
 
 if TYPE_CHECKING:
@@ -589,9 +588,7 @@ class ProcessRuntime(Runtime):
                     instance.spans = message.spans
                     continue
                 if isinstance(message, wire.Oversized):
-                    raise ResponseTooLarge(f"Response payload size ({message.size} bytes) exceeded maximum allowed "
-                                           f"payload size ({wire.MAX_RESULT_BYTES} bytes).",
-                                           "Function.ResponseSizeTooLarge")
+                    raise too_large(message.size)
                 if not isinstance(message, wire.Call):
                     raise InstanceCrashed(f"unexpected message from the instance: {type(message).__name__}",
                                           "Runtime.ExitError")

@@ -24,12 +24,15 @@ from typing import Any, NamedTuple
 import orjson
 from orjson import Fragment as Fragment  # re-exported: a value already encoded as JSON
 
+from squall.aws import MAX_RESPONSE_BYTES
+
 HEADER = struct.Struct("!I")
 
 
 #: the largest message an instance may send: Lambda's 6 MB synchronous response limit,
-#: plus room for the envelope. A bigger one is skipped unread (`Oversized`).
-MAX_RESULT_BYTES = 6_291_556
+#: plus room for the envelope. A bigger one is skipped unread (`Oversized`): an instance
+#: checks its result first, so only a hostile one sends it.
+MAX_RESULT_BYTES = MAX_RESPONSE_BYTES
 MAX_FRAME = MAX_RESULT_BYTES + 4096
 
 #: a field any JSON value may fill (the type checks below skip it)

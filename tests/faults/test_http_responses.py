@@ -25,7 +25,8 @@ APP = """
     RESPONSES = {
         "ok": "ok",
         "over-limit": "x" * (LIMIT + 1),
-        "at-limit": {"statusCode": 200, "body": "y" * LIMIT},
+        # the whole result, as JSON, is LIMIT bytes: Lambda's limit is on the payload
+        "at-limit": {"statusCode": 200, "body": "y" * (LIMIT - len('{"statusCode":200,"body":""}'))},
         "proxy-over-limit": {"statusCode": 200, "body": "y" * (LIMIT + 1)},
         "binary-over-limit": {"statusCode": 200, "isBase64Encoded": True,
                               "body": base64.b64encode(b"b" * (LIMIT // 4 * 3 + 3)).decode()},
@@ -57,6 +58,9 @@ APP = """
 
     @app.http("GET", "/r/{kind}", memory_mb=256)
     def respond(event, ctx):
+        if event["pathParameters"]["kind"] == "pid":
+            import os
+            return {"pid": os.getpid()}
         return RESPONSES[event["pathParameters"]["kind"]]
 """
 
@@ -107,9 +111,17 @@ def test_a_response_over_6_mb_is_502_response_size_too_large(conn, kind):
     still_in_step(conn)
 
 
+def test_a_response_over_the_limit_fails_the_invocation_not_the_instance(conn):
+    """As on Lambda, the execution environment stays: the next call is served by the same
+    instance (the limit is checked in the instance, before anything is sent)."""
+    before = get(conn, "pid")
+    assert_502(get(conn, "over-limit"), "Response payload size")
+    assert get(conn, "pid").body == before.body
+
+
 def test_a_response_at_the_limit_is_sent_whole(conn):
     reply = get(conn, "at-limit")
-    assert reply.status == 200 and reply.body == b"y" * LIMIT
+    assert reply.status == 200 and reply.body == b"y" * (LIMIT - len('{"statusCode":200,"body":""}'))
     still_in_step(conn)
 
 
