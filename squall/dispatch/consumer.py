@@ -16,8 +16,10 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from squall.aws import request_id as new_request_id
 from squall.backends import Message
 from squall.backends.protocol import Queues
 from squall.core.health import Gate
@@ -68,8 +70,8 @@ class Delivery:
     failures: Callable[[Invocation, list[Message]], set[str]]
     #: message attributes a failed invocation adds to the messages it dead-letters
     dead_letter_attributes: Callable[[Invocation], dict[str, Any]] | None = None
-    #: the request id of a batch's invocation (None: a new one for every attempt)
-    request_id: Callable[[list[Message]], str] | None = None
+    #: the request id of a batch's invocation (by default a new one for every attempt)
+    request_id: Callable[[list[Message]], str] = lambda messages: new_request_id()
 
 
 def batch_failures(invocation: Invocation, messages: list[Message]) -> set[str]:
@@ -105,16 +107,24 @@ def retry_delay(base: float, receive_count: int) -> float:
     return delay + random.uniform(0, delay / 4)
 
 
+class Disposition(Enum):
+    """What becomes of a batch's failed messages."""
+
+    #: retried after a backoff, or dead-lettered once out of receives
+    RETRY = "retry"
+    #: dead-lettered at once: an event that cannot be delivered, which no retry can fix
+    POISONED = "poisoned"
+    #: given back with their receive uncounted: no instance could run them (the platform failed)
+    PLATFORM = "platform"
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """How one batch ended: the ids to retry; whether they go to the dead-letter queue at
-    once (`poisoned`: an event that cannot be delivered, which no retry can fix) or come
-    back with their receive given back (`platform`: no instance could run them)."""
+    """How one batch ended: the ids that failed, and what becomes of them."""
 
     messages: list[Message]
     failed: set[str]
-    poisoned: bool = False
-    platform: bool = False
+    disposition: Disposition = Disposition.RETRY
     #: added to the failed messages if they go to the dead-letter queue (`Delivery`)
     dead_letter_attributes: dict[str, Any] | None = None
 
@@ -218,9 +228,9 @@ class QueueConsumer(Service):
             self.backend.ack(c.queue, done)
         for batch in finished:
             for m in (m for m in batch.messages if m.id in batch.failed):
-                if batch.platform:
+                if batch.disposition is Disposition.PLATFORM:
                     self.backend.release(c.queue, m.receipt, PLATFORM_RETRY, uncount=True)
-                elif batch.poisoned or m.receive_count >= c.max_receive_count:
+                elif batch.disposition is Disposition.POISONED or m.receive_count >= c.max_receive_count:
                     self.backend.dead_letter(c.queue, m.receipt, c.dlq, batch.dead_letter_attributes)
                 else:
                     self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
@@ -240,9 +250,8 @@ class QueueConsumer(Service):
             event = self.delivery.event(messages)
         except (ValueError, RecursionError) as exc:
             return self._poisoned(messages, f"the event cannot be built: {type(exc).__name__}: {exc}")
-        request = InvokeRequest(self.config.function, event, self.delivery.trigger, source=self.config.queue)
-        if self.delivery.request_id is not None:
-            request.request_id = self.delivery.request_id(messages)
+        request = InvokeRequest(self.config.function, event, self.delivery.trigger, source=self.config.queue,
+                                request_id=self.delivery.request_id(messages))
         # the trace context each message was sent in: the batch continues the first one's
         # trace and links to all (a message sent untraced carries none, and costs a lookup)
         contexts = tuple(context for m in messages if m.attributes and (context := message_context(m.attributes)))
@@ -252,7 +261,7 @@ class QueueConsumer(Service):
         invocation = await self.invoke(request)
         error = invocation.error
         if error is not None and error.platform:
-            return Settlement(messages, {m.id for m in messages}, platform=True)
+            return Settlement(messages, {m.id for m in messages}, Disposition.PLATFORM)
         annotate = self.delivery.dead_letter_attributes
         attributes = annotate(invocation) if annotate is not None and error is not None else None
         if error is not None and not error.retryable:
@@ -263,7 +272,7 @@ class QueueConsumer(Service):
                   attributes: dict[str, Any] | None = None) -> Settlement:
         log.error("queue %s: %d message(s) %s cannot be delivered to %s and go to %s: %s", self.config.queue,
                   len(messages), ", ".join(m.id for m in messages), self.config.function, self.config.dlq, reason)
-        return Settlement(messages, {m.id for m in messages}, poisoned=True, dead_letter_attributes=attributes)
+        return Settlement(messages, {m.id for m in messages}, Disposition.POISONED, attributes)
 
     def _batches(self, messages: list[Message]) -> list[list[Message]]:
         size = self.config.batch_size
