@@ -30,6 +30,7 @@ from squall.backends import Backend
 from squall.cluster import LeaderLease
 from squall.core.checks import FUNCTION_NAME, check_name, check_number, check_queue_name
 from squall.core.lifecycle import PeriodicService, Progress, Service
+from squall.dispatch.targets import Target, TargetKind, deliver
 from squall.errors import ConditionFailed, ConfigError
 from squall.events.cloudwatch import MetricStat, StateRecord, state_change_event
 from squall.observability.alarms import EXTRA_PERIODS, AlarmState, Comparison, Datapoint, Rule, TreatMissingData, decide
@@ -37,7 +38,6 @@ from squall.observability.statistics import FunctionMetric, QueueMetric, Statist
 from squall.observability.statistics import period_start as aligned
 from squall.observability.window import MeteringWindow
 from squall.runtime import wire
-from squall.sources.async_invoke import async_queue
 from squall.sources.base import NodeContext, Source, Trigger
 from squall.sources.queues import QueueTrigger
 
@@ -66,29 +66,8 @@ _SYMBOLS = {Comparison.GREATER_OR_EQUAL: ">=", Comparison.GREATER: ">", Comparis
             Comparison.LESS_OR_EQUAL: "<="}
 
 
-class TargetKind(StrEnum):
-    FUNCTION = "function"
-    QUEUE = "queue"
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where an alarm's state changes go: `function:NAME` or `queue:NAME`."""
-
-    kind: TargetKind
-    name: str
-
-    @classmethod
-    def parse(cls, alarm: str, value: Any) -> Target:
-        kind, _, name = value.partition(":") if isinstance(value, str) else ("", "", "")
-        if kind == "topic":
-            raise ConfigError(f"alarm {alarm!r}: target {value!r}: topic targets come with topics (event routing); "
-                              f"use 'function:NAME' or 'queue:NAME'")
-        if kind == TargetKind.FUNCTION:
-            return cls(TargetKind.FUNCTION, check_name("function", name, FUNCTION_NAME))
-        if kind == TargetKind.QUEUE:
-            return cls(TargetKind.QUEUE, check_queue_name(name))
-        raise ConfigError(f"alarm {alarm!r}: invalid target {value!r}: expected 'function:NAME' or 'queue:NAME'")
+#: what an alarm's state changes may go to (CloudWatch: an SNS topic, or EventBridge's targets)
+ALARM_TARGETS = (TargetKind.FUNCTION, TargetKind.QUEUE, TargetKind.TOPIC)
 
 
 def _choice(enum: type[StrEnum], what: str, value: Any) -> Any:
@@ -163,7 +142,7 @@ class AlarmTrigger(Trigger):
 
     @property
     def destination(self) -> Target | None:
-        return Target.parse(self.name, self.target) if self.target else None
+        return Target.parse(f"alarm {self.name!r}", self.target, ALARM_TARGETS) if self.target else None
 
     @property
     def watched(self) -> FunctionMetric | QueueMetric:
@@ -341,8 +320,7 @@ class AlarmEvaluator(PeriodicService):
         if target is None:
             return
         event = state_change_event(alarm.name, alarm.description, alarm.metric_stat, previous, state)
-        body = wire.dumps(event).decode()
-        self.backend.enqueue(async_queue(target.name) if target.kind is TargetKind.FUNCTION else target.name, body)
+        deliver(self.backend, target, wire.dumps(event).decode())
 
 
 class AlarmSource(Source[AlarmTrigger]):

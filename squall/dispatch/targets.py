@@ -1,0 +1,86 @@
+"""Where the platform sends an event it made: a function, a queue, a topic or a bus.
+
+Alarms send their state changes, and event routing (bus rules, topic subscriptions,
+asynchronous invocation destinations) sends its events, to targets named as AWS names
+them in configuration: `function:NAME`, `queue:NAME`, `topic:NAME`, `bus:NAME`. One
+module parses the names and delivers, so each feature that targets something states only
+which kinds it accepts. A function target is an asynchronous invocation (with its retries
+and dead-letter queue); a queue target is a message. Each delivery is durable once
+`deliver` returns. A kind whose source is not part of the platform yet is refused at
+declaration; a source that brings one (topics, buses) registers its deliverer here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from squall.backends.protocol import Queues
+from squall.core.checks import FUNCTION_NAME, check_name, check_queue_name
+from squall.errors import ConfigError
+
+
+class TargetKind(StrEnum):
+    FUNCTION = "function"
+    QUEUE = "queue"
+    TOPIC = "topic"
+    BUS = "bus"
+
+
+#: delivers `body` (JSON text) to the target named, with system attributes (the trace context)
+Deliverer = Callable[[Queues, str, str, dict[str, Any] | None], None]
+
+
+def _to_function(backend: Queues, name: str, body: str, attributes: dict[str, Any] | None) -> None:
+    from squall.sources.async_invoke import async_queue
+
+    backend.enqueue(async_queue(name), body, attributes)
+
+
+def _to_queue(backend: Queues, name: str, body: str, attributes: dict[str, Any] | None) -> None:
+    backend.enqueue(name, body, attributes)
+
+
+_DELIVERERS: dict[TargetKind, Deliverer] = {TargetKind.FUNCTION: _to_function, TargetKind.QUEUE: _to_queue}
+
+
+def register(kind: TargetKind, deliverer: Deliverer) -> None:
+    """A source that brings a kind of target (topics, buses) makes it deliverable."""
+    _DELIVERERS[kind] = deliverer
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: TargetKind
+    name: str
+
+    @classmethod
+    def parse(cls, what: str, value: Any, kinds: Collection[TargetKind] = (TargetKind.FUNCTION, TargetKind.QUEUE)
+              ) -> Target:
+        """`KIND:NAME` as `what` (a declaration, for the error) accepts it: ConfigError
+        naming the bad part otherwise."""
+        expected = " or ".join(f"'{kind}:NAME'" for kind in kinds)
+        kind, _, name = value.partition(":") if isinstance(value, str) else ("", "", "")
+        if kind not in TargetKind.__members__.values() or TargetKind(kind) not in kinds:
+            raise ConfigError(f"{what}: invalid target {value!r}: expected {expected}")
+        target_kind = TargetKind(kind)
+        if target_kind not in _DELIVERERS:
+            available = " or ".join(f"'{k}:NAME'" for k in kinds if k in _DELIVERERS)
+            raise ConfigError(f"{what}: target {value!r}: {kind} targets are not available yet; use {available}")
+        if target_kind is TargetKind.FUNCTION:
+            return cls(target_kind, check_name("function", name, FUNCTION_NAME))
+        if target_kind is TargetKind.QUEUE:
+            return cls(target_kind, check_queue_name(name))
+        if not name:
+            raise ConfigError(f"{what}: invalid target {value!r}: the {kind}'s name is missing")
+        return cls(target_kind, name)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+def deliver(backend: Queues, target: Target, body: str, attributes: dict[str, Any] | None = None) -> None:
+    """Send `body` (JSON text) to `target`, durably."""
+    _DELIVERERS[target.kind](backend, target.name, body, attributes)
