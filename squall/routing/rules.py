@@ -19,7 +19,6 @@ the result is exactly the set of rules whose pattern matches.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -83,6 +82,19 @@ class _Values:
                 table = self.suffixes_lowered if matcher.ignore_case else self.suffixes
                 table.setdefault(len(matcher.text), {}).setdefault(matcher.text, set()).add(alternative)
 
+    def weight(self, alternative: int) -> int:
+        """How many alternatives share the buckets `alternative` is filed in here: the
+        smaller, the better this field tells candidates apart."""
+        total = 0
+        tables: list[dict[Any, set[int]]] = [self.strings, self.numbers, self.literals, self.constants, self.lowered]
+        for affixes in (self.prefixes, self.prefixes_lowered, self.suffixes, self.suffixes_lowered):
+            tables.extend(affixes.values())
+        for table in tables:
+            for bucket in table.values():
+                if alternative in bucket:
+                    total += len(bucket)
+        return total
+
     def hits(self, leaves: list[Leaf], into: set[int]) -> None:
         """Add the alternatives that some leaf hits."""
         for leaf in leaves:
@@ -119,8 +131,12 @@ class _Values:
 class _Step:
     """One key of the indexed paths: the values filed at this path, and the keys below."""
 
+    #: its number in the index (hits are kept by it)
+    number: int
     values: _Values | None = None
     below: dict[str, _Step] = field(default_factory=dict)
+    #: the alternatives whose key field is this one
+    keyed: set[int] = field(default_factory=set)
 
 
 class Rules(Generic[K]):
@@ -161,61 +177,124 @@ class Rules(Generic[K]):
         return self._index.matching(document)
 
 
+_NONE: frozenset[int] = frozenset()
+#: a path crosses an array of objects: only `Node.match` knows which element to look at
+_ARRAY: Any = object()
+
+
+def _lookup(document: Any, path: Path) -> Any:
+    """The value at `path`, MISSING, or _ARRAY if an array of objects lies on the way."""
+    value = document
+    for key in path:
+        if type(value) is list:
+            return _ARRAY if objects_of(value) else MISSING
+        if type(value) is not dict:
+            return MISSING
+        value = value.get(key, MISSING)
+    return value
+
+
+@dataclass(eq=False, slots=True)
+class _Alternative(Generic[K]):
+    rule: K
+    node: Node
+    #: the steps of its indexed fields; the first is its key, the most selective
+    steps: list[_Step]
+    #: its fields the index cannot check, confirmed one by one
+    rest: list[tuple[Path, Condition]]
+
+
 class _Index(Generic[K]):
+    """Each alternative is a candidate when its key field is hit; it matches when its other
+    indexed fields were hit too and its remaining fields hold. Where an array of objects
+    lies on one of its paths, `Node.match` decides instead (array consistency)."""
+
     def __init__(self, patterns: dict[K, Pattern]):
-        self.rules: list[K] = []
-        self.nodes: list[Node] = []
-        #: how many indexed fields each alternative has (0: it is always a candidate)
-        self.needs: list[int] = []
-        self.always: list[int] = []
-        self.root = _Step()
+        self.alternatives: list[_Alternative[K]] = []
+        #: alternatives with no indexed field: matched in full every time
+        self.always: list[_Alternative[K]] = []
+        self.steps = 1
+        self.root = _Step(0)
         for rule_id, pattern in patterns.items():
             for node in pattern.alternatives:
                 self._file(rule_id, node)
+        for number, alternative in enumerate(self.alternatives):
+            if alternative.steps:
+                alternative.steps.sort(key=lambda step: step.values.weight(number) if step.values else 0)
+                alternative.steps[0].keyed.add(number)
+            else:
+                self.always.append(alternative)
+        #: per step, the alternatives keyed on it
+        self.keyed = self._steps_keyed(self.root, {})
 
     def _file(self, rule_id: K, node: Node) -> None:
-        alternative = len(self.nodes)
-        self.rules.append(rule_id)
-        self.nodes.append(node)
-        need = 0
+        number = len(self.alternatives)
+        alternative = _Alternative(rule_id, node, [], [])
         for path, condition in node.flat():
-            if not _Values().indexable(condition):
-                continue
-            step = self._step(path)
-            if step.values is None:
+            step = self._step(path) if _Values().indexable(condition) else None
+            if step is not None and step.values is None:
                 step.values = _Values()
-            if step.values.indexable(condition):  # and of the same number model as the path's others
-                step.values.file(condition, alternative)
-                need += 1
-        self.needs.append(need)
-        if not need:
-            self.always.append(alternative)
+            if step is not None and step.values is not None and step.values.indexable(condition):
+                step.values.file(condition, number)
+                alternative.steps.append(step)
+            else:
+                alternative.rest.append((path, condition))
+        self.alternatives.append(alternative)
 
     def _step(self, path: Path) -> _Step:
         step = self.root
         for key in path:
-            step = step.below.setdefault(key, _Step())
+            if key not in step.below:
+                step.below[key] = _Step(self.steps)
+                self.steps += 1
+            step = step.below[key]
         return step
 
     def matching(self, document: Any) -> set[K]:
         hits: dict[int, set[int]] = {}
+        arrayed: set[int] = set()
         if type(document) is dict:
-            self._walk(self.root.below, document, hits)
-        counts: Counter[int] = Counter()
-        for found in hits.values():
-            counts.update(found)
-        needs, rules, nodes = self.needs, self.rules, self.nodes
+            self._walk(self.root.below, document, hits, arrayed, False)
+        candidates: set[int] = set()
+        keyed = self.keyed
+        for step_id, found in hits.items():
+            candidates |= found & keyed[step_id]
         matched: set[K] = set()
-        for alternative, count in counts.items():
-            if count == needs[alternative] and rules[alternative] not in matched \
-                    and nodes[alternative].match(document):
-                matched.add(rules[alternative])
+        alternatives = self.alternatives
+        for number in candidates:
+            alternative = alternatives[number]
+            if alternative.rule not in matched and self._confirm(number, alternative, document, hits, arrayed):
+                matched.add(alternative.rule)
         for alternative in self.always:
-            if rules[alternative] not in matched and nodes[alternative].match(document):
-                matched.add(rules[alternative])
+            if alternative.rule not in matched and alternative.node.match(document):
+                matched.add(alternative.rule)
         return matched
 
-    def _walk(self, steps: dict[str, _Step], document: dict[str, Any], hits: dict[int, set[int]]) -> None:
+    def _steps_keyed(self, step: _Step, into: dict[int, set[int]]) -> dict[int, set[int]]:
+        into[step.number] = step.keyed
+        for below in step.below.values():
+            self._steps_keyed(below, into)
+        return into
+
+    @staticmethod
+    def _confirm(number: int, alternative: _Alternative[K], document: Any, hits: dict[int, set[int]],
+                 arrayed: set[int]) -> bool:
+        steps = alternative.steps
+        if arrayed and any(step.number in arrayed for step in steps):
+            return alternative.node.match(document)
+        for step in steps[1:]:  # the first, its key, was hit: it is a candidate
+            if number not in hits.get(step.number, _NONE):
+                return False
+        for path, condition in alternative.rest:
+            value = _lookup(document, path)
+            if value is _ARRAY:
+                return alternative.node.match(document)
+            if not condition.test(value):
+                return False
+        return True
+
+    def _walk(self, steps: dict[str, _Step], document: dict[str, Any], hits: dict[int, set[int]],
+              arrayed: set[int], in_array: bool) -> None:
         for key, step in steps.items():
             value = document.get(key, MISSING)
             if value is MISSING:
@@ -223,10 +302,12 @@ class _Index(Generic[K]):
             if step.values is not None:
                 leaves = leaves_of(value)
                 if leaves:
-                    step.values.hits(leaves, hits.setdefault(id(step), set()))
+                    if in_array:
+                        arrayed.add(step.number)
+                    step.values.hits(leaves, hits.setdefault(step.number, set()))
             if step.below:
                 if type(value) is dict:
-                    self._walk(step.below, value, hits)
+                    self._walk(step.below, value, hits, arrayed, in_array)
                 elif type(value) is list:
                     for element in objects_of(value):
-                        self._walk(step.below, element, hits)
+                        self._walk(step.below, element, hits, arrayed, True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 Leaf = str | int | float | bool | None
 
@@ -128,11 +129,17 @@ class Cidr:
     def matches(self, value: Leaf) -> bool:
         if type(value) is not str:
             return False
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            return False
-        return address.version == self.network.version and address in self.network
+        address = _address(value)
+        return address is not None and address.version == self.network.version and address in self.network
+
+
+@lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`text` as an IP address (None if it is not one); parsing is slow and events repeat them."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
