@@ -146,8 +146,8 @@ class _Compiler:
             self.fail(self.range_reason(), path)
 
     def range_reason(self) -> str:
-        limit = self.dialect.numbers.limit
-        return f"Value must be between {-limit:.1E} and {limit:.1E}, inclusive"
+        billions = self.dialect.numbers.limit / 1e9
+        return f"Value must be between -{billions:.1f}E9 and {billions:.1f}E9, inclusive"
 
     def expression(self, value: Mapping[str, Any], path: str) -> tuple[str, Any]:
         if not value:
