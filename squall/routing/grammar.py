@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from squall.errors import SquallError
 from squall.routing.tree import Condition, Node, Pattern
 from squall.routing.values import (
+    Affix,
     AnythingBut,
     Cidr,
     EqualsIgnoreCase,
@@ -27,8 +28,6 @@ from squall.routing.values import (
     Matcher,
     NumberModel,
     Numeric,
-    Prefix,
-    Suffix,
     Wildcard,
     is_number,
 )
@@ -178,12 +177,12 @@ class _Compiler:
             self.fail(f"{name} match pattern must be a string", path)
         return argument
 
-    def affix(self, name: str, argument: Any, path: str) -> Prefix | Suffix:
-        kind = Prefix if name == "prefix" else Suffix
+    def affix(self, name: str, argument: Any, path: str) -> Affix:
+        suffix = name == "suffix"
         if isinstance(argument, Mapping) and self.dialect.affix_ignore_case:
             inner, text = self.expression_of(argument, path, frozenset({"equals-ignore-case"}))
-            return kind(self.text(inner, text, f"{path}.{inner}").lower(), ignore_case=True)
-        return kind(self.text(name, argument, path))
+            return Affix(self.text(inner, text, f"{path}.{inner}").lower(), suffix, ignore_case=True)
+        return Affix(self.text(name, argument, path), suffix)
 
     def expression_of(self, value: Mapping[str, Any], path: str, allowed: frozenset[str]) -> tuple[str, Any]:
         if len(value) != 1:
@@ -226,7 +225,7 @@ class _Compiler:
                 text = self.text(name, inner, here)
                 if not text:
                     self.fail("Null prefix/suffix not allowed", here)
-                return AnythingBut((Prefix(text) if name == "prefix" else Suffix(text),))
+                return AnythingBut((Affix(text, suffix=name == "suffix"),))
             values = inner if isinstance(inner, list) else [inner]
             if not values or not all(isinstance(v, str) for v in values):
                 self.fail(f"Inside anything-but/{name} list, number|start|null|boolean is not supported.", here)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from squall.routing.tree import MISSING, Condition, Node, Path, Pattern, leaves_of, objects_of
-from squall.routing.values import EqualsIgnoreCase, Exact, Leaf, NumberModel, Prefix, Suffix, is_number
+from squall.routing.values import Affix, EqualsIgnoreCase, Exact, Leaf, NumberModel, is_number
 
 K = TypeVar("K", bound=Hashable)
 
@@ -54,7 +54,7 @@ class _Values:
             if type(matcher) is Exact and matcher.model is not None:
                 if self.model is not None and matcher.model != self.model:
                     return False
-            elif type(matcher) not in (Exact, EqualsIgnoreCase, Prefix, Suffix):
+            elif type(matcher) not in (Exact, EqualsIgnoreCase, Affix):
                 return False
         return True
 
@@ -75,11 +75,11 @@ class _Values:
                         self.numbers.setdefault(scaled, set()).add(alternative)
             elif type(matcher) is EqualsIgnoreCase:
                 self.lowered.setdefault(matcher.text, set()).add(alternative)
-            elif type(matcher) is Prefix:
-                table = self.prefixes_lowered if matcher.ignore_case else self.prefixes
-                table.setdefault(len(matcher.text), {}).setdefault(matcher.text, set()).add(alternative)
-            elif type(matcher) is Suffix:
-                table = self.suffixes_lowered if matcher.ignore_case else self.suffixes
+            elif type(matcher) is Affix:
+                if matcher.suffix:
+                    table = self.suffixes_lowered if matcher.ignore_case else self.suffixes
+                else:
+                    table = self.prefixes_lowered if matcher.ignore_case else self.prefixes
                 table.setdefault(len(matcher.text), {}).setdefault(matcher.text, set()).add(alternative)
 
     def weight(self, alternative: int) -> int:

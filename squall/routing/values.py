@@ -62,25 +62,20 @@ class Exact:
 
 
 @dataclass(frozen=True, slots=True)
-class Prefix:
+class Affix:
+    """`prefix` (or, with `suffix`, `suffix`): a string that starts (ends) with `text`;
+    with `ignore_case`, `text` is lower-cased and so is the value before the test."""
+
     text: str
+    suffix: bool = False
     ignore_case: bool = False
 
     def matches(self, value: Leaf) -> bool:
         if type(value) is not str:
             return False
-        return value.lower().startswith(self.text) if self.ignore_case else value.startswith(self.text)
-
-
-@dataclass(frozen=True, slots=True)
-class Suffix:
-    text: str
-    ignore_case: bool = False
-
-    def matches(self, value: Leaf) -> bool:
-        if type(value) is not str:
-            return False
-        return value.lower().endswith(self.text) if self.ignore_case else value.endswith(self.text)
+        if self.ignore_case:
+            value = value.lower()
+        return value.endswith(self.text) if self.suffix else value.startswith(self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +142,7 @@ class AnythingBut:
     """Any leaf that the inner test rejects. Over strings (values, prefix, suffix,
     ignore-case, wildcard) every non-string leaf passes; over numbers only numbers can."""
 
-    inner: tuple[Exact | Prefix | Suffix | EqualsIgnoreCase | Wildcard, ...]
+    inner: tuple[Exact | Affix | EqualsIgnoreCase | Wildcard, ...]
     numbers_only: bool = False
 
     def matches(self, value: Leaf) -> bool:
@@ -156,4 +151,4 @@ class AnythingBut:
         return not any(matcher.matches(value) for matcher in self.inner)
 
 
-Matcher = Exact | Prefix | Suffix | EqualsIgnoreCase | Wildcard | Numeric | Cidr | AnythingBut
+Matcher = Exact | Affix | EqualsIgnoreCase | Wildcard | Numeric | Cidr | AnythingBut

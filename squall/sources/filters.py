@@ -69,10 +69,11 @@ class FilteredCounts(PeriodicService):
         self._stored = dict.fromkeys(counters, 0)
 
     async def step(self) -> Progress:
-        await asyncio.to_thread(self.flush)
+        await self.settle()
         return Progress()
 
     async def settle(self) -> None:
+        """Flush (also the last time, once the consumers stopped)."""
         await asyncio.to_thread(self.flush)
 
     def flush(self) -> None:
