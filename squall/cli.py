@@ -371,12 +371,14 @@ def send(queue: str, body: str, delay: float, attribute: tuple[str, ...], backen
 @click.option("--all", "show_all", is_flag=True, help="Include internal queues (async invocations).")
 @backend_option
 def queues(show_all: bool, backend: str | None) -> None:
-    """Depth, in-flight and DLQ depth of every declared queue."""
+    """Depth, in-flight and DLQ depth of every declared queue, and the messages its filters dropped."""
     from squall.backends import open_backend
+    from squall.sources.filters import filtered_counts
 
     store = open_backend(backend_url(backend))
     try:
         rows = []
+        filtered = filtered_counts(store)
         for name in store.queue_names():
             config = store.queue_config(name)
             if config is None or config.is_dlq or (config.internal and not show_all):
@@ -384,10 +386,11 @@ def queues(show_all: bool, backend: str | None) -> None:
             stats = store.queue_stats(name)
             dlq = config.dlq
             dlq_depth = store.queue_stats(dlq).total if dlq else 0
-            rows.append((name, stats.visible + stats.delayed, stats.in_flight, dlq or "-", dlq_depth))
+            rows.append((name, stats.visible + stats.delayed, stats.in_flight, dlq or "-", dlq_depth,
+                         filtered.get(name, 0)))
     finally:
         store.close()
-    _table(["QUEUE", "DEPTH", "IN_FLIGHT", "DLQ", "DLQ_DEPTH"], rows)
+    _table(["QUEUE", "DEPTH", "IN_FLIGHT", "DLQ", "DLQ_DEPTH", "FILTERED"], rows)
 
 
 @main.command()

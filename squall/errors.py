@@ -149,3 +149,11 @@ class Throttled(InvocationError):
     outcome = Outcome.THROTTLED
     http_status = 429
     http_message = "Too Many Requests"
+
+
+class InvalidEventPattern(ConfigError):
+    """An EventBridge event pattern (or a TestEventPattern event) AWS would refuse, with its reason."""
+
+
+class InvalidFilterPolicy(ConfigError):
+    """An SNS subscription filter policy AWS would refuse, with its reason."""

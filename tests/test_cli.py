@@ -213,7 +213,8 @@ def test_send_then_queues_shows_depth(app):
     assert squall("send", "jobs", "later", "--delay", "60", cwd=app.parent, env=NO_ENV_BACKEND).returncode == 0
     assert len(set(ids)) == 2 and all(ids)
     rows = queue_rows(squall("queues", cwd=app.parent, env=NO_ENV_BACKEND).stdout)
-    assert rows["jobs"] == {"QUEUE": "jobs", "DEPTH": "3", "IN_FLIGHT": "0", "DLQ": "jobs-dlq", "DLQ_DEPTH": "0"}
+    assert rows["jobs"] == {"QUEUE": "jobs", "DEPTH": "3", "IN_FLIGHT": "0", "DLQ": "jobs-dlq", "DLQ_DEPTH": "0",
+                            "FILTERED": "0"}
     assert rows["emails"]["DEPTH"] == "0"
 
 

@@ -191,7 +191,7 @@ def test_failing_message_is_retried_dead_lettered_and_redriven(node, state, url)
 
     listing = squall("queues", "--backend", url)
     assert listing.returncode == 0, listing.stderr
-    assert ["flaky", "0", "0", "flaky-dlq", "1"] in [line.split() for line in listing.stdout.splitlines()]
+    assert ["flaky", "0", "0", "flaky-dlq", "1", "0"] in [line.split() for line in listing.stdout.splitlines()]
 
     dlq = squall("dlq", "list", "flaky", "--backend", url)
     assert dlq.returncode == 0, dlq.stderr

@@ -90,8 +90,8 @@ def test_batch_processor_retries_only_failed_records_then_dead_letters_them(node
                                                    json.dumps({"id": "pay-2", "amount": 7})])
     finally:
         store.close()
-    # QUEUE DEPTH IN_FLIGHT DLQ DLQ_DEPTH: the good ones deleted, the bad one dead-lettered
-    wait_until(lambda: queue_row(node, "payments") == ["payments", "0", "0", "payments-dlq", "1"], timeout=30,
+    # QUEUE DEPTH IN_FLIGHT DLQ DLQ_DEPTH FILTERED: the good ones deleted, the bad one dead-lettered
+    wait_until(lambda: queue_row(node, "payments") == ["payments", "0", "0", "payments-dlq", "1", "0"], timeout=30,
                message="the failed payment to reach the DLQ")
     dead = squall("dlq", "list", "payments", cwd=node.directory)
     assert [json.loads(line)["messageId"] for line in dead.stdout.splitlines()] == [ids[1]]

@@ -58,6 +58,9 @@ class ConsumerConfig:
     concurrency: int
     #: delay before the first retry of a failed message (doubles per receive)
     retry_base: float
+    #: which messages to deliver (an event source mapping's filter); the others are deleted
+    #: without an invocation and counted in `QueueConsumer.filtered`. None: every message.
+    accept: Callable[[Message], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Settlement:
     disposition: Disposition = Disposition.RETRY
     #: added to the failed messages if they go to the dead-letter queue (`Delivery`)
     dead_letter_attributes: dict[str, Any] | None = None
+    #: messages the filter dropped: acknowledged, never invoked
+    filtered: bool = False
 
 
 Finished = list[Settlement]
@@ -161,6 +166,8 @@ class QueueConsumer(Service):
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._unreachable = False
+        #: messages the filter dropped (deleted without an invocation) since the consumer started
+        self.filtered = 0
         #: batches handed to the function and not finished yet
         self._in_flight = 0
         #: finished batches waiting to be settled by the next turn: (messages, ids that failed)
@@ -197,13 +204,16 @@ class QueueConsumer(Service):
         test sees its handlers run in a fixed order."""
         if self.config.concurrency == 0:
             return Progress()
-        messages = await asyncio.to_thread(self.claim)
-        if not messages:
+        claimed = await asyncio.to_thread(self.claim)
+        messages, dropped = self._filter(claimed)
+        settlements = [dropped] if dropped.messages else []
+        if messages:
+            settlements.append(await self._invoke(messages))
+        if not settlements:
             return Progress()
-        settlement = await self._invoke(messages)
-        await asyncio.to_thread(self.settle, [settlement])
-        failed = len(settlement.failed)
-        return Progress(1, len(messages) - failed, failed)
+        await asyncio.to_thread(self.settle, settlements)
+        failed = sum(len(s.failed) for s in settlements)
+        return Progress(int(bool(messages)), len(claimed) - failed, failed)
 
     def wake(self) -> None:
         """A message may be visible: claim on the next turn."""
@@ -226,6 +236,7 @@ class QueueConsumer(Service):
         done = [m.receipt for batch in finished for m in batch.messages if m.id not in batch.failed]
         if done:
             self.backend.ack(c.queue, done)
+            self.filtered += sum(len(batch.messages) for batch in finished if batch.filtered)
         for batch in finished:
             for m in (m for m in batch.messages if m.id in batch.failed):
                 if batch.disposition is Disposition.PLATFORM:
@@ -274,6 +285,17 @@ class QueueConsumer(Service):
                   len(messages), ", ".join(m.id for m in messages), self.config.function, self.config.dlq, reason)
         return Settlement(messages, {m.id for m in messages}, Disposition.POISONED, attributes)
 
+    def _filter(self, messages: list[Message]) -> tuple[list[Message], Settlement]:
+        """The messages to deliver, and the settlement of those the filter drops."""
+        accept = self.config.accept
+        if accept is None or not messages:
+            return messages, Settlement([], set(), filtered=True)
+        kept: list[Message] = []
+        dropped: list[Message] = []
+        for m in messages:
+            (kept if accept(m) else dropped).append(m)
+        return kept, Settlement(dropped, set(), filtered=True)
+
     def _batches(self, messages: list[Message]) -> list[list[Message]]:
         size = self.config.batch_size
         return [messages[start:start + size] for start in range(0, len(messages), size)]
@@ -299,7 +321,10 @@ class QueueConsumer(Service):
             if self._unreachable:
                 log.warning("queue %s: backend reachable again, consuming", self.config.queue)
                 self._unreachable = False
-            for batch in self._batches(messages):
+            kept, dropped = self._filter(messages)
+            if dropped.messages:
+                self._finished.append(dropped)  # acknowledged on the next turn, with what finishes
+            for batch in self._batches(kept):
                 self._dispatch(batch)
             if batches and len(messages) < batches * self.config.batch_size and self._wakes == wakes:
                 self._wanted = False  # the queue had no more visible messages: wait to be woken

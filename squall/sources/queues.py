@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from squall.backends import Backend, QueueConfig
+from squall.backends import Backend, Message, QueueConfig
 from squall.core.checks import check_number, check_queue_name
 from squall.core.lifecycle import Service
 from squall.core.pipeline import InvokeRequest
@@ -16,6 +17,7 @@ from squall.events.sqs import sqs_event
 from squall.observability.spans import FaasTrigger, SpanKind, SpanShape
 from squall.runtime.invocation import Invocation
 from squall.sources.base import NodeContext, Source, Trigger
+from squall.sources.filters import FilteredCounts, RecordFilter, check_filters
 
 #: Lambda's SQS event source limits.
 MAX_BATCH_SIZE = 10000
@@ -31,6 +33,10 @@ class QueueTrigger(Trigger):
     A message whose handler fails is retried with backoff (`visibility_timeout`, doubled
     per receive); after `max_receive_count` receives it moves to `dlq` (default
     `<queue>-dlq`).
+
+    `filters` are EventBridge patterns (up to 5, as Lambda's FilterCriteria): a message
+    is delivered when one of them matches its record (`record_document`); the others are
+    deleted without an invocation and counted.
     """
 
     kind: ClassVar[str] = "queue"
@@ -41,9 +47,12 @@ class QueueTrigger(Trigger):
     visibility_timeout: float = 30
     dlq: str = ""
     max_concurrency: int = 8
+    #: event patterns as canonical JSON (dicts or JSON texts are accepted)
+    filters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_queue_name(self.queue)
+        object.__setattr__(self, "filters", check_filters(f"queue {self.queue!r}", self.filters))
         default_dlq = f"{self.queue}-dlq"
         if not self.dlq:
             object.__setattr__(self, "dlq", default_dlq)
@@ -63,7 +72,21 @@ class QueueTrigger(Trigger):
         return None
 
     def describe(self) -> str:
-        return f"queue {self.queue} -> {self.function} (batch {self.batch_size}, dlq {self.dlq})"
+        filtered = f", {len(self.filters)} filter(s)" if self.filters else ""
+        return f"queue {self.queue} -> {self.function} (batch {self.batch_size}, dlq {self.dlq}{filtered})"
+
+
+def record_document(message: Message) -> dict[str, Any]:
+    """The record a filter sees: the SQS record as Lambda delivers it, with `body` parsed
+    when it is a JSON object (otherwise the plain string), as Lambda filters it."""
+    record: dict[str, Any] = sqs_event([message])["Records"][0]
+    body = message.body
+    if body.lstrip()[:1] == "{":
+        try:
+            record["body"] = json.loads(body)
+        except ValueError:
+            pass  # not JSON after all: matched as the string it is
+    return record
 
 
 class QueueSource(Source[QueueTrigger]):
@@ -79,14 +102,18 @@ class QueueSource(Source[QueueTrigger]):
 
     def services(self, node: NodeContext) -> list[Service]:
         watcher = node.shared(QueueWatcher, lambda: QueueWatcher(node.backend))
-        consumers: list[Service] = []
+        consumers: list[QueueConsumer] = []
         for t in self.triggers:
             reserved = self.function(t).reserved_concurrency
             concurrency = t.max_concurrency if reserved is None else min(t.max_concurrency, reserved)
+            accept = RecordFilter(f"queue {t.queue!r}", t.filters, record_document) if t.filters else None
             config = ConsumerConfig(t.queue, t.function, t.batch_size, t.max_receive_count, t.visibility_timeout,
-                                    t.dlq, concurrency, retry_base=t.visibility_timeout)
+                                    t.dlq, concurrency, retry_base=t.visibility_timeout, accept=accept)
             consumers.append(QueueConsumer(node.backend, node.invoke, config, SQS, watcher, node.runtime_ready))
-        return consumers
+        filtered = {c.config.queue: (lambda c=c: c.filtered) for c in consumers if c.config.accept is not None}
+        # first: services stop last to first, so the counts are flushed after the consumers settle
+        counts: list[Service] = [FilteredCounts(node.backend, filtered)] if filtered else []
+        return [*counts, *consumers]
 
     def span(self, request: InvokeRequest, invocation: Invocation) -> SpanShape:
         """A CONSUMER span by the messaging conventions, `process {queue}`, linked (by the
