@@ -26,6 +26,7 @@ from squall.errors import BackendUnavailable, Outcome
 from squall.observability.logs import LogSink
 from squall.observability.recorder import Recorder
 from squall.runtime.base import Runtime
+from squall.sources.filters import filtered_counts
 
 if TYPE_CHECKING:
     from squall.observability.emf import EmfMetrics
@@ -105,8 +106,12 @@ class QueueCollector:
         delayed = gauge("squall_queue_messages_delayed", "Messages sent with a delay, not yet visible")
         dead = gauge("squall_queue_dead_letter_messages", "Messages in the queue's dead-letter queue")
         age = gauge("squall_queue_oldest_message_age_seconds", "Time since the first message in the queue was sent")
+        filtered = CounterMetricFamily("squall_queue_filtered_messages_total",
+                                       "Records a queue's filters dropped uninvoked (the cluster's)", labels=["queue"])
         backend = self.backend
         try:
+            for queue, count in sorted(filtered_counts(backend).items()):
+                filtered.add_metric([queue], count)
             for queue in backend.queue_names():
                 stats = backend.queue_stats(queue)
                 visible.add_metric([queue], stats.visible)
@@ -119,7 +124,7 @@ class QueueCollector:
         except BackendUnavailable as exc:  # the node's own series matter most then: serve them
             log.warning("metrics scrape without queue series: %s", exc)
             return []
-        return [visible, in_flight, delayed, dead, age]
+        return [visible, in_flight, delayed, dead, age, filtered]
 
 
 class LogCollector:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from squall.backends import open_backend
 from squall.services import Queue
-from tests.support import NodeProcess, squall, wait_until, write_app
+from tests.support import NodeProcess, free_port, squall, wait_until, write_app
 
 APP = """
     from squall import App
@@ -89,9 +91,15 @@ def check_filtered_delivery(app_dir, url: str, nodes: list[NodeProcess]) -> None
 def test_filters_on_sqlite(tmp_path):
     app = write_app(tmp_path, APP)
     url = f"sqlite:///{tmp_path}/state.db"
-    node = NodeProcess(app, backend=url).start()
+    admin = free_port()
+    node = NodeProcess(app, backend=url, extra=["--admin-port", str(admin)]).start()
     try:
         check_filtered_delivery(tmp_path, url, [node])
+        # and the same count on /metrics
+        text = httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+        [count] = [sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == "squall_queue_filtered_messages_total" and sample.labels == {"queue": "orders"}]
+        assert str(int(count)) == queue_row(tmp_path, url)["FILTERED"]
     finally:
         node.stop()
 
