@@ -1,18 +1,27 @@
 """Records a node appends to a backend stream in batches, never one write per record.
 
-A `StreamBatch` holds encoded JSON records and appends them, every `interval` seconds and
-when the node stops, as one stream record (a JSON array) partitioned by node id: one write
-per second per node whatever the rate (metering records, EMF datapoints). Records are
-encoded by the caller as they are taken, so a flush only joins bytes and never holds the
-GIL long. A node that is SIGKILLed loses at most the last interval.
+A `StreamBatch` holds JSON-ready records (dicts and lists the caller no longer changes)
+and appends them, every `interval` seconds and when the node stops, as one stream record
+(a JSON array) partitioned by node id: one write per second per node whatever the rate
+(metering records, spans, EMF datapoints). They are encoded at flush, in the flush's
+worker thread, CHUNK at a time, so the event loop never waits long for the GIL. Not as
+they are taken: a small bytes object kept per record cost 4 µs each (every one a fresh
+allocation), against 0.2 µs encoded with a few hundred others. A node that is SIGKILLed
+loses at most the last interval.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import orjson
 
 from squall.backends.protocol import Streams
 from squall.core.lifecycle import PeriodicService, Progress
+
+#: records encoded per orjson call at flush (about 50 µs each with the GIL held)
+CHUNK = 256
 
 
 class StreamBatch(PeriodicService):
@@ -22,7 +31,7 @@ class StreamBatch(PeriodicService):
         self.node_id = node_id
         self.stream = stream
         self.interval = interval
-        self._buffer: list[bytes] = []
+        self._buffer: list[Any] = []
 
     async def step(self) -> Progress:
         await asyncio.to_thread(self.flush)
@@ -34,4 +43,5 @@ class StreamBatch(PeriodicService):
     def flush(self) -> None:
         batch, self._buffer = self._buffer, []
         if batch:
-            self.backend.stream_append(self.stream, self.node_id, (b"[%s]" % b",".join(batch)).decode())
+            parts = [orjson.dumps(batch[start:start + CHUNK])[1:-1] for start in range(0, len(batch), CHUNK)]
+            self.backend.stream_append(self.stream, self.node_id, (b"[%s]" % b",".join(parts)).decode())

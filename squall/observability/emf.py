@@ -231,7 +231,7 @@ class EmfMetrics(StreamBatch):
             if len(self._buffer) >= MAX_BUFFERED:
                 self.rejected[Rejection.BUFFER_FULL] += 1
             else:
-                self._buffer.append(orjson.dumps(point.to_json()))
+                self._buffer.append(point.to_json())
 
     def _observe(self, point: Datapoint) -> None:
         name, factor = prometheus_name(point.namespace, point.name, point.unit)

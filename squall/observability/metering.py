@@ -3,10 +3,8 @@
 `Metering` is the first interceptor of every node's pipeline, so no invocation escapes it
 whatever its trigger. Records are buffered by the `Meter` service and written once a
 second as one stream record per flush (a JSON array), so metering costs one write per
-second per node instead of one per invocation. Each record is encoded as it is taken,
-with orjson (a tenth of the json module's cost, and this runs on every invocation):
-encoding a second's worth at flush time would hold the GIL for milliseconds and stall
-every request in flight. A node that is SIGKILLed loses at most the last second of
+second per node instead of one per invocation, encoded in the flush's thread a few
+hundred at a time (squall.observability.batching). A node that is SIGKILLed loses at most the last second of
 metering, never an event. The stream is trimmed to the node's metering retention
 (`squall.core.retention`), 24 hours by default.
 """
@@ -18,8 +16,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-
-import orjson
 
 from squall.backends import Backend
 from squall.backends.protocol import Streams
@@ -43,7 +39,7 @@ class Meter(StreamBatch):
         self.counts: Counter[str] = Counter()
 
     def record(self, invocation: Invocation) -> None:
-        self._buffer.append(orjson.dumps(invocation.record()))
+        self._buffer.append(invocation.record())
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += invocation.cold
         self.counts[invocation.outcome] += 1  # a StrEnum: counts["error"] finds it

@@ -26,8 +26,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from squall import aws
 from squall.backends.protocol import Streams
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
@@ -64,7 +62,7 @@ class Tracer(StreamBatch):
         self._records: list[SpanRecord] = []
 
     def add(self, record: SpanRecord) -> None:
-        self._buffer.append(orjson.dumps(record.encode()))
+        self._buffer.append(record.encode())
         if self.exporter is not None:
             self._records.append(record)
 
