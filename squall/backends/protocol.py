@@ -23,10 +23,12 @@ Some changes must commit together or not at all across two primitives. Each such
 *named operation* of the protocol, done as one SQLite transaction and one Redis Lua script,
 never a general transaction API: Redis cannot roll back, and a script must declare every key
 it touches up front, so only operations whose keys are known before they run can be atomic.
-Today there is one:
+Today there are two:
 
 - a table write and its change record: `Tables.table_put` / `Tables.table_delete` with
-  `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to).
+  `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
+- a timer that fires into a queue: `Timers.timer_fire` (schedules: the firing's messages
+  and the next timer commit together, so a firing is enqueued exactly once).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer;
 a publish that fans out to N queues in one commit):
@@ -316,6 +318,13 @@ class Timers(Protocol):
 
     def timer_ack(self, group: str, key: str, receipt: str) -> bool:
         """Delete a fired timer if `receipt` is its last claim's. False otherwise."""
+
+    def timer_fire(self, group: str, key: str, receipt: str, queue: str, bodies: Sequence[str],
+                   next_due: float | None, next_payload: str = "") -> bool:
+        """Fire a claimed timer, atomically: if `receipt` is its last claim's, append `bodies`
+        to `queue` (visible now, in order, without attributes) and replace the timer by a new
+        one due at `next_due` with `next_payload` (not leased), or delete it when `next_due`
+        is None. False, and nothing changes, if the receipt is stale or foreign."""
 
 
 class Leases(Protocol):

@@ -153,3 +153,51 @@ def test_concurrent_claims_never_share_a_timer(backend, other, clock):
 
     claimed = [key for mine in run_threads(claim, 4) for key in mine]
     assert sorted(claimed) == [f"t{i:02}" for i in range(60)]
+
+
+# ---- timer_fire: a firing's messages and the next timer in one commit ---------------------
+
+
+def test_timer_fire_enqueues_and_replaces_in_one_step(backend, clock):
+    backend.timer_set("g", "k", clock.now, "first")
+    [claimed] = backend.timers_claim("g", 10, 30)
+    assert backend.timer_fire("g", "k", claimed.receipt, "q", ["a", "b"], clock.now + 60, "second") is True
+    assert [m.body for m in backend.peek("q")] == ["a", "b"]
+    assert backend.queue_stats("q").visible == 2
+    assert backend.timers_claim("g", 10, 30) == []  # the replacement is not due yet, and not leased
+    clock.advance(61)
+    [fresh] = backend.timers_claim("g", 10, 30)
+    assert (fresh.payload, fresh.due) == ("second", clock.now - 1)
+
+
+def test_timer_fire_without_a_next_timer_deletes_it(backend, clock):
+    backend.timer_set("g", "k", clock.now, "only")
+    [claimed] = backend.timers_claim("g", 10, 30)
+    assert backend.timer_fire("g", "k", claimed.receipt, "q", ["a"], None) is True
+    assert backend.timer_cancel("g", "k") is False
+    assert len(backend.peek("q")) == 1
+
+
+def test_timer_fire_with_a_stale_receipt_changes_nothing(backend, clock):
+    backend.timer_set("g", "k", clock.now, "p")
+    [first] = backend.timers_claim("g", 10, 30)
+    clock.advance(31)
+    [second] = backend.timers_claim("g", 10, 30)  # the lease ran out and another claim took it
+    assert backend.timer_fire("g", "k", first.receipt, "q", ["late"], clock.now + 60, "x") is False
+    assert backend.timer_fire("g", "k", "foreign", "q", ["late"], None) is False
+    assert backend.peek("q") == []
+    assert backend.timer_fire("g", "k", second.receipt, "q", ["once"], None) is True
+    assert backend.timer_fire("g", "k", second.receipt, "q", ["twice"], None) is False
+    assert [m.body for m in backend.peek("q")] == ["once"]
+
+
+def test_timer_fire_races_fire_once(backend, other, clock):
+    """Two nodes holding receipts of the same timer (one lease expired): one firing."""
+    backend.timer_set("g", "k", clock.now, "p")
+    [first] = backend.timers_claim("g", 10, 30)
+    clock.advance(31)
+    [second] = other.timers_claim("g", 10, 30)
+    holders = [(backend, first.receipt, "a"), (other, second.receipt, "b")]
+    results = run_threads(lambda i: holders[i][0].timer_fire("g", "k", holders[i][1], "q", [holders[i][2]], None), 2)
+    assert results == [False, True]
+    assert [m.body for m in backend.peek("q")] == ["b"]

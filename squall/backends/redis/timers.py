@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from squall.backends import checks
+from squall.backends.ids import new_message_id
 from squall.backends.protocol import Timer
 from squall.backends.redis import keys
 from squall.backends.redis.core import RedisCore, reachable
@@ -47,3 +49,14 @@ class RedisTimers(RedisCore):
     @reachable
     def timer_ack(self, group: str, key: str, receipt: str) -> bool:
         return bool(self._run("timer_ack", keys.timers(group), [key, receipt]))
+
+    @reachable
+    def timer_fire(self, group: str, key: str, receipt: str, queue: str, bodies: Sequence[str],
+                   next_due: float | None, next_payload: str = "") -> bool:
+        if next_due is not None:
+            next_due = checks.instant("next_due", next_due)
+        now = self.clock()
+        messages = [checks.json_text("message", {"id": new_message_id(), "body": body, "attributes": {},
+                                                 "sent_at": now}) for body in bodies]
+        args = [key, receipt, queue, now, "" if next_due is None else repr(next_due), next_payload, *messages]
+        return bool(self._run("timer_fire", keys.timers(group) + keys.queue(queue), args))

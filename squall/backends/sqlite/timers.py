@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from squall.backends import checks
 from squall.backends.protocol import Timer
 from squall.backends.sqlite.core import SQLiteCore
+from squall.backends.sqlite.queues import insert_messages
 
 
 class SQLiteTimers(SQLiteCore):
@@ -40,3 +43,20 @@ class SQLiteTimers(SQLiteCore):
         with self._write() as conn:
             return conn.execute("DELETE FROM timers WHERE grp = ? AND key = ? AND receipt = ?",
                                 (group, key, receipt)).rowcount == 1
+
+    def timer_fire(self, group: str, key: str, receipt: str, queue: str, bodies: Sequence[str],
+                   next_due: float | None, next_payload: str = "") -> bool:
+        if next_due is not None:
+            next_due = checks.instant("next_due", next_due)
+        now = self.clock()
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM timers WHERE grp = ? AND key = ? AND receipt = ?",
+                            (group, key, receipt)).fetchone() is None:
+                return False
+            insert_messages(conn, queue, [(body, "{}", 0.0) for body in bodies], now)
+            if next_due is None:
+                conn.execute("DELETE FROM timers WHERE grp = ? AND key = ?", (group, key))
+            else:
+                conn.execute("UPDATE timers SET due = ?, payload = ?, visible_at = ?, receipt = NULL "
+                             "WHERE grp = ? AND key = ?", (next_due, next_payload, next_due, group, key))
+        return True
