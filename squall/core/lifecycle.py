@@ -49,6 +49,11 @@ class Service(ABC):
     name: str = ""
     #: the durable queues this service consumes (the harness drains one queue by stepping them)
     consumes: frozenset[str] = frozenset()
+    #: the durable queues this service enqueues to on its own (the harness delivers them)
+    produces: frozenset[str] = frozenset()
+    #: for a service that acts when the clock reaches a time (schedules): the most seconds
+    #: the harness's clock may advance between two of its steps
+    tick: float | None = None
 
     @abstractmethod
     async def start(self) -> None:
