@@ -456,3 +456,4 @@ def _table(headers: list[str], rows: list[tuple]) -> None:
 
 
 from squall import cli_logs as _cli_logs  # noqa: E402,F401 - registers `squall logs`
+from squall import cli_schedules as _cli_schedules  # noqa: E402,F401 - registers `squall schedules`

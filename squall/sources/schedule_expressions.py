@@ -399,7 +399,7 @@ class Timing:
 
 def iso(instant: float, tz: ZoneInfo) -> str:
     """An instant as ISO-8601 with its UTC offset in `tz` (2026-03-29T03:00:00+02:00)."""
-    return datetime.fromtimestamp(instant, tz).isoformat()
+    return datetime.fromtimestamp(instant, tz).isoformat(timespec="seconds")
 
 
 def utc_iso(instant: float) -> str:

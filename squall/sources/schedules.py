@@ -28,6 +28,8 @@ import json
 import logging
 import random
 import re
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -36,7 +38,7 @@ from squall.backends import Backend, Timer
 from squall.backends.protocol import Clock
 from squall.core.checks import check_name, check_number
 from squall.core.lifecycle import PeriodicService, Progress, Service
-from squall.errors import ConditionFailed, ConfigError
+from squall.errors import BackendUnavailable, ConfigError
 from squall.events.scheduled import scheduled_event
 from squall.runtime import wire
 from squall.sources.async_invoke import async_queue
@@ -64,6 +66,9 @@ POLL_INTERVAL = 0.2
 LEASE = 30.0
 #: timers claimed per round
 CLAIM_LIMIT = 500
+#: the lease nodes take in turn to provision schedules, and its TTL in seconds
+PROVISION_LOCK = "schedules.provision"
+PROVISION_LEASE = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,7 +233,26 @@ class ScheduleService(PeriodicService):
 
 
 def provision(backend: Backend, triggers: list[ScheduleTrigger]) -> None:
-    """Give every new or changed schedule a timer at its next firing (see the module docstring)."""
+    """Give every new or changed schedule a timer at its next firing (see the module docstring).
+
+    Nodes provision one at a time, under a lease: a node starting beside one that already
+    fires a schedule must see its registry entry rather than set the timer again (which
+    would repeat a rate's first firing). A node that dies holding the lease holds it up
+    for PROVISION_LEASE seconds at most; its services had not started, so it fired nothing.
+    """
+    holder = uuid.uuid4().hex
+    deadline = time.monotonic() + 2 * PROVISION_LEASE
+    while not backend.lease_acquire(PROVISION_LOCK, holder, PROVISION_LEASE):
+        if time.monotonic() > deadline:
+            raise BackendUnavailable(f"schedules: the provisioning lease stayed taken for {2 * PROVISION_LEASE:g}s")
+        time.sleep(0.05)
+    try:
+        _provision(backend, triggers)
+    finally:
+        backend.lease_release(PROVISION_LOCK, holder)
+
+
+def _provision(backend: Backend, triggers: list[ScheduleTrigger]) -> None:
     now = backend.clock()
     for trigger in triggers:
         item = backend.table_get(REGISTRY, trigger.schedule)
@@ -244,13 +268,7 @@ def provision(backend: Backend, triggers: list[ScheduleTrigger]) -> None:
         entry = {"function": trigger.function, "expression": trigger.expression, "timezone": trigger.timezone,
                  "start": trigger.start, "end": trigger.end, "anchor": timing.anchor,
                  "fingerprint": trigger.fingerprint}
-        try:
-            if item is None:
-                backend.table_put(REGISTRY, trigger.schedule, entry, if_absent=True)
-            else:
-                backend.table_put(REGISTRY, trigger.schedule, entry, if_version=item.version)
-        except ConditionFailed:
-            pass  # another node provisioned it at the same moment: its timer and entry stand
+        backend.table_put(REGISTRY, trigger.schedule, entry)
 
 
 class ScheduleSource(Source[ScheduleTrigger]):
