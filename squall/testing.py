@@ -159,25 +159,23 @@ class Harness:
     def advance(self, seconds: float) -> DrainResult:
         """Move the backend's clock (delays, visibility timeouts, retries).
 
-        Services that act at a time (schedules) run as the clock passes: it moves at most
-        their `tick` at a time (a minute for schedules), each step fires what is due, and the
-        invocations that fired are delivered before the clock moves on. Returns what was
-        delivered (nothing for an app without schedules).
+        Services that act at a time (schedules) run as the clock passes: it stops at each
+        time one of them acts, and what they enqueue (a schedule's asynchronous invocations)
+        is delivered before it moves on. Returns what was delivered (nothing for an app
+        without schedules).
         """
-        timed = [s for s in self.node.services.all if s.tick]
-        if not timed:
-            self.clock.advance(seconds)
-            return DrainResult()
+        timed = [s for s in self.node.services.all if s.produces]
         produced = set().union(*(s.produces for s in timed))
         consumers = [s for s in self.node.services.all if s.consumes & produced]
         target = self.clock.now + seconds
-        tick = min(s.tick for s in timed if s.tick)
         total = Progress()
         while True:
-            self.clock.now = min(target, self.clock.now + tick)
-            self._run(self.node.services.step(timed))
-            while progress := self._run(self.node.services.step(consumers)):
-                total += progress
+            wakes = [t for t in (self._run(s.wakes_at()) for s in timed) if t is not None]
+            self.clock.now = max(self.clock.now, min([target, *wakes]))
+            if timed:
+                self._run(self.node.services.step(timed))
+                while progress := self._run(self.node.services.step(consumers)):
+                    total += progress
             if self.clock.now >= target:
                 return DrainResult.of(total)
 

@@ -319,6 +319,10 @@ class Timers(Protocol):
     def timer_ack(self, group: str, key: str, receipt: str) -> bool:
         """Delete a fired timer if `receipt` is its last claim's. False otherwise."""
 
+    def timers_next(self, group: str) -> float | None:
+        """The earliest time a timer of `group` can be claimed (its due time, or the end of
+        its lease), None if the group has none."""
+
     def timer_fire(self, group: str, key: str, receipt: str, queue: str, bodies: Sequence[str],
                    next_due: float | None, next_payload: str = "") -> bool:
         """Fire a claimed timer, atomically: if `receipt` is its last claim's, append `bodies`

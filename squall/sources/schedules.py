@@ -182,9 +182,6 @@ class ScheduleService(PeriodicService):
     """Claims this app's due schedule timers and fires them (see the module docstring)."""
 
     interval = POLL_INTERVAL
-    #: the harness steps it as its clock advances, at least once a minute (the finest
-    #: granularity of any schedule), so no firing looks missed on the fake clock
-    tick = 60.0
 
     def __init__(self, backend: Backend, triggers: list[ScheduleTrigger]) -> None:
         super().__init__()
@@ -196,6 +193,9 @@ class ScheduleService(PeriodicService):
 
     async def step(self) -> Progress:
         return await asyncio.to_thread(self.fire_due)
+
+    async def wakes_at(self) -> float | None:
+        return await asyncio.to_thread(self.backend.timers_next, GROUP)
 
     def fire_due(self) -> Progress:
         """Fire every due timer of this app's schedules; the firings enqueued."""

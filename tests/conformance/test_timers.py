@@ -201,3 +201,17 @@ def test_timer_fire_races_fire_once(backend, other, clock):
     results = run_threads(lambda i: holders[i][0].timer_fire("g", "k", holders[i][1], "q", [holders[i][2]], None), 2)
     assert results == [False, True]
     assert [m.body for m in backend.peek("q")] == ["b"]
+
+
+def test_timers_next_is_the_earliest_claimable_time(backend, clock):
+    assert backend.timers_next("g") is None
+    backend.timer_set("g", "b", clock.now + 20, "B")
+    backend.timer_set("g", "a", clock.now + 10, "A")
+    backend.timer_set("other", "x", clock.now + 1, "X")
+    assert backend.timers_next("g") == clock.now + 10
+    clock.advance(10)
+    [claimed] = backend.timers_claim("g", 10, 30)
+    assert backend.timers_next("g") == clock.now + 10  # "b"; "a" is leased until now + 30
+    backend.timer_ack("g", "a", claimed.receipt)
+    backend.timer_cancel("g", "b")
+    assert backend.timers_next("g") is None

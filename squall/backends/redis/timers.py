@@ -51,6 +51,11 @@ class RedisTimers(RedisCore):
         return bool(self._run("timer_ack", keys.timers(group), [key, receipt]))
 
     @reachable
+    def timers_next(self, group: str) -> float | None:
+        first = self._redis.zrange(keys.timers(group)[0], 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    @reachable
     def timer_fire(self, group: str, key: str, receipt: str, queue: str, bodies: Sequence[str],
                    next_due: float | None, next_payload: str = "") -> bool:
         if next_due is not None:

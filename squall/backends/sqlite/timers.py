@@ -44,6 +44,10 @@ class SQLiteTimers(SQLiteCore):
             return conn.execute("DELETE FROM timers WHERE grp = ? AND key = ? AND receipt = ?",
                                 (group, key, receipt)).rowcount == 1
 
+    def timers_next(self, group: str) -> float | None:
+        row = self._conn().execute("SELECT min(visible_at) FROM timers WHERE grp = ?", (group,)).fetchone()
+        return row[0]
+
     def timer_fire(self, group: str, key: str, receipt: str, queue: str, bodies: Sequence[str],
                    next_due: float | None, next_payload: str = "") -> bool:
         if next_due is not None:
