@@ -71,7 +71,8 @@ def _row(name: str, function: str, expression: str, timezone: str, start: str | 
 @click.argument("expression")
 @click.option("--count", "-n", default=5, show_default=True, type=click.IntRange(1, 10000),
               help="How many firing times to print.")
-@click.option("--timezone", "timezone", default="UTC", show_default=True, help="The IANA zone the expression is read in.")
+@click.option("--timezone", "timezone", default="UTC", show_default=True,
+              help="The IANA zone the expression is read in.")
 @click.option("--start", default=None, metavar="ISO", help="Print firings strictly after this time (default: now); "
               "without an offset it is read in --timezone. A rate counts from it.")
 def next_firings(expression: str, count: int, timezone: str, start: str | None) -> None:

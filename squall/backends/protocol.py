@@ -27,7 +27,7 @@ Today there are two:
 
 - a table write and its change record: `Tables.table_put` / `Tables.table_delete` with
   `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
-- a timer that fires into a queue: `Timers.timer_fire` (schedules: the firing's messages
+- timers that fire into queues: `Timers.timers_fire` (schedules: the firing's messages
   and the next timer commit together, so a firing is enqueued exactly once).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer;
@@ -55,7 +55,7 @@ Clock = Callable[[], float]
 
 __all__ = [
     "Backend", "Clock", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig", "QueueStats", "Queues",
-    "Slots", "StreamRecord", "Streams", "Tables", "Timer", "Timers", "Watch", "shard_for",
+    "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch", "shard_for",
 ]
 
 
@@ -114,6 +114,17 @@ class Timer:
     due: float
     payload: str
     receipt: str
+
+
+class TimerFiring(NamedTuple):
+    """One claimed timer to fire with `Timers.timers_fire`."""
+
+    key: str
+    receipt: str
+    queue: str
+    bodies: Sequence[str]
+    next_due: float | None
+    next_payload: str = ""
 
 
 @dataclass
@@ -323,12 +334,12 @@ class Timers(Protocol):
         """The earliest time a timer of `group` can be claimed (its due time, or the end of
         its lease), None if the group has none."""
 
-    def timer_fire(self, group: str, key: str, receipt: str, queue: str, bodies: Sequence[str],
-                   next_due: float | None, next_payload: str = "") -> bool:
-        """Fire a claimed timer, atomically: if `receipt` is its last claim's, append `bodies`
-        to `queue` (visible now, in order, without attributes) and replace the timer by a new
-        one due at `next_due` with `next_payload` (not leased), or delete it when `next_due`
-        is None. False, and nothing changes, if the receipt is stale or foreign."""
+    def timers_fire(self, group: str, firings: Sequence[TimerFiring]) -> list[bool]:
+        """Fire claimed timers, each atomically and all in one commit: for each firing whose
+        `receipt` is its timer's last claim's, append `bodies` to `queue` (visible now, in
+        order, without attributes) and replace the timer by a new one due at `next_due` with
+        `next_payload` (not leased), or delete it when `next_due` is None. A firing whose
+        receipt is stale or foreign changes nothing. Whether each fired, in order."""
 
 
 class Leases(Protocol):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -148,12 +149,22 @@ class Cron(Expression):
             same_year = year == start.year
             for month in _from(self.months, start.month if same_year else 1):
                 same_month = same_year and month == start.month
-                for day in _from(self.days(year, month), start.day if same_month else 1):
+                for day in _from(self._days(year, month), start.day if same_month else 1):
                     same_day = same_month and day == start.day
                     for hour in _from(self.hours, start.hour if same_day else 0):
                         same_hour = same_day and hour == start.hour
                         for minute in _from(self.minutes, start.minute if same_hour else 0):
                             yield datetime(year, month, day, hour, minute)
+
+
+    def _days(self, year: int, month: int) -> list[int]:
+        """The selected days of a month, worked out once per month (a schedule asks each minute)."""
+        cache: dict[tuple[int, int], list[int]] = self.__dict__.setdefault("_day_cache", {})
+        if (year, month) not in cache:
+            if len(cache) > 24:
+                cache.clear()
+            cache[(year, month)] = self.days(year, month)
+        return cache[(year, month)]
 
 
 def _from(values: tuple[int, ...] | list[int], first: int) -> tuple[int, ...] | list[int]:
@@ -172,8 +183,10 @@ def _instant(local: datetime, tz: ZoneInfo) -> float | None:
 # ---- parsing ----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(expression: str) -> Expression:
-    """The expression, checked as EventBridge Scheduler checks it (InvalidExpression if not)."""
+    """The expression, checked as EventBridge Scheduler checks it (InvalidExpression if not).
+    Parsed once per text: expressions are immutable, and a thousand schedules share a few."""
     if not isinstance(expression, str):
         raise InvalidExpression(f"{INVALID}: expected a string such as 'rate(5 minutes)', not {expression!r}")
     if expression.startswith("rate("):

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from squall.backends import Backend, Timer
-from squall.backends.protocol import Clock
+from squall.backends.protocol import Clock, TimerFiring
 from squall.core.checks import check_name, check_number
 from squall.core.lifecycle import PeriodicService, Progress, Service
 from squall.errors import BackendUnavailable, ConfigError
@@ -43,7 +43,7 @@ from squall.events.scheduled import scheduled_event
 from squall.runtime import wire
 from squall.sources.async_invoke import async_queue
 from squall.sources.base import NodeContext, Source, Trigger
-from squall.sources.schedule_expressions import Expression, Timing, moment, parse, utc_iso, zone
+from squall.sources.schedule_expressions import Expression, Timing, moment, parse, zone
 
 log = logging.getLogger("squall.schedules")
 
@@ -59,8 +59,9 @@ MAX_FLEXIBLE_WINDOW = 1440
 MIN_CATCH_UP, MAX_CATCH_UP = 60, 86400
 #: Scheduler's limit on a target's Input
 MAX_PAYLOAD = 256 * 1024
-#: seconds between two looks for due timers: a firing is delivered within about this
-POLL_INTERVAL = 0.2
+#: the longest the service sleeps between two looks for due timers: it wakes at the next
+#: timer's due time, and at least this often for timers other nodes set
+POLL_INTERVAL = 1.0
 #: seconds a claimed timer stays hidden from other nodes; a node that dies holding one
 #: delays that firing by at most this
 LEASE = 30.0
@@ -181,7 +182,6 @@ def due_at(trigger: ScheduleTrigger, scheduled: float) -> float:
 class ScheduleService(PeriodicService):
     """Claims this app's due schedule timers and fires them (see the module docstring)."""
 
-    interval = POLL_INTERVAL
 
     def __init__(self, backend: Backend, triggers: list[ScheduleTrigger]) -> None:
         super().__init__()
@@ -190,30 +190,56 @@ class ScheduleService(PeriodicService):
         self.triggers = {t.schedule: t for t in triggers}
         self.name = "schedules"
         self.produces = frozenset(async_queue(t.function) for t in triggers)
+        self._timings: dict[tuple[str, float], Timing] = {}
+        #: when the next timer of the group is due, as last read
+        self._next: float | None = None
+
+    @property
+    def interval(self) -> float:  # type: ignore[override]
+        """Until the next timer is due (read after each round), at most POLL_INTERVAL."""
+        if self._next is None:
+            return POLL_INTERVAL
+        return min(POLL_INTERVAL, max(0.0, self._next - self.clock()))
 
     async def step(self) -> Progress:
-        return await asyncio.to_thread(self.fire_due)
+        progress = await asyncio.to_thread(self.fire_due)
+        self._next = await asyncio.to_thread(self.backend.timers_next, GROUP)
+        return progress
 
     async def wakes_at(self) -> float | None:
         return await asyncio.to_thread(self.backend.timers_next, GROUP)
 
     def fire_due(self) -> Progress:
-        """Fire every due timer of this app's schedules; the firings enqueued."""
+        """Fire every due timer of this app's schedules, a claim at a time (each one commit)
+        until none is left: a thousand schedules due at one minute fire in one round."""
         progress = Progress()
-        for timer in self.backend.timers_claim(GROUP, CLAIM_LIMIT, LEASE):
-            progress.succeeded += self._fire(timer)
-        return progress
+        while True:
+            timers = self.backend.timers_claim(GROUP, CLAIM_LIMIT, LEASE)
+            firings = [firing for firing in map(self._firing, timers) if firing is not None]
+            fired = self.backend.timers_fire(GROUP, firings) if firings else []
+            # a firing that did not fire: our lease ran out and another node fired it
+            progress.succeeded += sum(len(f.bodies) for f, ok in zip(firings, fired, strict=True) if ok)
+            if len(timers) < CLAIM_LIMIT:
+                return progress
 
-    def _fire(self, timer: Timer) -> int:
+    def _timing(self, trigger: ScheduleTrigger, anchor: float) -> Timing:
+        """A schedule's timing, worked out once per anchor (not at every firing)."""
+        key = (trigger.schedule, anchor)
+        if key not in self._timings:
+            self._timings[key] = trigger.timing(anchor)
+        return self._timings[key]
+
+    def _firing(self, timer: Timer) -> TimerFiring | None:
+        """What firing a claimed timer enqueues and sets next; None to leave it alone."""
         trigger = self.triggers.get(timer.key)
         firing = Firing.loads(timer.payload)
         if trigger is None or firing is None:
             # a schedule the app no longer declares (or a payload no version wrote): gone
             self.backend.timer_ack(GROUP, timer.key, timer.receipt)
-            return 0
+            return None
         if firing.fingerprint != trigger.fingerprint:
-            return 0  # set up by another version of the app, whose nodes fire it
-        timing = trigger.timing(firing.anchor)
+            return None  # set up by another version of the app, whose nodes fire it
+        timing = self._timing(trigger, firing.anchor)
         # firings whose delivery window has passed: the one due, and any missed since
         horizon = self.clock() - (trigger.flexible_window or 0) * 60
         due = [firing.time, *timing.between(firing.time, horizon)]
@@ -223,13 +249,10 @@ class ScheduleService(PeriodicService):
                         "delivering %d", trigger.schedule, len(due) - len(chosen), trigger.catch_up, len(chosen))
         following = timing.after(due[-1])
         bodies = [wire.dumps(scheduled_event(trigger.schedule, t, trigger.payload)).decode() for t in chosen]
-        next_payload = "" if following is None else Firing(following, firing.anchor, firing.fingerprint).dumps()
-        fired = self.backend.timer_fire(GROUP, timer.key, timer.receipt, async_queue(trigger.function), bodies,
-                                        None if following is None else due_at(trigger, following), next_payload)
-        if not fired:
-            return 0  # our lease ran out and another node fired it
-        log.debug("schedule %s fired for %s", trigger.schedule, ", ".join(utc_iso(t) for t in chosen))
-        return len(bodies)
+        if following is None:
+            return TimerFiring(timer.key, timer.receipt, async_queue(trigger.function), bodies, None)
+        return TimerFiring(timer.key, timer.receipt, async_queue(trigger.function), bodies,
+                           due_at(trigger, following), Firing(following, firing.anchor, firing.fingerprint).dumps())
 
 
 def provision(backend: Backend, triggers: list[ScheduleTrigger]) -> None:
@@ -258,8 +281,8 @@ def _provision(backend: Backend, triggers: list[ScheduleTrigger]) -> None:
         item = backend.table_get(REGISTRY, trigger.schedule)
         if item is not None and item.value.get("fingerprint") == trigger.fingerprint:
             continue
-        timing = trigger.timing(now)
-        first = timing.after(now - 0.001)  # a rate without a start fires at once, as on Scheduler
+        timing = trigger.timing(float(int(now)))  # a rate without a start counts from this second
+        first = timing.after(timing.anchor - 0.001)  # and fires at once, as on Scheduler
         if first is None:
             backend.timer_cancel(GROUP, trigger.schedule)
         else:

@@ -56,8 +56,9 @@ def sqlite_url(tmp_path):
 
 
 def test_an_at_schedule_fires_once_with_the_scheduled_event(tmp_path, sqlite_url):
-    app = write(tmp_path, fire_in=2)
-    scheduled = datetime.fromisoformat(at(2)).replace(tzinfo=UTC)
+    when = at(2)
+    app = write_app(tmp_path, APP.format(at=when, catch_up=None))
+    scheduled = datetime.fromisoformat(when).replace(tzinfo=UTC)
     with NodeProcess(app, sqlite_url) as node:
         [entry] = wait_until(lambda: fired(sqlite_url, "fired"), timeout=15, message="the at() firing")
         delivered = time.time()
@@ -136,13 +137,14 @@ def test_two_nodes_on_redis_fire_each_time_once(tmp_path, redis_server):
 
 
 def test_schedules_cli_lists_next_firings(tmp_path, sqlite_url):
-    app = write(tmp_path, fire_in=3600)
+    when = at(3600)
+    app = write_app(tmp_path, APP.format(at=when, catch_up=None))
     listed = squall("schedules", str(app), "--backend", sqlite_url)
     assert listed.returncode == 0, listed.stderr
     header, *rows = listed.stdout.splitlines()
     assert header.split() == ["SCHEDULE", "FUNCTION", "EXPRESSION", "TIMEZONE", "NEXT"]
     assert [row.split()[0] for row in rows] == ["once", "minutely"]
-    assert rows[0].split()[-1] == datetime.fromisoformat(at(3600)).replace(tzinfo=UTC).isoformat()
+    assert rows[0].split()[-1] == datetime.fromisoformat(when).replace(tzinfo=UTC).isoformat()
     with NodeProcess(app, sqlite_url):
         wait_until(lambda: fired(sqlite_url, "ticks"), timeout=15, message="provisioning")
     from_backend = squall("schedules", "--backend", sqlite_url)

@@ -72,7 +72,8 @@ def insert_messages(conn: sqlite3.Connection, queue: str, rows: Sequence[tuple[s
     """Append (body, attributes JSON, delay) rows to a queue inside the caller's transaction
     (`enqueue_batch`, and the operations that enqueue as part of something else). Their ids."""
     ids = [new_message_id() for _ in rows]
-    conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) VALUES (?, ?, ?, ?, ?, ?)",
+    conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
                      [(message_id, queue, body, attributes, now, now + delay)
                       for message_id, (body, attributes, delay) in zip(ids, rows, strict=True)])
     return ids
