@@ -3,7 +3,7 @@
 Each schedule is one durable timer (group `schedules`, keyed by the schedule's name), due
 at its next firing; its payload says which scheduled time that is. Every node runs a
 `ScheduleService` that claims due timers (a claim is a lease: one node at a time) and
-fires each with `Timers.timer_fire`, one commit that enqueues the firing's `Scheduled
+fires them with `Timers.timers_fire`: one commit that enqueues each firing's `Scheduled
 Event` into the function's asynchronous-invocation queue and replaces the timer by the
 next firing. A firing is so enqueued exactly once, whatever the number of nodes and
 restarts; from there it is an asynchronous invocation (two retries, then the function's
