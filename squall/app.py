@@ -21,6 +21,7 @@ from squall.sources import Trigger, source_for
 from squall.sources.alarms import AlarmTrigger
 from squall.sources.http import HttpRoute, PayloadFormat, payload_format
 from squall.sources.queues import QueueTrigger
+from squall.sources.schedules import ScheduleTrigger
 
 Handler = Callable[[Any, Any], Any]
 H = TypeVar("H", bound="Handler | str")
@@ -223,6 +224,17 @@ class App:
         self._check_trigger(declared)
         self.triggers.append(declared)
         return declared
+
+    def schedule(self, expression: str, handler: Handler | str | None = None, *, timezone: str = "UTC",
+                 payload: Any = None, flexible_window: int | None = None, start: Any = None, end: Any = None,
+                 catch_up: int | None = None, schedule_name: str | None = None, name: str | None = None,
+                 **options: Any) -> Any:
+        """Invoke a function on `rate(...)`, `cron(...)` or once `at(...)`, read in `timezone`, with
+        an EventBridge `Scheduled Event` (see `ScheduleTrigger`)."""
+        declared = ScheduleTrigger(expression=expression, timezone=timezone, payload=payload,
+                                   flexible_window=flexible_window, start=start, end=end, catch_up=catch_up,
+                                   schedule=schedule_name or "")
+        return self.trigger(declared, handler, name=name, **options)
 
     def trigger(self, trigger: Trigger, handler: Handler | str | None = None, *, name: str | None = None,
                 **options: Any) -> Any:

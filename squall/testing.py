@@ -156,9 +156,28 @@ class Harness:
         and whatever the app's sources run — as a node's background loops would."""
         return DrainResult.of(self._run(self.node.services.step()))
 
-    def advance(self, seconds: float) -> None:
-        """Move the backend's clock (delays, visibility timeouts, retries)."""
-        self.clock.advance(seconds)
+    def advance(self, seconds: float) -> DrainResult:
+        """Move the backend's clock (delays, visibility timeouts, retries).
+
+        Services that act at a time (schedules) run as the clock passes: it stops at each
+        time one of them acts, and what they enqueue (a schedule's asynchronous invocations)
+        is delivered before it moves on. Returns what was delivered (nothing for an app
+        without schedules).
+        """
+        timed = [s for s in self.node.services.all if s.produces]
+        produced = set().union(*(s.produces for s in timed))
+        consumers = [s for s in self.node.services.all if s.consumes & produced]
+        target = self.clock.now + seconds
+        total = Progress()
+        while True:
+            wakes = [t for t in (self._run(s.wakes_at()) for s in timed) if t is not None]
+            self.clock.now = max(self.clock.now, min([target, *wakes]))
+            if timed:
+                self._run(self.node.services.step(timed))
+                while progress := self._run(self.node.services.step(consumers)):
+                    total += progress
+            if self.clock.now >= target:
+                return DrainResult.of(total)
 
     def queue_stats(self, queue: str) -> QueueStats:
         return self.backend.queue_stats(queue)

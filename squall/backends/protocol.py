@@ -23,10 +23,12 @@ Some changes must commit together or not at all across two primitives. Each such
 *named operation* of the protocol, done as one SQLite transaction and one Redis Lua script,
 never a general transaction API: Redis cannot roll back, and a script must declare every key
 it touches up front, so only operations whose keys are known before they run can be atomic.
-Today there is one:
+Today there are two:
 
 - a table write and its change record: `Tables.table_put` / `Tables.table_delete` with
-  `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to).
+  `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
+- timers that fire into queues: `Timers.timers_fire` (schedules: the firing's messages
+  and the next timer commit together, so a firing is enqueued exactly once).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer;
 a publish that fans out to N queues in one commit):
@@ -53,7 +55,7 @@ Clock = Callable[[], float]
 
 __all__ = [
     "Backend", "Clock", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig", "QueueStats", "Queues",
-    "Slots", "StreamRecord", "Streams", "Tables", "Timer", "Timers", "Watch", "shard_for",
+    "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch", "shard_for",
 ]
 
 
@@ -112,6 +114,17 @@ class Timer:
     due: float
     payload: str
     receipt: str
+
+
+class TimerFiring(NamedTuple):
+    """One claimed timer to fire with `Timers.timers_fire`."""
+
+    key: str
+    receipt: str
+    queue: str
+    bodies: Sequence[str]
+    next_due: float | None
+    next_payload: str = ""
 
 
 @dataclass
@@ -322,6 +335,17 @@ class Timers(Protocol):
 
     def timer_ack(self, group: str, key: str, receipt: str) -> bool:
         """Delete a fired timer if `receipt` is its last claim's. False otherwise."""
+
+    def timers_next(self, group: str) -> float | None:
+        """The earliest time a timer of `group` can be claimed (its due time, or the end of
+        its lease), None if the group has none."""
+
+    def timers_fire(self, group: str, firings: Sequence[TimerFiring]) -> list[bool]:
+        """Fire claimed timers, each atomically and all in one commit: for each firing whose
+        `receipt` is its timer's last claim's, append `bodies` to `queue` (visible now, in
+        order, without attributes) and replace the timer by a new one due at `next_due` with
+        `next_payload` (not leased), or delete it when `next_due` is None. A firing whose
+        receipt is stale or foreign changes nothing. Whether each fired, in order."""
 
 
 class Leases(Protocol):

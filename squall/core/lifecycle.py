@@ -49,6 +49,9 @@ class Service(ABC):
     name: str = ""
     #: the durable queues this service consumes (the harness drains one queue by stepping them)
     consumes: frozenset[str] = frozenset()
+    #: the durable queues a service that acts when the clock reaches a time (schedules)
+    #: enqueues to: the harness steps it at each such time and delivers these queues
+    produces: frozenset[str] = frozenset()
 
     @abstractmethod
     async def start(self) -> None:
@@ -61,6 +64,10 @@ class Service(ABC):
     @abstractmethod
     async def step(self) -> Progress:
         """One bounded round of work, finished before it returns."""
+
+    async def wakes_at(self) -> float | None:
+        """For a service that acts at a time: the next time it will (None: none pending)."""
+        return None
 
 
 class PeriodicService(Service):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
+from squall.backends.protocol import TimerFiring
 from squall.errors import ConfigError
 from tests.conformance.support import run_threads
 
@@ -153,3 +155,82 @@ def test_concurrent_claims_never_share_a_timer(backend, other, clock):
 
     claimed = [key for mine in run_threads(claim, 4) for key in mine]
     assert sorted(claimed) == [f"t{i:02}" for i in range(60)]
+
+
+# ---- timers_fire: each firing's messages and its next timer, all in one commit -----------
+
+
+def fire(backend, timer, queue, bodies, next_due=None, next_payload=""):
+    return backend.timers_fire("g", [TimerFiring(timer.key, timer.receipt, queue, bodies, next_due, next_payload)])
+
+
+def test_timers_fire_enqueues_and_replaces(backend, clock):
+    backend.timer_set("g", "k", clock.now, "first")
+    [claimed] = backend.timers_claim("g", 10, 30)
+    assert fire(backend, claimed, "q", ["a", "b"], clock.now + 60, "second") == [True]
+    assert [m.body for m in backend.peek("q")] == ["a", "b"]
+    assert backend.queue_stats("q").visible == 2
+    assert backend.timers_claim("g", 10, 30) == []  # the replacement is not due yet, and not leased
+    clock.advance(61)
+    [fresh] = backend.timers_claim("g", 10, 30)
+    assert (fresh.payload, fresh.due) == ("second", clock.now - 1)
+
+
+def test_timers_fire_without_a_next_timer_deletes_it(backend, clock):
+    backend.timer_set("g", "k", clock.now, "only")
+    [claimed] = backend.timers_claim("g", 10, 30)
+    assert fire(backend, claimed, "q", ["a"]) == [True]
+    assert backend.timer_cancel("g", "k") is False
+    assert len(backend.peek("q")) == 1
+
+
+def test_timers_fire_many_into_several_queues_at_once(backend, clock):
+    for i in range(4):
+        backend.timer_set("g", f"t{i}", clock.now, str(i))
+    claimed = backend.timers_claim("g", 10, 30)
+    firings = [TimerFiring(t.key, t.receipt, f"q{int(t.key[1]) % 2}", [t.key] * int(t.key[1]), clock.now + 5, "n")
+               for t in claimed]
+    firings[1] = firings[1]._replace(receipt="stale")
+    assert backend.timers_fire("g", firings) == [True, False, True, True]
+    assert [m.body for m in backend.peek("q0")] == ["t2", "t2"]
+    assert [m.body for m in backend.peek("q1")] == ["t3"] * 3  # t1 did not fire
+    assert backend.timers_fire("g", []) == []
+
+
+def test_timers_fire_with_a_stale_receipt_changes_nothing(backend, clock):
+    backend.timer_set("g", "k", clock.now, "p")
+    [first] = backend.timers_claim("g", 10, 30)
+    clock.advance(31)
+    [second] = backend.timers_claim("g", 10, 30)  # the lease ran out and another claim took it
+    assert fire(backend, first, "q", ["late"], clock.now + 60, "x") == [False]
+    assert fire(backend, dataclasses.replace(first, receipt="foreign"), "q", ["late"]) == [False]
+    assert backend.peek("q") == []
+    assert fire(backend, second, "q", ["once"]) == [True]
+    assert fire(backend, second, "q", ["twice"]) == [False]
+    assert [m.body for m in backend.peek("q")] == ["once"]
+
+
+def test_timers_fire_races_fire_once(backend, other, clock):
+    """Two nodes holding receipts of the same timer (one lease expired): one firing."""
+    backend.timer_set("g", "k", clock.now, "p")
+    [first] = backend.timers_claim("g", 10, 30)
+    clock.advance(31)
+    [second] = other.timers_claim("g", 10, 30)
+    holders = [(backend, first, "a"), (other, second, "b")]
+    results = run_threads(lambda i: fire(holders[i][0], holders[i][1], "q", [holders[i][2]]), 2)
+    assert results == [[False], [True]]
+    assert [m.body for m in backend.peek("q")] == ["b"]
+
+
+def test_timers_next_is_the_earliest_claimable_time(backend, clock):
+    assert backend.timers_next("g") is None
+    backend.timer_set("g", "b", clock.now + 20, "B")
+    backend.timer_set("g", "a", clock.now + 10, "A")
+    backend.timer_set("other", "x", clock.now + 1, "X")
+    assert backend.timers_next("g") == clock.now + 10
+    clock.advance(10)
+    [claimed] = backend.timers_claim("g", 10, 30)
+    assert backend.timers_next("g") == clock.now + 10  # "b"; "a" is leased until now + 30
+    backend.timer_ack("g", "a", claimed.receipt)
+    backend.timer_cancel("g", "b")
+    assert backend.timers_next("g") is None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from squall.backends import checks
-from squall.backends.protocol import Timer
+from squall.backends.ids import new_message_id
+from squall.backends.protocol import Timer, TimerFiring
 from squall.backends.redis import keys
 from squall.backends.redis.core import RedisCore, reachable
 
@@ -47,3 +50,26 @@ class RedisTimers(RedisCore):
     @reachable
     def timer_ack(self, group: str, key: str, receipt: str) -> bool:
         return bool(self._run("timer_ack", keys.timers(group), [key, receipt]))
+
+    @reachable
+    def timers_next(self, group: str) -> float | None:
+        first = self._redis.zrange(keys.timers(group)[0], 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    @reachable
+    def timers_fire(self, group: str, firings: Sequence[TimerFiring]) -> list[bool]:
+        for firing in firings:
+            if firing.next_due is not None:
+                checks.instant("next_due", firing.next_due)
+        if not firings:
+            return []
+        now = self.clock()
+        queues = sorted({f.queue for f in firings})
+        args: list[Any] = [now, len(queues), *queues]
+        for f in firings:
+            messages = [checks.json_text("message", {"id": new_message_id(), "body": body, "attributes": {},
+                                                     "sent_at": now}) for body in f.bodies]
+            args += [f.key, f.receipt, queues.index(f.queue) + 1, "" if f.next_due is None else repr(f.next_due),
+                     f.next_payload, len(messages), *messages]
+        keys_ = keys.timers(group) + [key for queue in queues for key in keys.queue(queue)]
+        return [bool(flag) for flag in self._run("timers_fire", keys_, args)]

@@ -67,6 +67,18 @@ def _move(conn: sqlite3.Connection, seqs: list[int], queue: str, now: float, add
     conn.execute("DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))", (chosen,))
 
 
+def insert_messages(conn: sqlite3.Connection, queue: str, rows: Sequence[tuple[str, str, float]],
+                    now: float) -> list[str]:
+    """Append (body, attributes JSON, delay) rows to a queue inside the caller's transaction
+    (`enqueue_batch`, and the operations that enqueue as part of something else). Their ids."""
+    ids = [new_message_id() for _ in rows]
+    conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     [(message_id, queue, body, attributes, now, now + delay)
+                      for message_id, (body, attributes, delay) in zip(ids, rows, strict=True)])
+    return ids
+
+
 class SQLiteQueues(SQLiteCore):
     """The `Queues` protocol on SQLite."""
 
@@ -92,13 +104,10 @@ class SQLiteQueues(SQLiteCore):
         if not entries:
             return []
         now = self.clock()
-        ids = [new_message_id() for _ in entries]
-        rows = [(message_id, queue, body, checks.json_text("message attributes", attributes or {}), now, now + delay)
-                for message_id, (body, attributes, _), delay in zip(ids, entries, delays, strict=True)]
+        rows = [(body, checks.json_text("message attributes", attributes or {}), delay)
+                for (body, attributes, _), delay in zip(entries, delays, strict=True)]
         with self._write() as conn:
-            conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
-        return ids
+            return insert_messages(conn, queue, rows, now)
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from squall.backends import checks
-from squall.backends.protocol import Timer
+from squall.backends.protocol import Timer, TimerFiring
 from squall.backends.sqlite.core import SQLiteCore
+from squall.backends.sqlite.queues import insert_messages
 
 
 class SQLiteTimers(SQLiteCore):
@@ -40,3 +43,28 @@ class SQLiteTimers(SQLiteCore):
         with self._write() as conn:
             return conn.execute("DELETE FROM timers WHERE grp = ? AND key = ? AND receipt = ?",
                                 (group, key, receipt)).rowcount == 1
+
+    def timers_next(self, group: str) -> float | None:
+        row = self._conn().execute("SELECT min(visible_at) FROM timers WHERE grp = ?", (group,)).fetchone()
+        return row[0]
+
+    def timers_fire(self, group: str, firings: Sequence[TimerFiring]) -> list[bool]:
+        for firing in firings:
+            if firing.next_due is not None:
+                checks.instant("next_due", firing.next_due)
+        now = self.clock()
+        fired: list[bool] = []
+        with self._write() as conn:
+            for f in firings:
+                if conn.execute("SELECT 1 FROM timers WHERE grp = ? AND key = ? AND receipt = ?",
+                                (group, f.key, f.receipt)).fetchone() is None:
+                    fired.append(False)
+                    continue
+                insert_messages(conn, f.queue, [(body, "{}", 0.0) for body in f.bodies], now)
+                if f.next_due is None:
+                    conn.execute("DELETE FROM timers WHERE grp = ? AND key = ?", (group, f.key))
+                else:
+                    conn.execute("UPDATE timers SET due = ?, payload = ?, visible_at = ?, receipt = NULL "
+                                 "WHERE grp = ? AND key = ?", (f.next_due, f.next_payload, f.next_due, group, f.key))
+                fired.append(True)
+        return fired
