@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from squall.backends import checks
+from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, is_fifo
 from squall.backends.ids import new_message_id
 from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
 from squall.backends.redis import keys
@@ -23,7 +24,8 @@ def _message(queue: str, data: dict[str, Any], receive_count: int, first_receive
     """A message from its stored JSON (parsed) and its receive state."""
     return Message(id=data["id"], queue=queue, body=data["body"], attributes=data["attributes"],
                    receipt=receipt, receive_count=receive_count, sent_at=data["sent_at"],
-                   first_received_at=first_received_at)
+                   first_received_at=first_received_at, group=data.get("group"), dedup_id=data.get("dedup_id"),
+                   sequence=data.get("sequence"))
 
 
 class RedisQueues(RedisCore):
@@ -48,6 +50,7 @@ class RedisQueues(RedisCore):
 
     @reachable
     def enqueue_batch(self, queue: str, entries: Sequence[tuple[str, dict[str, Any] | None, float]]) -> list[str]:
+        checks.standard_queue(queue)
         delays = [checks.seconds("delay", delay) for _, _, delay in entries]
         if not entries:
             return []
@@ -62,15 +65,32 @@ class RedisQueues(RedisCore):
         return ids
 
     @reachable
+    def enqueue_fifo(self, queue: str, entries: Sequence[FifoEntry], delay: float = 0.0) -> list[str]:
+        delay = checks.fifo_entries(queue, entries, delay)
+        if not entries:
+            return []
+        now = self.clock()
+        args: list[Any] = [now, now + delay, now + DEDUP_WINDOW]
+        for body, attributes, group, dedup_id in entries:
+            message_id = new_message_id()
+            # "attributes" then "sent_at" last: the layout dead_letter.lua splices into
+            message = {"id": message_id, "body": body, "group": group, "dedup_id": dedup_id,
+                       "attributes": attributes or {}, "sent_at": now}
+            args += [checks.json_text("message attributes", message), message_id, group, dedup_id]
+        return list(self._run("enqueue_fifo", keys.queue(queue), args))
+
+    @reachable
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
-              max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
-        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq)
+              max_receives: int | None = None, dlq: str | None = None,
+              per_group: int | None = None) -> list[Message]:
+        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq,
+                                                  per_group)
         if max_messages == 0:
             return []
         now = self.clock()
         keys_ = keys.queue(queue) + (keys.queue(policy[1]) if policy else [])
         reply = self._run("claim", keys_, [now, now + visibility_timeout, max_messages, uuid.uuid4().hex,
-                                           *(policy if policy else ("", ""))])
+                                           *(policy if policy else ("", "")), per_group or ""])
         return [_message(queue, *row) for row in json.loads(reply)]
 
     @reachable
@@ -143,7 +163,9 @@ class RedisQueues(RedisCore):
         names = list(queues)
         if not names:
             return {}
-        flat = self._run("next_visible", [keys.queue_part(name, "vis") for name in names], [])
+        # a FIFO queue's next claimable message is the earliest of its groups' heads
+        flat = self._run("next_visible", [keys.queue_part(name, "heads" if is_fifo(name) else "vis")
+                                          for name in names], [])
         return {names[index - 1]: float(at) for index, at in zip(flat[::2], flat[1::2], strict=True)}
 
     def watch_enqueues(self, callback: Callable[[str | None], None]) -> Watch:
