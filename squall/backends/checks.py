@@ -117,13 +117,12 @@ def next_version(current: Item | None) -> int:
 
 
 def claim(queue: str, max_messages: int, visibility_timeout: float, max_receives: int | None,
-          dlq: str | None, per_group: int | None = None) -> tuple[float, tuple[int, str] | None]:
+          dlq: str | None) -> tuple[float, tuple[int, str] | None]:
     """Check a claim's arguments; (visibility timeout, redrive policy): the policy is
     (max receives, DLQ) when both are given, else None (the claim moves nothing)."""
     count("max_messages", max_messages)
     timeout = seconds("visibility_timeout", visibility_timeout)
     optional_count("max_receives", max_receives, 1)
-    optional_count("per_group", per_group, 1)
     if dlq is not None:
         distinct_queues(queue, dlq, "dead-letter queue")
     return timeout, (max_receives, dlq) if max_receives is not None and dlq is not None else None

@@ -53,8 +53,8 @@ from squall.backends.queueconfig import QueueConfig
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "FifoEntry", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig", "QueueStats", "Queues",
-    "Slots", "StreamRecord", "Streams", "Tables", "Timer", "Timers", "Watch", "shard_for",
+    "Backend", "Clock", "FifoEntry", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig", "QueueStats",
+    "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "Timers", "Watch", "shard_for",
 ]
 
 
@@ -196,8 +196,7 @@ class Queues(Protocol):
         which it keeps when it is dead-lettered or redriven."""
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
-              max_receives: int | None = None, dlq: str | None = None,
-              per_group: int | None = None) -> list[Message]:
+              max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
         """Receive up to `max_messages` (>= 0) visible messages, each at most once.
 
         Each gets a fresh receipt, its receive count goes up by one and it stays invisible
@@ -207,9 +206,8 @@ class Queues(Protocol):
         returned, as SQS does with a redrive policy, and the batch is filled from the
         messages behind it.
 
-        On a FIFO queue, messages come group by group (each group's in send order) and at
-        most `per_group` (>= 1; default no limit) from one group; a head out of receives
-        moves to `dlq` and the group goes on from the message behind it.
+        On a FIFO queue, messages come group by group, each group's in send order; a head
+        out of receives moves to `dlq` and its group goes on from the message behind it.
         """
 
     def ack(self, queue: str, receipts: Sequence[str]) -> int:

@@ -7,6 +7,9 @@ bus rules next. What differs between them is a `Delivery`. The semantics follow 
 with a Lambda event source mapping: at-least-once; a failed message stays invisible for
 a backoff (the first retry delay, doubled per receive, with jitter) and is delivered
 again; once received `max_receive_count` times it moves to the dead-letter queue.
+
+On a FIFO queue each claim is one batch: the backend hands out a message group only while
+none of it is in flight, so a group never spans two batches running at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from squall.aws import request_id as new_request_id
 from squall.backends import Message
+from squall.backends.fifo import is_fifo
 from squall.backends.protocol import Queues
 from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
@@ -157,6 +161,7 @@ class QueueConsumer(Service):
         self.ready = ready
         self.name = f"consumer:{config.queue}"
         self.consumes = frozenset({config.queue})
+        self.fifo = is_fifo(config.queue)
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -235,10 +240,21 @@ class QueueConsumer(Service):
                 else:
                     self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
 
-    def _turn(self, finished: Finished, batches: int) -> list[Message]:
-        """One pump turn: settle, then claim (nothing when `batches` is 0)."""
+    def _turn(self, finished: Finished, batches: int) -> list[list[Message]]:
+        """One pump turn: settle, then claim up to `batches` batches (none when 0)."""
         self.settle(finished)
-        return self.claim(batches) if batches else []
+        if not self.fifo:
+            messages, size = self.claim(batches) if batches else [], self.config.batch_size
+            return [messages[start:start + size] for start in range(0, len(messages), size)]
+        claimed: list[list[Message]] = []
+        while len(claimed) < batches:
+            batch = self.claim()
+            if batch:
+                claimed.append(batch)
+            if len(batch) < self.config.batch_size:
+                break  # a short claim took everything claimable now
+        return claimed
+
 
     # ---- the pump --------------------------------------------------------------------
 
@@ -274,14 +290,12 @@ class QueueConsumer(Service):
                   len(messages), ", ".join(m.id for m in messages), self.config.function, self.config.dlq, reason)
         return Settlement(messages, {m.id for m in messages}, Disposition.POISONED, attributes)
 
-    def _batches(self, messages: list[Message]) -> list[list[Message]]:
-        size = self.config.batch_size
-        return [messages[start:start + size] for start in range(0, len(messages), size)]
-
     async def _run(self) -> None:
         """Turn whenever there is something to settle, or a free slot while claiming is wanted."""
         while True:
             self._wake.clear()  # whatever happens from here on sets it again
+            if self.fifo and self._finished:
+                self._wanted = True  # settling a batch unblocks its message groups
             free = 0 if self._stopping or not self._runtime_ready() else self.config.concurrency - self._in_flight
             batches = min(free, max(1, CLAIM_LIMIT // self.config.batch_size)) if self._wanted else 0
             if not batches and not self._finished:
@@ -292,18 +306,19 @@ class QueueConsumer(Service):
             finished, self._finished = self._finished, []
             wakes = self._wakes
             try:
-                messages = await asyncio.to_thread(self._turn, finished, batches)
+                claimed = await asyncio.to_thread(self._turn, finished, batches)
             except Exception as exc:  # noqa: BLE001 - unsettled messages come back after their visibility timeout
                 self._turn_failed(exc)
                 continue
             if self._unreachable:
                 log.warning("queue %s: backend reachable again, consuming", self.config.queue)
                 self._unreachable = False
-            for batch in self._batches(messages):
+            for batch in claimed:
                 self._dispatch(batch)
-            if batches and len(messages) < batches * self.config.batch_size and self._wakes == wakes:
+            count = sum(map(len, claimed))
+            if batches and count < batches * self.config.batch_size and self._wakes == wakes:
                 self._wanted = False  # the queue had no more visible messages: wait to be woken
-                if not messages and self.watcher is not None:
+                if not count and self.watcher is not None:
                     self.watcher.recheck()  # woken for a message not visible yet (delayed): learn when
 
     def _runtime_ready(self) -> bool:

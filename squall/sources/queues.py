@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from squall.backends import Backend, QueueConfig
+from squall.backends import Backend, Message, QueueConfig
+from squall.backends.fifo import FIFO_SUFFIX, is_fifo
 from squall.core.checks import check_number, check_queue_name
 from squall.core.lifecycle import Service
 from squall.core.pipeline import InvokeRequest
@@ -30,7 +31,13 @@ class QueueTrigger(Trigger):
 
     A message whose handler fails is retried with backoff (`visibility_timeout`, doubled
     per receive); after `max_receive_count` receives it moves to `dlq` (default
-    `<queue>-dlq`).
+    `<queue>-dlq`, or `<name>-dlq.fifo` for a FIFO queue `<name>.fifo`).
+
+    A FIFO queue is delivered as Lambda's event source mapping delivers SQS FIFO: each
+    message group in order, one batch of it in flight at a time, and a failure holds its
+    group (not the queue) back until it succeeds or moves to the dead-letter queue, which
+    must be FIFO too. `content_based_deduplication` (FIFO only) deduplicates sends that
+    give no id by the body's SHA-256.
     """
 
     kind: ClassVar[str] = "queue"
@@ -41,16 +48,27 @@ class QueueTrigger(Trigger):
     visibility_timeout: float = 30
     dlq: str = ""
     max_concurrency: int = 8
+    content_based_deduplication: bool = False
 
     def __post_init__(self) -> None:
         check_queue_name(self.queue)
-        default_dlq = f"{self.queue}-dlq"
+        fifo = is_fifo(self.queue)
+        default_dlq = f"{self.queue.removesuffix(FIFO_SUFFIX)}-dlq{FIFO_SUFFIX}" if fifo else f"{self.queue}-dlq"
         if not self.dlq:
             object.__setattr__(self, "dlq", default_dlq)
-        elif self.dlq != default_dlq:
-            check_queue_name(self.dlq)
+        check_queue_name(self.dlq)
         if self.dlq == self.queue:
             raise ConfigError(f"queue {self.queue!r} cannot be its own dead-letter queue")
+        if is_fifo(self.dlq) != fifo:
+            raise ConfigError(f"invalid dlq {self.dlq!r} for queue {self.queue!r}: the dead-letter queue of a "
+                              f"{'FIFO' if fifo else 'standard'} queue must be a {'FIFO' if fifo else 'standard'} "
+                              "queue too, as on SQS")
+        if not isinstance(self.content_based_deduplication, bool):
+            raise ConfigError(f"invalid content_based_deduplication {self.content_based_deduplication!r} for queue "
+                              f"{self.queue!r}: must be True or False")
+        if self.content_based_deduplication and not fifo:
+            raise ConfigError(f"content_based_deduplication is only valid for FIFO queues, not {self.queue!r} "
+                              "(name it *.fifo)")
         check_number(f"batch_size for queue {self.queue!r}", self.batch_size, 1, MAX_BATCH_SIZE, integer=True)
         check_number(f"max_receive_count for queue {self.queue!r}", self.max_receive_count, 1, 1000, integer=True)
         check_number(f"visibility_timeout for queue {self.queue!r}", self.visibility_timeout, 0,
@@ -66,6 +84,25 @@ class QueueTrigger(Trigger):
         return f"queue {self.queue} -> {self.function} (batch {self.batch_size}, dlq {self.dlq})"
 
 
+def fifo_batch_failures(invocation: Invocation, messages: list[Message]) -> set[str]:
+    """`batchItemFailures` on a FIFO queue, as Lambda reads it: a failed message fails every
+    later message of its group in the batch too, so the group is retried from there in
+    order (Powertools' `SqsFifoPartialProcessor` reports them so itself)."""
+    failed = batch_failures(invocation, messages)
+    if not failed or len(failed) == len(messages):
+        return failed
+    broken: set[str | None] = set()
+    for m in messages:
+        if m.id in failed:
+            broken.add(m.group)
+        elif m.group in broken:
+            failed.add(m.id)
+    return failed
+
+
+SQS_FIFO = Delivery("queue", sqs_event, fifo_batch_failures)
+
+
 class QueueSource(Source[QueueTrigger]):
     kind = "queue"
     trigger = QueueTrigger
@@ -74,7 +111,8 @@ class QueueSource(Source[QueueTrigger]):
         for t in self.triggers:
             backend.queue_declare(t.queue, QueueConfig(dlq=t.dlq, function=t.function,
                                                        max_receive_count=t.max_receive_count,
-                                                       visibility_timeout=t.visibility_timeout))
+                                                       visibility_timeout=t.visibility_timeout,
+                                                       content_based_deduplication=t.content_based_deduplication))
             backend.queue_declare(t.dlq, QueueConfig(dlq_of=t.queue))
 
     def services(self, node: NodeContext) -> list[Service]:
@@ -85,7 +123,8 @@ class QueueSource(Source[QueueTrigger]):
             concurrency = t.max_concurrency if reserved is None else min(t.max_concurrency, reserved)
             config = ConsumerConfig(t.queue, t.function, t.batch_size, t.max_receive_count, t.visibility_timeout,
                                     t.dlq, concurrency, retry_base=t.visibility_timeout)
-            consumers.append(QueueConsumer(node.backend, node.invoke, config, SQS, watcher, node.runtime_ready))
+            delivery = SQS_FIFO if is_fifo(t.queue) else SQS
+            consumers.append(QueueConsumer(node.backend, node.invoke, config, delivery, watcher, node.runtime_ready))
         return consumers
 
     def span(self, request: InvokeRequest, invocation: Invocation) -> SpanShape:

@@ -81,16 +81,14 @@ class RedisQueues(RedisCore):
 
     @reachable
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
-              max_receives: int | None = None, dlq: str | None = None,
-              per_group: int | None = None) -> list[Message]:
-        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq,
-                                                  per_group)
+              max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
+        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq)
         if max_messages == 0:
             return []
         now = self.clock()
         keys_ = keys.queue(queue) + (keys.queue(policy[1]) if policy else [])
         reply = self._run("claim", keys_, [now, now + visibility_timeout, max_messages, uuid.uuid4().hex,
-                                           *(policy if policy else ("", "")), per_group or ""])
+                                           *(policy if policy else ("", ""))])
         return [_message(queue, *row) for row in json.loads(reply)]
 
     @reachable

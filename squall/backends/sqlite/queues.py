@@ -140,10 +140,8 @@ class SQLiteQueues(SQLiteCore):
         return ids
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
-              max_receives: int | None = None, dlq: str | None = None,
-              per_group: int | None = None) -> list[Message]:
-        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq,
-                                                  per_group)
+              max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
+        visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq)
         now = self.clock()
         claimed: list[Message] = []
         # an idle queue is polled often: answer "nothing visible" without taking the write lock
@@ -151,7 +149,7 @@ class SQLiteQueues(SQLiteCore):
                 "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (queue, now)).fetchone() is None:
             return claimed
         if is_fifo(queue):
-            return self._claim_fifo(queue, max_messages, visibility_timeout, policy, per_group or max_messages, now)
+            return self._claim_fifo(queue, max_messages, visibility_timeout, policy, now)
         with self._write() as conn:
             # a round claims every live row it selects; only when it also dead-lettered some
             # is there room for another, which skips the rows claimed so far (with a
@@ -175,7 +173,7 @@ class SQLiteQueues(SQLiteCore):
         return claimed
 
     def _claim_fifo(self, queue: str, max_messages: int, visibility_timeout: float,
-                    policy: tuple[int, str] | None, per_group: int, now: float) -> list[Message]:
+                    policy: tuple[int, str] | None, now: float) -> list[Message]:
         """Each group whose head is visible, earliest first, from its head on while its
         messages are visible; heads out of receives go to the DLQ and their group goes on."""
         picked: list[int] = []
@@ -184,17 +182,12 @@ class SQLiteQueues(SQLiteCore):
             heads = sorted((visible_at, seq, group) for group, visible_at, seq in
                            conn.execute(_FIFO_HEADS, {"queue": queue}) if visible_at <= now)
             for _, _, group in heads:
-                taken = 0
                 rows = conn.execute("SELECT seq, visible_at, receive_count FROM messages "
                                     "WHERE queue = ? AND grp = ? ORDER BY seq", (queue, group))
                 for seq, visible_at, count in rows:
-                    if visible_at > now or taken == per_group or len(picked) == max_messages:
+                    if visible_at > now or len(picked) == max_messages:
                         break
-                    if policy and count >= policy[0]:
-                        dead.append(seq)
-                    else:
-                        picked.append(seq)
-                        taken += 1
+                    (dead if policy and count >= policy[0] else picked).append(seq)
                 if len(picked) == max_messages:
                     break
             if dead and policy:

@@ -1,6 +1,6 @@
 -- include: _queue.lua
 -- KEYS: queue [, dlq]. ARGV: now, visible again at, max messages, nonce, max receives
--- ('' = no DLQ), dlq name, most messages per group of a FIFO queue ('' = no limit).
+-- ('' = no DLQ), dlq name.
 -- Returns one JSON array of [message, receive count, first received at, receipt] rows,
 -- parsed by one json.loads rather than one per message. The stored texts go in verbatim
 -- (message JSON, the first-received time as Python wrote it); the count is an integer.
@@ -26,29 +26,29 @@ local function pick(slot)
   return true
 end
 
--- A FIFO group from its head on, while its messages are visible: up to `limit` picked.
-local function pick_group(group, limit)
-  local taken, offset = 0, 0
-  while taken < limit and #slots < want do
-    local found = group_slots(q, group, offset, limit - taken)
+-- A FIFO group from its head on, while its messages are visible.
+local function pick_group(group)
+  local offset = 0
+  while #slots < want do
+    local found = group_slots(q, group, offset, want - #slots)
     if #found == 0 then return end
     offset = offset + #found
     for _, slot in ipairs(found) do
       if tonumber(redis.call('ZSCORE', q.vis, slot)) > tonumber(now) then return end
-      if pick(slot) then taken = taken + 1 end
-      if taken == limit or #slots == want then return end
+      pick(slot)
+      if #slots == want then return end
     end
   end
 end
 
 if q.fifo then
-  local limit, offset = tonumber(ARGV[7]) or want, 0
+  local offset = 0
   while #slots < want do
     local groups = redis.call('ZRANGEBYSCORE', q.heads, '-inf', now, 'LIMIT', offset, want - #slots)
     if #groups == 0 then break end
     offset = offset + #groups
     for _, group in ipairs(groups) do
-      pick_group(group, limit)
+      pick_group(group)
       if #slots == want then break end
     end
   end
