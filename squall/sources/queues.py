@@ -20,6 +20,7 @@ from squall.sources.base import NodeContext, Source, Trigger
 
 #: Lambda's SQS event source limits.
 MAX_BATCH_SIZE = 10000
+MAX_FIFO_BATCH_SIZE = 10
 MAX_VISIBILITY_TIMEOUT = 43200
 
 SQS = Delivery("queue", sqs_event, batch_failures)
@@ -69,7 +70,8 @@ class QueueTrigger(Trigger):
         if self.content_based_deduplication and not fifo:
             raise ConfigError(f"content_based_deduplication is only valid for FIFO queues, not {self.queue!r} "
                               "(name it *.fifo)")
-        check_number(f"batch_size for queue {self.queue!r}", self.batch_size, 1, MAX_BATCH_SIZE, integer=True)
+        check_number(f"batch_size for {'FIFO ' if fifo else ''}queue {self.queue!r}", self.batch_size, 1,
+                     MAX_FIFO_BATCH_SIZE if fifo else MAX_BATCH_SIZE, integer=True)
         check_number(f"max_receive_count for queue {self.queue!r}", self.max_receive_count, 1, 1000, integer=True)
         check_number(f"visibility_timeout for queue {self.queue!r}", self.visibility_timeout, 0,
                      MAX_VISIBILITY_TIMEOUT)

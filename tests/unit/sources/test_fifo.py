@@ -35,6 +35,8 @@ def failures(*ids: str) -> dict[str, object]:
     ({"queue": "q", "content_based_deduplication": True}, r"content_based_deduplication is only valid for FIFO"),
     ({"queue": "q.fifo", "content_based_deduplication": "yes"}, r"invalid content_based_deduplication 'yes'"),
     ({"queue": "q" * 76 + ".fifo"}, r"at most 80 characters, '.fifo' included"),
+    ({"queue": "q.fifo", "batch_size": 11}, r"invalid batch_size for FIFO queue 'q.fifo' 11: must be an integer "
+                                            r"from 1 to 10"),
 ])
 def test_bad_fifo_declarations_name_the_problem(options, complaint):
     with pytest.raises(ConfigError, match=complaint):
@@ -140,3 +142,31 @@ def test_send_batch_takes_entries_with_groups(queues):
     assert [(m.body, m.group) for m in queues.claim("explicit.fifo", 10, 30)] == [("a1", "a"), ("b1", "b")]
     with pytest.raises(ConfigError, match="needs a group_id"):
         Queue(queues, "explicit.fifo").send_batch(["bare body"])
+
+
+# ---- the test harness ------------------------------------------------------------------
+
+
+def test_the_harness_delivers_a_fifo_queue_group_by_group_and_holds_a_failing_group():
+    from squall import App
+    from squall.testing import Harness
+
+    app = App("fifo-harness")
+    delivered: list[tuple[str, str]] = []
+
+    @app.on_queue("steps.fifo", batch_size=2, max_receive_count=2, visibility_timeout=5)
+    def steps(event, ctx):
+        for record in event["Records"]:
+            if record["body"] == "boom":
+                raise ValueError("boom")
+            delivered.append((record["attributes"]["MessageGroupId"], record["body"]))
+
+    with Harness(app) as harness:
+        ids = [harness.send("steps.fifo", body, group_id=group, dedup_id=f"{group}-{body}")
+               for group, body in [("a", "boom"), ("b", "b1"), ("a", "a1"), ("b", "b2"), ("b", "b3")]]
+        assert harness.send("steps.fifo", "again", group_id="b", dedup_id="b-b1") == ids[1]  # a duplicate
+        harness.drain("steps.fifo")
+        assert [body for group, body in delivered if group == "b"] == ["b1", "b2", "b3"]
+        # "a1" came with "boom" in each of its two receives, so it went to the DLQ with it, as on SQS
+        assert [m.body for m in harness.dead_letters("steps.fifo")] == ["boom", "a1"]
+        assert ("a", "a1") not in delivered
