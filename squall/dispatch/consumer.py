@@ -15,6 +15,7 @@ none of it is in flight, so a group never spans two batches running at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections.abc import Callable
@@ -240,21 +241,18 @@ class QueueConsumer(Service):
                 else:
                     self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
 
-    def _turn(self, finished: Finished, batches: int) -> list[list[Message]]:
-        """One pump turn: settle, then claim up to `batches` batches (none when 0)."""
+    def _turn(self, finished: Finished, batches: int) -> list[Message]:
+        """One pump turn: settle, then claim (nothing when `batches` is 0)."""
         self.settle(finished)
         if not self.fifo:
-            messages, size = self.claim(batches) if batches else [], self.config.batch_size
-            return [messages[start:start + size] for start in range(0, len(messages), size)]
-        claimed: list[list[Message]] = []
-        while len(claimed) < batches:
+            return self.claim(batches) if batches else []
+        claimed: list[Message] = []
+        for _ in range(batches):  # a claim per batch on FIFO (see _batches)
             batch = self.claim()
-            if batch:
-                claimed.append(batch)
+            claimed += batch
             if len(batch) < self.config.batch_size:
                 break  # a short claim took everything claimable now
         return claimed
-
 
     # ---- the pump --------------------------------------------------------------------
 
@@ -290,6 +288,21 @@ class QueueConsumer(Service):
                   len(messages), ", ".join(m.id for m in messages), self.config.function, self.config.dlq, reason)
         return Settlement(messages, {m.id for m in messages}, Disposition.POISONED, attributes)
 
+    def _batches(self, messages: list[Message]) -> list[list[Message]]:
+        size = self.config.batch_size
+        if not self.fifo:
+            return [messages[start:start + size] for start in range(0, len(messages), size)]
+        # each message group's messages come together, from one claim of at most a batch (a
+        # group in flight gives nothing to the next claim): packing whole groups in order
+        # never splits one, and makes no more batches than there were claims
+        batches: list[list[Message]] = []
+        for _, group in itertools.groupby(messages, key=lambda m: m.group):
+            run = list(group)
+            if not batches or len(batches[-1]) + len(run) > size:
+                batches.append([])
+            batches[-1] += run
+        return batches
+
     async def _run(self) -> None:
         """Turn whenever there is something to settle, or a free slot while claiming is wanted."""
         while True:
@@ -306,19 +319,18 @@ class QueueConsumer(Service):
             finished, self._finished = self._finished, []
             wakes = self._wakes
             try:
-                claimed = await asyncio.to_thread(self._turn, finished, batches)
+                messages = await asyncio.to_thread(self._turn, finished, batches)
             except Exception as exc:  # noqa: BLE001 - unsettled messages come back after their visibility timeout
                 self._turn_failed(exc)
                 continue
             if self._unreachable:
                 log.warning("queue %s: backend reachable again, consuming", self.config.queue)
                 self._unreachable = False
-            for batch in claimed:
+            for batch in self._batches(messages):
                 self._dispatch(batch)
-            count = sum(map(len, claimed))
-            if batches and count < batches * self.config.batch_size and self._wakes == wakes:
+            if batches and len(messages) < batches * self.config.batch_size and self._wakes == wakes:
                 self._wanted = False  # the queue had no more visible messages: wait to be woken
-                if not count and self.watcher is not None:
+                if not messages and self.watcher is not None:
                     self.watcher.recheck()  # woken for a message not visible yet (delayed): learn when
 
     def _runtime_ready(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import pytest
 import redis
@@ -154,17 +155,14 @@ def assert_in_order(log: list, count: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def directory(tmp_path_factory):
-    return tmp_path_factory.mktemp("fifo")
+def url(tmp_path_factory) -> str:
+    """The module's node state (`state`, from tests/conftest.py, opens it beside the node)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('fifo')}/state.db"
 
 
 @pytest.fixture(scope="module")
-def url(directory) -> str:
-    return f"sqlite:///{directory}/state.db"
-
-
-@pytest.fixture(scope="module")
-def node(directory, url):
+def node(url):
+    directory = Path(url.removeprefix("sqlite:///")).parent
     write_app(directory, PT_FIFO, "pt_fifo.py")
     with NodeProcess(write_app(directory, APP), backend=url) as running:
         yield running

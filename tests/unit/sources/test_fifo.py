@@ -170,3 +170,15 @@ def test_the_harness_delivers_a_fifo_queue_group_by_group_and_holds_a_failing_gr
         # "a1" came with "boom" in each of its two receives, so it went to the DLQ with it, as on SQS
         assert [m.body for m in harness.dead_letters("steps.fifo")] == ["boom", "a1"]
         assert ("a", "a1") not in delivered
+
+
+def test_fifo_batches_never_split_a_group():
+    from squall.dispatch.consumer import ConsumerConfig, QueueConsumer
+
+    config = ConsumerConfig("q.fifo", "f", 3, 5, 30, "q-dlq.fifo", 4, retry_base=30)
+    consumer = QueueConsumer(None, None, config, None)  # type: ignore[arg-type] - only _batches runs
+    # two claims of at most 3: [a a b] then [c c]; a claim never holds a group another holds
+    claimed = [fifo_message("m1", "a"), fifo_message("m2", "a"), fifo_message("m3", "b"), fifo_message("m4", "c"),
+               fifo_message("m5", "c")]
+    assert [[m.id for m in batch] for batch in consumer._batches(claimed)] == [["m1", "m2", "m3"], ["m4", "m5"]]
+    assert [[m.id for m in batch] for batch in consumer._batches(claimed[1:])] == [["m2", "m3"], ["m4", "m5"]]
