@@ -232,6 +232,7 @@ def test_duplicates_are_dropped_through_ctx_and_the_cli(node, state, url):
         state.table_scan("content")) == 2 else None, timeout=10, message="two content messages")
     assert set(content) == {first, other}
     assert content[first]["attributes"]["MessageDeduplicationId"] == hashlib.sha256(b"same").hexdigest()
+    assert content[first]["attributes"]["AWSTraceHeader"].startswith("Root=1-")  # the sender's trace goes on
     records = wait_until(lambda: [i.value for i in state.table_scan("explicit")] if len(
         state.table_scan("explicit")) == 2 else None, timeout=10, message="two explicit messages")
     assert sorted((r["body"], r["attributes"]["MessageDeduplicationId"]) for r in records) == [("a", "d1"),
