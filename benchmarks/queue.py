@@ -23,10 +23,15 @@ without it the first one up would do most of the work alone.
   clock starts when the first message leaves the queue and stops when the queue and the
   unacked set are empty and the workers' stats count every task.
 
+- FIFO (`--fifo`): the same drain through a FIFO queue (batch_size 10, Lambda's FIFO
+  maximum) with its 20,000 messages spread over 1, 10 and 100 message groups, against a
+  standard queue at batch_size 10 in the same run. One group is delivered one batch at a
+  time by design; more groups let batches run side by side.
+
 Targets: >= 5,000 messages/s at batch size 100 on SQLite; on Redis, Squall >= Celery at
 batch size 1 and >= 3x Celery at batch size 100, with the same number of nodes and workers.
 
-    python benchmarks/queue.py [--messages 20000] [--backend URL | --backend redis] [--nodes 1,2,4]
+    python benchmarks/queue.py [--messages 20000] [--backend URL | --backend redis] [--nodes 1,2,4] [--fifo]
 
 `--backend redis` starts a throwaway redis-server (no persistence) on a free loopback port.
 Each consumer setup is a `Case` (fill, start, ready, release, progress, first_taken, check);
@@ -60,7 +65,7 @@ from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa:
 from squall.backends import Backend, open_backend  # noqa: E402
 from squall.loader import load_app  # noqa: E402
 from squall.observability.metering import read_records  # noqa: E402
-from squall.services import Queue  # noqa: E402
+from squall.services import Queue, SendEntry  # noqa: E402
 from squall.sources import sources_for  # noqa: E402
 
 TARGET_RATE = 5000  # messages/s at batch size 100 on SQLite
@@ -84,10 +89,16 @@ def drain(event, ctx):
 
 app.on_queue("bench-b1", drain, name="batch1", batch_size=1, visibility_timeout=120)
 app.on_queue("bench-b100", drain, name="batch100", batch_size=100, visibility_timeout=120)
+app.on_queue("bench-b10", drain, name="batch10", batch_size=10, visibility_timeout=120)
+app.on_queue("bench.fifo", drain, name="fifo10", batch_size=10, visibility_timeout=120)
 """
 
 #: batch size -> (queue, function)
 SQUALL_QUEUES = {1: ("bench-b1", "batch1"), 100: ("bench-b100", "batch100")}
+#: the FIFO comparison: a standard queue and a FIFO queue, both at batch size 10
+STANDARD_10 = ("bench-b10", "batch10")
+FIFO_10 = ("bench.fifo", "fifo10")
+FIFO_GROUPS = (1, 10, 100)
 
 #: The Celery baseline's app, imported by its workers and by this script (to send and
 #: control). Settings other than these are Celery's defaults (prefetch multiplier 4, ...).
@@ -214,13 +225,16 @@ class SquallCase:
     """N `squall run` nodes consuming one queue of the benchmark app."""
 
     def __init__(self, backend: Backend, backend_url: str, app_path: Path, workdir: Path,
-                 batch_size: int, nodes: int, observability: bool = True):
+                 batch_size: int, nodes: int, observability: bool = True,
+                 queue: tuple[str, str] | None = None, groups: int = 0):
+        """`queue` (queue, function) overrides the one of `batch_size`; `groups` > 0 sends
+        the backlog round-robin over that many message groups (a FIFO queue)."""
         self.backend, self.backend_url, self.app_path, self.workdir = backend, backend_url, app_path, workdir
         #: "no-obs": the same nodes with --no-observability, for what observability costs
-        self.system = "squall" if observability else "no-obs"
+        self.system = f"fifo/{groups}g" if groups else "squall" if observability else "no-obs"
         self.observability = observability
-        self.batch_size, self.consumers = batch_size, nodes
-        self.queue, self.function = SQUALL_QUEUES[batch_size]
+        self.batch_size, self.consumers, self.groups = batch_size, nodes, groups
+        self.queue, self.function = queue or SQUALL_QUEUES[batch_size]
         self.dlq = backend.queue_config(self.queue).dlq
         tag = uuid.uuid4().hex[:6]
         self.node_ids = [f"bench-{self.function}-{tag}-{i}" for i in range(nodes)]
@@ -232,7 +246,9 @@ class SquallCase:
         self.backend.purge(self.dlq)
         sender = Queue(self.backend, self.dlq)
         for start in range(0, count, SEND_CHUNK):
-            sender.send_batch([f'{{"n": {n}}}' for n in range(start, min(count, start + SEND_CHUNK))])
+            bodies = [f'{{"n": {n}}}' for n in range(start, min(count, start + SEND_CHUNK))]
+            sender.send_batch([SendEntry(body, f"g{n % self.groups}", str(n)) for n, body in enumerate(bodies, start)]
+                              if self.groups else bodies)
 
     def start(self) -> contextlib.AbstractContextManager[Alive]:
         extra = [] if self.observability else ["--no-observability"]
@@ -386,6 +402,25 @@ def cases(backend: Backend, backend_url: str, workdir: Path, app_path: Path, nod
             yield CeleryCase(celery, n)
 
 
+def fifo_cases(backend: Backend, backend_url: str, workdir: Path, app_path: Path,
+               nodes: list[int]) -> Iterator[Case]:
+    """Per node count: the standard queue at batch size 10, then the FIFO queue with 1, 10
+    and 100 message groups."""
+    for n in nodes:
+        yield SquallCase(backend, backend_url, app_path, workdir, 10, n, queue=STANDARD_10)
+        for groups in FIFO_GROUPS:
+            yield SquallCase(backend, backend_url, app_path, workdir, 10, n, queue=FIFO_10, groups=groups)
+
+
+def print_fifo(results: list[Drain]) -> None:
+    """Each FIFO case's rate against the standard queue's, same batch size and node count."""
+    standard = {d.consumers: d.rate for d in results if d.system == "squall"}
+    print()
+    for d in results:
+        if d.system.startswith("fifo/"):
+            print(f"{d.system} / standard, batch_size 10, x{d.consumers}: {d.rate / standard[d.consumers]:.2f}")
+
+
 def print_drain(drain: Drain) -> None:
     unit = "node" if drain.system != "celery" else "worker"
     consumers = f"{drain.consumers} {unit}{'s' if drain.consumers > 1 else ''}"
@@ -428,6 +463,8 @@ def main() -> int:
                         help="node (and Celery worker) counts to run; default 1,2,4 on Redis, 1 on SQLite")
     parser.add_argument("--no-celery", action="store_true", help="skip the Celery baseline on Redis")
     parser.add_argument("--timeout", type=float, default=120, help="seconds allowed per case")
+    parser.add_argument("--fifo", action="store_true",
+                        help="only the FIFO comparison: 1, 10 and 100 message groups against a standard queue")
     args = parser.parse_args()
     shared = args.backend is not None and args.backend.split(":")[0] in ("redis", "rediss", "unix")
     nodes = [int(n) for n in (args.nodes or ("1,2,4" if shared else "1")).split(",")]
@@ -446,16 +483,21 @@ def main() -> int:
         stack.callback(backend.close)
         for source in sources_for(load_app(str(app_path))):
             source.provision(backend)
-        celery = CeleryBaseline.create(workdir, backend_url) if shared and not args.no_celery else None
+        celery = CeleryBaseline.create(workdir, backend_url) if shared and not (args.no_celery or args.fifo) else None
         print(f"backend {backend_url}; {args.messages:,} messages per case; {CORES} cores\n")
         print(f"{'system':<8}{'batch':>9}{'consumers':>11}{'messages/s':>12}{'seconds':>9}{'start-up s':>12}   check")
         results = []
-        for case in cases(backend, backend_url, workdir, app_path, nodes, celery):
+        chosen = (fifo_cases(backend, backend_url, workdir, app_path, nodes) if args.fifo
+                  else cases(backend, backend_url, workdir, app_path, nodes, celery))
+        for case in chosen:
             results.append(time_drain(case, args.messages, args.timeout))
             print_drain(results[-1])
         if celery is not None:
             celery.clear()
 
+    if args.fifo:
+        print_fifo(results)
+        return 0
     if celery is not None:
         print_ratios(results, nodes)
     print_observability(results)

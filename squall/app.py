@@ -197,13 +197,15 @@ class App:
 
     def on_queue(self, queue: str, handler: Handler | str | None = None, *, batch_size: int = 10,
                  max_receive_count: int = 5, visibility_timeout: float = 30, dlq: str | None = None,
-                 max_concurrency: int = 8, filters: Sequence[Mapping[str, Any] | str] = (), name: str | None = None,
-                 **options: Any) -> Any:
-        """Deliver messages of `queue` to a function in SQS batches (see `QueueTrigger`);
-        with `filters` (event patterns), only the messages one of them matches."""
+                 max_concurrency: int = 8, filters: Sequence[Mapping[str, Any] | str] = (),
+                 content_based_deduplication: bool = False, name: str | None = None, **options: Any) -> Any:
+        """Deliver messages of `queue` to a function in SQS batches (see `QueueTrigger`); with
+        `filters` (event patterns), only the messages one of them matches; a queue named
+        `*.fifo` is a FIFO queue."""
         declared = QueueTrigger(queue=queue, batch_size=batch_size, max_receive_count=max_receive_count,
                                 visibility_timeout=visibility_timeout, dlq=dlq or "", max_concurrency=max_concurrency,
-                                filters=filters)  # type: ignore[arg-type]  # checked and made canonical JSON
+                                filters=filters,  # type: ignore[arg-type]  # checked and made canonical JSON
+                                content_based_deduplication=content_based_deduplication)
         return self.trigger(declared, handler, name=name, **options)
 
     def alarm(self, name: str, *, metric: str, threshold: float, function: str | None = None,

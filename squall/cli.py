@@ -347,9 +347,13 @@ def client_context_json(value: str) -> str:
 @click.argument("body")
 @click.option("--delay", default=0.0, type=float, help="Seconds before the message is visible.")
 @click.option("--attribute", "-a", multiple=True, metavar="NAME=VALUE", help="A message attribute (repeatable).")
+@click.option("--group-id", help="The message group (MessageGroupId; FIFO queues only, where it is required).")
+@click.option("--dedup-id", help="The deduplication id (MessageDeduplicationId; FIFO queues only).")
 @backend_option
-def send(queue: str, body: str, delay: float, attribute: tuple[str, ...], backend: str | None) -> None:
-    """Send BODY to QUEUE ('-' reads it from stdin); prints the message id."""
+def send(queue: str, body: str, delay: float, attribute: tuple[str, ...], group_id: str | None,
+         dedup_id: str | None, backend: str | None) -> None:
+    """Send BODY to QUEUE ('-' reads it from stdin); prints the message id (a duplicate's on
+    a FIFO queue: the original's)."""
     from squall.backends import open_backend
     from squall.services import Queue
 
@@ -362,7 +366,8 @@ def send(queue: str, body: str, delay: float, attribute: tuple[str, ...], backen
         attributes[name] = value
     store = open_backend(backend_url(backend))
     try:
-        click.echo(Queue(store, queue).send(body, delay_seconds=delay, attributes=attributes))
+        click.echo(Queue(store, queue).send(body, delay_seconds=delay, attributes=attributes, group_id=group_id,
+                                            dedup_id=dedup_id))
     finally:
         store.close()
 

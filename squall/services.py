@@ -6,11 +6,15 @@ harness, so limits and errors are the same everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from squall.backends import Backend, Item
+from squall.backends.fifo import FifoEntry, is_fifo
 from squall.core.checks import TABLE_NAME, check_name, check_queue_name
 from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
 from squall.objects import Listing, ObjectStore, StoredObject, check_bucket
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 #: SQS limits.
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DELAY_SECONDS = 900
+#: MessageGroupId and MessageDeduplicationId: alphanumeric and punctuation characters
+FIFO_ID = re.compile(r"[!-~]{1,128}")
 #: message attribute names SQS reserves for itself (any case)
 RESERVED_PREFIXES = ("aws.", "amazon.")
 
@@ -111,18 +117,36 @@ class Bucket:
         return self.store.list(self.name, prefix, delimiter)
 
 
+@dataclass(frozen=True)
+class SendEntry:
+    """One message of `Queue.send_batch` (SendMessageBatch's entry): on a FIFO queue with
+    its group and, unless the queue deduplicates by content, its deduplication id."""
+
+    body: str
+    group_id: str | None = None
+    dedup_id: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
 class Queue:
     """Send side of a declared queue (SQS SendMessage semantics and limits).
 
     With the invocation's `trace` (a handler's `ctx.queue`), a send is a PRODUCER span and
     each message carries its context as the system attribute `AWSTraceHeader`, which
-    neither counts against the message's size nor shows among its message attributes."""
+    neither counts against the message's size nor shows among its message attributes.
+
+    A FIFO queue (a name ending in `.fifo`) takes SQS's FIFO parameters: every message needs
+    a `group_id`, and a `dedup_id` unless the queue was declared with
+    `content_based_deduplication` (then the body's SHA-256 is the id); a duplicate within
+    five minutes stores nothing and returns the original's id."""
 
     def __init__(self, backend: Backend, name: str, known: set[str] | None = None,
                  trace: InvocationTrace | None = None):
         self.backend = backend
         self.trace = trace
         self.name = check_queue_name(name)
+        self.fifo = is_fifo(name)
+        self._content_dedup: bool | None = None  # read from the registry when first needed
         if known is None or name not in known:
             if backend.queue_config(name) is None:
                 configs = {q: backend.queue_config(q) for q in backend.queue_names()}
@@ -131,27 +155,72 @@ class Queue:
             if known is not None:
                 known.add(name)
 
-    def send(self, body: str, delay_seconds: float = 0, attributes: dict[str, Any] | None = None) -> str:
-        """Enqueue `body`; returns the message id once it is committed."""
-        body, checked, delay = check_message(body, delay_seconds, attributes)
-        if self.trace is None:
-            return self.backend.enqueue(self.name, body, checked, delay)
-        with self.trace.producer(self.name, 1) as span:
-            checked[TRACE_ATTRIBUTE] = trace_attribute(span.context(self.trace.context.sampled))
-            span.attributes["messaging.message.id"] = message_id = self.backend.enqueue(self.name, body, checked,
-                                                                                        delay)
-        return message_id
+    def send(self, body: str, delay_seconds: float = 0, attributes: dict[str, Any] | None = None, *,
+             group_id: str | None = None, dedup_id: str | None = None) -> str:
+        """Enqueue `body`; returns the message id once it is committed (on a FIFO queue,
+        the original's for a duplicate)."""
+        return self._send([self._entry(body, delay_seconds, attributes, group_id, dedup_id)])[0]
 
-    def send_batch(self, bodies: list[str]) -> list[str]:
-        """Enqueue several bodies in one commit."""
-        entries = [check_message(b, 0, None) for b in bodies]
+    def send_batch(self, entries: Sequence[str | SendEntry]) -> list[str]:
+        """Enqueue several messages (bodies, or `SendEntry`s) in one commit."""
+        return self._send([self._entry(e, 0, None, None, None) if isinstance(e, str)
+                           else self._entry(e.body, 0, e.attributes, e.group_id, e.dedup_id) for e in entries])
+
+    def _entry(self, body: Any, delay_seconds: Any, attributes: dict[str, Any] | None, group_id: str | None,
+               dedup_id: str | None) -> tuple[str, dict[str, Any], float] | FifoEntry:
+        """A checked message: what the backend's enqueue of this kind of queue takes."""
+        body, checked, delay = check_message(body, delay_seconds, attributes)
+        if not self.fifo:
+            for parameter, value in (("group_id", group_id), ("dedup_id", dedup_id)):
+                if value is not None:
+                    raise ConfigError(f"{parameter} {value!r} is not valid for standard queue {self.name!r}: "
+                                      "only FIFO queues (named *.fifo) take it, as on SQS")
+            return body, checked, delay
+        if delay:
+            raise ConfigError(f"delay_seconds {delay_seconds!r} is not valid for FIFO queue {self.name!r}: "
+                              "SQS delays a FIFO queue's messages only as a whole")
+        if group_id is None:
+            raise ConfigError(f"FIFO queue {self.name!r} needs a group_id (MessageGroupId) on every message")
+        check_fifo_id("group_id", group_id)
+        if dedup_id is None:
+            if not self._deduplicates_content():
+                raise ConfigError(f"FIFO queue {self.name!r} needs a dedup_id (MessageDeduplicationId) unless it is "
+                                  "declared with content_based_deduplication=True")
+            dedup_id = hashlib.sha256(body.encode()).hexdigest()
+        check_fifo_id("dedup_id", dedup_id)
+        return FifoEntry(body, checked, group_id, dedup_id)
+
+    def _deduplicates_content(self) -> bool:
+        if self._content_dedup is None:
+            config = self.backend.queue_config(self.name)
+            self._content_dedup = config is not None and config.content_based_deduplication
+        return self._content_dedup
+
+    def _send(self, entries: list[Any]) -> list[str]:
         if self.trace is None:
-            return self.backend.enqueue_batch(self.name, entries)
+            return self._enqueue(entries)
         with self.trace.producer(self.name, len(entries)) as span:
             attribute = trace_attribute(span.context(self.trace.context.sampled))
-            for _, checked, _ in entries:
-                checked[TRACE_ATTRIBUTE] = attribute
-            return self.backend.enqueue_batch(self.name, entries)
+            for entry in entries:
+                entry[1][TRACE_ATTRIBUTE] = attribute  # the attributes, of either kind of entry
+            ids = self._enqueue(entries)
+            if len(ids) == 1:
+                span.attributes["messaging.message.id"] = ids[0]
+        return ids
+
+    def _enqueue(self, entries: list[Any]) -> list[str]:
+        if self.fifo:
+            return self.backend.enqueue_fifo(self.name, entries)
+        return self.backend.enqueue_batch(self.name, entries)
+
+
+def check_fifo_id(parameter: str, value: Any) -> str:
+    """MessageGroupId and MessageDeduplicationId as SQS takes them: 1 to 128 characters,
+    each alphanumeric or punctuation."""
+    if not isinstance(value, str) or not FIFO_ID.fullmatch(value):
+        raise ConfigError(f"invalid {parameter} {value!r}: must be 1 to 128 alphanumeric or punctuation characters "
+                          "(ASCII 33-126), as SQS requires")
+    return value
 
 
 def check_message(body: Any, delay_seconds: Any = 0, attributes: dict[str, Any] | None = None

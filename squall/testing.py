@@ -124,8 +124,9 @@ class Harness:
 
     # ---- queues and tables --------------------------------------------------------
 
-    def send(self, queue: str, body: str, delay_seconds: float = 0, attributes: dict | None = None) -> str:
-        return Queue(self.backend, queue).send(body, delay_seconds, attributes)
+    def send(self, queue: str, body: str, delay_seconds: float = 0, attributes: dict | None = None, *,
+             group_id: str | None = None, dedup_id: str | None = None) -> str:
+        return Queue(self.backend, queue).send(body, delay_seconds, attributes, group_id=group_id, dedup_id=dedup_id)
 
     def drain(self, queue: str | None = None, max_batches: int = 10000) -> DrainResult:
         """Deliver messages (of `queue`, or of every queue) until none is left.

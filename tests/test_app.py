@@ -103,7 +103,7 @@ def test_dlq_name_is_checked(app):
 
 def test_fifo_queue_names_are_accepted(app):
     app.on_queue("orders.fifo", handler)
-    assert app.queue_triggers[0].dlq == "orders.fifo-dlq"
+    assert app.queue_triggers[0].dlq == "orders-dlq.fifo"
 
 
 @pytest.mark.parametrize("name", ["ab", "has space", "semi;colon", "x" * 256])

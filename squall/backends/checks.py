@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from squall.backends.fifo import FIFO_SUFFIX, FifoEntry, is_fifo
 from squall.backends.protocol import Item
 from squall.errors import ConditionFailed, ConfigError
 
@@ -45,9 +47,29 @@ def instant(name: str, value: float) -> float:
 
 
 def distinct_queues(queue: str, other: str, role: str) -> None:
-    """A message cannot move to the queue it is in."""
+    """A message can move only to another queue of the same kind (FIFO or standard), as SQS
+    requires of a dead-letter queue and a redrive."""
     if queue == other:
         raise ConfigError(f"queue {queue!r} cannot be its own {role}")
+    if is_fifo(queue) != is_fifo(other):
+        kind = "a FIFO" if is_fifo(queue) else "a standard"
+        raise ConfigError(f"the {role} {other!r} of {queue!r} must be {kind} queue too")
+
+
+def standard_queue(queue: str) -> None:
+    """A FIFO queue takes messages with their group and deduplication id only."""
+    if is_fifo(queue):
+        raise ConfigError(f"queue {queue!r} is a FIFO queue: its messages need a group (enqueue_fifo)")
+
+
+def fifo_entries(queue: str, entries: Sequence[FifoEntry], delay: float) -> float:
+    """Check a FIFO send; its delay."""
+    if not is_fifo(queue):
+        raise ConfigError(f"queue {queue!r} is not a FIFO queue (its name does not end in {FIFO_SUFFIX!r})")
+    for entry in entries:
+        if not entry.group or not entry.dedup_id:
+            raise ConfigError(f"a message to FIFO queue {queue!r} needs a group and a deduplication id")
+    return seconds("delay", delay)
 
 
 def shard_count(stream: str, shards: int) -> int:

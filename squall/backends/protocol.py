@@ -49,13 +49,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from squall.backends.fifo import FifoEntry
 from squall.backends.queueconfig import QueueConfig
 
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig", "QueueStats", "Queues",
-    "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch", "shard_for",
+    "Backend", "Clock", "FifoEntry", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig", "QueueStats",
+    "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch", "shard_for",
 ]
 
 
@@ -77,6 +78,10 @@ class Message(NamedTuple):
     receive_count: int
     sent_at: float
     first_received_at: float
+    #: FIFO queues only: MessageGroupId, MessageDeduplicationId and SequenceNumber
+    group: str | None = None
+    dedup_id: str | None = None
+    sequence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,16 @@ class Queues(Protocol):
     was received again, moved or deleted; a receipt from another queue, another backend, a
     peeked message ("") or any other text is *foreign*. Stale and foreign receipts match
     nothing: ack counts them out, release and dead_letter return False.
+
+    A queue whose name ends in `.fifo` is a FIFO queue (`squall.backends.fifo`), as on SQS:
+    its messages are sent with `enqueue_fifo` only, each in a *message group*, and its
+    dead-letter queue and redrive target are FIFO queues too (and a standard queue's are
+    standard), else ConfigError. A group's *head* is its first message in send order. A claim
+    takes a group's messages only from its head on, in send order, while they are visible,
+    and nothing from a group whose head is invisible (in flight, waiting for a retry or
+    delayed): one receive per group at a time, and that lock is the backend's own state,
+    shared by every node. Acking, dead-lettering or a visibility timeout ending unblocks the
+    group. Other groups are claimed alongside, the one whose head became visible first first.
     """
 
     def queue_declare(self, name: str, config: QueueConfig) -> None:
@@ -182,6 +197,17 @@ class Queues(Protocol):
 
         Every delay is checked before anything is written; an empty batch writes nothing."""
 
+    def enqueue_fifo(self, queue: str, entries: Sequence[FifoEntry], delay: float = 0.0) -> list[str]:
+        """Append messages to a FIFO queue in one commit, in order, visible after `delay`
+        (>= 0) seconds (a FIFO queue's delay is the queue's, the same for every message).
+        Returns each entry's message id.
+
+        An entry whose deduplication id was accepted by this queue less than
+        `DEDUP_WINDOW` seconds ago (or earlier in the same call) is not stored: its id is
+        the original message's, as SQS answers a duplicate send. Each stored message gets a
+        sequence number (`sequence_number`) greater than every earlier one of the queue,
+        which it keeps when it is dead-lettered or redriven."""
+
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
         """Receive up to `max_messages` (>= 0) visible messages, each at most once.
@@ -192,6 +218,9 @@ class Queues(Protocol):
         moved to `dlq` (keeping id, body, attributes and sent time) instead of being
         returned, as SQS does with a redrive policy, and the batch is filled from the
         messages behind it.
+
+        On a FIFO queue, messages come group by group, each group's in send order; a head
+        out of receives moves to `dlq` and its group goes on from the message behind it.
         """
 
     def ack(self, queue: str, receipts: Sequence[str]) -> int:
@@ -231,18 +260,21 @@ class Queues(Protocol):
         is ""). Receive counts and first-receive times are as stored."""
 
     def purge(self, queue: str) -> int:
-        """Delete every message in the queue. Returns how many."""
+        """Delete every message in the queue, and a FIFO queue's deduplication history.
+        Returns how many messages."""
 
     def queues_next_visible(self, queues: Sequence[str]) -> dict[str, float]:
         """For each of `queues` that holds any message, the earliest time one of them is (or
         becomes) visible: a time <= now means a claim would find something. Queues without
         messages are absent. One round trip whatever the number of queues, so one poller per
-        node can watch every queue."""
+        node can watch every queue. For a FIFO queue, the earliest time a group's head is
+        (or becomes) visible: messages behind an invisible head cannot be claimed."""
 
     def watch_enqueues(self, callback: Callable[[str | None], None]) -> Watch:
         """Call `callback(queue)` from a background thread soon after a message may have
         become visible in `queue` (enqueue, release, dead-letter, redrive) by any process
-        sharing the backend; `callback(None)` means "something may have changed anywhere"
+        sharing the backend (on a FIFO queue, also an ack that unblocks a group);
+        `callback(None)` means "something may have changed anywhere"
         (after a reconnect, or where the backend cannot tell which queue).
 
         A wake-up hint, not a delivery: calls may be lost, merged or spurious, so callers

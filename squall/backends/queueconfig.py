@@ -31,6 +31,8 @@ class QueueConfig:
     visibility_timeout: float | None = None
     #: a platform queue (asynchronous invocations), hidden from users
     internal: bool = False
+    #: a FIFO queue whose sends without a deduplication id use the body's SHA-256
+    content_based_deduplication: bool = False
 
     @property
     def is_dlq(self) -> bool:
@@ -64,4 +66,5 @@ class QueueConfig:
         return cls(dlq=text_field("dlq"), dlq_of=text_field("dlq_of"), function=text_field("function"),
                    max_receive_count=None if receives is None else int(receives),
                    visibility_timeout=None if timeout is None else float(timeout),
-                   internal=data.get("internal") is True)
+                   internal=data.get("internal") is True,
+                   content_based_deduplication=data.get("content_based_deduplication") is True)

@@ -21,9 +21,11 @@ def check_name(kind: str, name: Any, pattern: re.Pattern[str]) -> str:
 
 
 def check_queue_name(name: Any) -> str:
-    """Queue names as SQS allows them; FIFO queues end in `.fifo`."""
+    """Queue names as SQS allows them; FIFO queues end in `.fifo` (within the 80 characters)."""
     base = name[:-5] if isinstance(name, str) and name.endswith(".fifo") else name
     check_name("queue", base, QUEUE_NAME)
+    if len(name) > 80:
+        raise ConfigError(f"invalid queue name {name!r}: at most 80 characters, '.fifo' included")
     return str(name)
 
 

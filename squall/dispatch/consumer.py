@@ -7,11 +7,15 @@ bus rules next. What differs between them is a `Delivery`. The semantics follow 
 with a Lambda event source mapping: at-least-once; a failed message stays invisible for
 a backoff (the first retry delay, doubled per receive, with jitter) and is delivered
 again; once received `max_receive_count` times it moves to the dead-letter queue.
+
+On a FIFO queue each claim is one batch: the backend hands out a message group only while
+none of it is in flight, so a group never spans two batches running at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections.abc import Callable
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from squall.aws import request_id as new_request_id
 from squall.backends import Message
+from squall.backends.fifo import is_fifo
 from squall.backends.protocol import Queues
 from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
@@ -162,6 +167,7 @@ class QueueConsumer(Service):
         self.ready = ready
         self.name = f"consumer:{config.queue}"
         self.consumes = frozenset({config.queue})
+        self.fifo = is_fifo(config.queue)
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -249,7 +255,15 @@ class QueueConsumer(Service):
     def _turn(self, finished: Finished, batches: int) -> list[Message]:
         """One pump turn: settle, then claim (nothing when `batches` is 0)."""
         self.settle(finished)
-        return self.claim(batches) if batches else []
+        if not self.fifo:
+            return self.claim(batches) if batches else []
+        claimed: list[Message] = []
+        for _ in range(batches):  # a claim per batch on FIFO (see _batches)
+            batch = self.claim()
+            claimed += batch
+            if len(batch) < self.config.batch_size:
+                break  # a short claim took everything claimable now
+        return claimed
 
     # ---- the pump --------------------------------------------------------------------
 
@@ -298,12 +312,25 @@ class QueueConsumer(Service):
 
     def _batches(self, messages: list[Message]) -> list[list[Message]]:
         size = self.config.batch_size
-        return [messages[start:start + size] for start in range(0, len(messages), size)]
+        if not self.fifo:
+            return [messages[start:start + size] for start in range(0, len(messages), size)]
+        # each message group's messages come together, from one claim of at most a batch (a
+        # group in flight gives nothing to the next claim): packing whole groups in order
+        # never splits one, and makes no more batches than there were claims
+        batches: list[list[Message]] = []
+        for _, group in itertools.groupby(messages, key=lambda m: m.group):
+            run = list(group)
+            if not batches or len(batches[-1]) + len(run) > size:
+                batches.append([])
+            batches[-1] += run
+        return batches
 
     async def _run(self) -> None:
         """Turn whenever there is something to settle, or a free slot while claiming is wanted."""
         while True:
             self._wake.clear()  # whatever happens from here on sets it again
+            if self.fifo and self._finished:
+                self._wanted = True  # settling a batch unblocks its message groups
             free = 0 if self._stopping or not self._runtime_ready() else self.config.concurrency - self._in_flight
             batches = min(free, max(1, CLAIM_LIMIT // self.config.batch_size)) if self._wanted else 0
             if not batches and not self._finished:

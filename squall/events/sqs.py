@@ -62,7 +62,8 @@ def sqs_event(messages: list[Message]) -> dict[str, Any]:
     `md5OfMessageAttributes` is present only when the message has attributes, as on SQS;
     it is added afterwards so that messages without attributes pay only the test. The
     trace context a message was sent with is the system attribute `AWSTraceHeader`, as on
-    SQS, not one of its message attributes.
+    SQS, not one of its message attributes. A FIFO queue's records carry `MessageGroupId`,
+    `MessageDeduplicationId` and `SequenceNumber` among their attributes, as Lambda's do.
     """
     records: list[dict[str, Any]] = [{
         "messageId": m.id,
@@ -81,6 +82,9 @@ def sqs_event(messages: list[Message]) -> dict[str, Any]:
         "awsRegion": REGION,
     } for m in messages]
     for record, m in zip(records, messages, strict=True):
+        if m.group is not None:
+            record["attributes"].update(SequenceNumber=m.sequence, MessageGroupId=m.group,
+                                        MessageDeduplicationId=m.dedup_id)
         attributes = m.attributes
         if attributes:
             trace = attributes.get(TRACE_ATTRIBUTE)

@@ -12,6 +12,11 @@ after a kind segment and no suffix contains ':', so names cannot collide:
     squall:q:<queue>:count             HASH  slot -> receive count
     squall:q:<queue>:first             HASH  slot -> first received at
     squall:q:<queue>:rcpt              HASH  slot -> current receipt
+    squall:q:<queue>:grp               HASH  slot -> message group (FIFO queues only, as the four below)
+    squall:q:<queue>:gidx              ZSET  "<group> <slot>" (score 0: lexicographic, a group's in send order)
+    squall:q:<queue>:heads             ZSET  group -> visible_at of the group's head (its first message)
+    squall:q:<queue>:dedup             HASH  deduplication id -> message id
+    squall:q:<queue>:dedupx            ZSET  deduplication id -> end of its deduplication window
     squall:t:<table>:items             HASH  key -> JSON {"v": value, "ver": n}
     squall:t:<table>:keys              ZSET  key (score 0: lexicographic, for scans)
     squall:streams                     HASH  stream -> shard count
@@ -34,11 +39,17 @@ claimed in send order. Receipts are `<slot>:<nonce>`; a receipt is current while
 `rcpt[slot]` still holds it, so receiving the message again (or moving or deleting it) makes
 the old receipt stale.
 
+A FIFO queue's claims read `heads` (the groups whose head is visible) and then each group's
+members of `gidx` (group ids hold no space, so "<group> " prefixes one group only), never
+the messages behind a blocked head; `vis` still holds every message, for counts.
+
 The Lua scripts get every key in KEYS; the queue library reads a queue's keys in the order
 of QUEUE_PARTS, which the script loader hands it (`lua_constants`).
 """
 
 from __future__ import annotations
+
+from squall.backends.fifo import FIFO_SUFFIX
 
 PREFIX = "squall:"
 QUEUES = PREFIX + "queues"
@@ -48,7 +59,7 @@ NODE_EXPIRY = PREFIX + "node-expiry"
 WAKE_CHANNEL = PREFIX + "wake"
 
 #: The keys of one queue, in the order the Lua scripts read them from KEYS.
-QUEUE_PARTS = ("seq", "msg", "vis", "new", "order", "count", "first", "rcpt")
+QUEUE_PARTS = ("seq", "msg", "vis", "new", "order", "count", "first", "rcpt", "grp", "gidx", "heads", "dedup", "dedupx")
 
 
 def queue(name: str) -> list[str]:
@@ -98,4 +109,5 @@ def slots(key: str) -> str:
 def lua_constants() -> str:
     """Lua definitions of the layout the scripts need, prepended to every script."""
     parts = ", ".join(f"'{part}'" for part in QUEUE_PARTS)
-    return f"local QUEUE_PARTS = {{{parts}}}\nlocal WAKE_CHANNEL = '{WAKE_CHANNEL}'\n"
+    return (f"local QUEUE_PARTS = {{{parts}}}\nlocal WAKE_CHANNEL = '{WAKE_CHANNEL}'\n"
+            f"local QUEUE_PREFIX = '{PREFIX}q:'\nlocal FIFO_SUFFIX = '{FIFO_SUFFIX}'\n")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from squall.backends import checks
+from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, is_fifo
 from squall.backends.ids import new_message_id
 from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
 from squall.backends.redis import keys
@@ -23,7 +24,8 @@ def _message(queue: str, data: dict[str, Any], receive_count: int, first_receive
     """A message from its stored JSON (parsed) and its receive state."""
     return Message(id=data["id"], queue=queue, body=data["body"], attributes=data["attributes"],
                    receipt=receipt, receive_count=receive_count, sent_at=data["sent_at"],
-                   first_received_at=first_received_at)
+                   first_received_at=first_received_at, group=data.get("group"), dedup_id=data.get("dedup_id"),
+                   sequence=data.get("sequence"))
 
 
 class RedisQueues(RedisCore):
@@ -48,6 +50,7 @@ class RedisQueues(RedisCore):
 
     @reachable
     def enqueue_batch(self, queue: str, entries: Sequence[tuple[str, dict[str, Any] | None, float]]) -> list[str]:
+        checks.standard_queue(queue)
         delays = [checks.seconds("delay", delay) for _, _, delay in entries]
         if not entries:
             return []
@@ -60,6 +63,21 @@ class RedisQueues(RedisCore):
             args += [checks.json_text("message attributes", message), now + delay]
         self._run("enqueue", keys.queue(queue), args)
         return ids
+
+    @reachable
+    def enqueue_fifo(self, queue: str, entries: Sequence[FifoEntry], delay: float = 0.0) -> list[str]:
+        delay = checks.fifo_entries(queue, entries, delay)
+        if not entries:
+            return []
+        now = self.clock()
+        args: list[Any] = [now, now + delay, now + DEDUP_WINDOW]
+        for body, attributes, group, dedup_id in entries:
+            message_id = new_message_id()
+            # "attributes" then "sent_at" last: the layout dead_letter.lua splices into
+            message = {"id": message_id, "body": body, "group": group, "dedup_id": dedup_id,
+                       "attributes": attributes or {}, "sent_at": now}
+            args += [checks.json_text("message attributes", message), message_id, group, dedup_id]
+        return list(self._run("enqueue_fifo", keys.queue(queue), args))
 
     @reachable
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
@@ -143,7 +161,9 @@ class RedisQueues(RedisCore):
         names = list(queues)
         if not names:
             return {}
-        flat = self._run("next_visible", [keys.queue_part(name, "vis") for name in names], [])
+        # a FIFO queue's next claimable message is the earliest of its groups' heads
+        flat = self._run("next_visible", [keys.queue_part(name, "heads" if is_fifo(name) else "vis")
+                                          for name in names], [])
         return {names[index - 1]: float(at) for index, at in zip(flat[::2], flat[1::2], strict=True)}
 
     def watch_enqueues(self, callback: Callable[[str | None], None]) -> Watch:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from squall.backends import checks
+from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, is_fifo, sequence_number
 from squall.backends.ids import new_message_id
 from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
 from squall.backends.sqlite.core import SQLiteCore
@@ -26,7 +27,21 @@ from squall.backends.sqlite.watch import FileWatch
 #: a fresh random non-negative 63-bit token per row, drawn by the statement that claims it
 _RANDOM_TOKEN = "(random() & 0x7FFFFFFFFFFFFFFF)"
 
-_MESSAGE_COLUMNS = "seq, id, queue, body, attributes, receipt, receive_count, sent_at, first_received_at"
+_MESSAGE_COLUMNS = ("seq, id, queue, body, attributes, receipt, receive_count, sent_at, first_received_at, "
+                    "grp, dedup_id, coalesce(sequence, seq)")
+
+#: each group of a FIFO queue with its head's visible_at and seq: the groups are walked
+#: through the (queue, grp, seq) index one seek each, not by reading every message
+_FIFO_HEADS = """
+WITH RECURSIVE groups(grp) AS (
+    SELECT (SELECT min(grp) FROM messages WHERE queue = :queue AND grp IS NOT NULL)
+    UNION ALL
+    SELECT (SELECT min(grp) FROM messages WHERE queue = :queue AND grp > groups.grp) FROM groups
+    WHERE groups.grp IS NOT NULL)
+SELECT groups.grp, head.visible_at, head.seq FROM groups, messages AS head
+WHERE groups.grp IS NOT NULL AND head.seq = (
+    SELECT seq FROM messages WHERE queue = :queue AND grp = groups.grp ORDER BY seq LIMIT 1)
+"""
 
 
 def _receipt(seq: int, token: int) -> str:
@@ -44,10 +59,12 @@ def _parse_receipt(receipt: str) -> tuple[int, int] | None:
 
 
 def _message(row: tuple, peeked: bool = False) -> Message:
-    seq, message_id, queue, body, attributes, token, receive_count, sent_at, first_received = row
+    seq, message_id, queue, body, attributes, token, receive_count, sent_at, first_received, group, dedup_id, \
+        sequence = row
     return Message(id=message_id, queue=queue, body=body, attributes=json.loads(attributes),
                    receipt="" if peeked else _receipt(seq, token), receive_count=receive_count,
-                   sent_at=sent_at, first_received_at=first_received or 0.0)
+                   sent_at=sent_at, first_received_at=first_received or 0.0, group=group, dedup_id=dedup_id,
+                   sequence=None if group is None else sequence_number(sequence))
 
 
 def _move(conn: sqlite3.Connection, seqs: list[int], queue: str, now: float, added: str | None = None) -> None:
@@ -56,14 +73,11 @@ def _move(conn: sqlite3.Connection, seqs: list[int], queue: str, now: float, add
     JSON object, merged in) and sent time; their new rows have new seqs, so receipts of
     the old ones go stale."""
     chosen = json.dumps(seqs)
-    if added is None:
-        conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
-                     "SELECT id, ?, body, attributes, sent_at, ? FROM messages "
-                     "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq", (queue, now, chosen))
-    else:
-        conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
-                     "SELECT id, ?, body, json_patch(attributes, ?), sent_at, ? FROM messages "
-                     "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq", (queue, added, now, chosen))
+    fifo = "grp, dedup_id, CASE WHEN grp IS NULL THEN NULL ELSE coalesce(sequence, seq) END"
+    conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at, grp, dedup_id, sequence) "
+                 f"SELECT id, ?, body, {'attributes' if added is None else 'json_patch(attributes, ?)'}, sent_at, ?, "
+                 f"{fifo} FROM messages WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
+                 (queue, *(() if added is None else (added,)), now, chosen))
     conn.execute("DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))", (chosen,))
 
 
@@ -100,6 +114,7 @@ class SQLiteQueues(SQLiteCore):
         return self.enqueue_batch(queue, [(body, attributes, delay)])[0]
 
     def enqueue_batch(self, queue: str, entries: Sequence[tuple[str, dict[str, Any] | None, float]]) -> list[str]:
+        checks.standard_queue(queue)
         delays = [checks.seconds("delay", delay) for _, _, delay in entries]
         if not entries:
             return []
@@ -108,6 +123,30 @@ class SQLiteQueues(SQLiteCore):
                 for (body, attributes, _), delay in zip(entries, delays, strict=True)]
         with self._write() as conn:
             return insert_messages(conn, queue, rows, now)
+
+    def enqueue_fifo(self, queue: str, entries: Sequence[FifoEntry], delay: float = 0.0) -> list[str]:
+        delay = checks.fifo_entries(queue, entries, delay)
+        if not entries:
+            return []
+        now = self.clock()
+        rows = [(body, checks.json_text("message attributes", attributes or {}), group, dedup_id)
+                for body, attributes, group, dedup_id in entries]
+        ids: list[str] = []
+        with self._write() as conn:
+            conn.execute("DELETE FROM dedup WHERE queue = ? AND expires <= ?", (queue, now))
+            for body, attributes, group, dedup_id in rows:
+                original = conn.execute("SELECT message_id FROM dedup WHERE queue = ? AND dedup_id = ?",
+                                        (queue, dedup_id)).fetchone()
+                if original is not None:
+                    ids.append(original[0])
+                    continue
+                ids.append(new_message_id())
+                conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at, grp, dedup_id) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (ids[-1], queue, body, attributes, now, now + delay, group, dedup_id))
+                conn.execute("INSERT INTO dedup (queue, dedup_id, message_id, expires) VALUES (?, ?, ?, ?)",
+                             (queue, dedup_id, ids[-1], now + DEDUP_WINDOW))
+        return ids
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
@@ -118,6 +157,8 @@ class SQLiteQueues(SQLiteCore):
         if max_messages == 0 or self._conn().execute(
                 "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (queue, now)).fetchone() is None:
             return claimed
+        if is_fifo(queue):
+            return self._claim_fifo(queue, max_messages, visibility_timeout, policy, now)
         with self._write() as conn:
             # a round claims every live row it selects; only when it also dead-lettered some
             # is there room for another, which skips the rows claimed so far (with a
@@ -139,6 +180,28 @@ class SQLiteQueues(SQLiteCore):
                     break
                 seen += live
         return claimed
+
+    def _claim_fifo(self, queue: str, max_messages: int, visibility_timeout: float,
+                    policy: tuple[int, str] | None, now: float) -> list[Message]:
+        """Each group whose head is visible, earliest first, from its head on while its
+        messages are visible; heads out of receives go to the DLQ and their group goes on."""
+        picked: list[int] = []
+        dead: list[int] = []
+        with self._write() as conn:
+            heads = sorted((visible_at, seq, group) for group, visible_at, seq in
+                           conn.execute(_FIFO_HEADS, {"queue": queue}) if visible_at <= now)
+            for _, _, group in heads:
+                rows = conn.execute("SELECT seq, visible_at, receive_count FROM messages "
+                                    "WHERE queue = ? AND grp = ? ORDER BY seq", (queue, group))
+                for seq, visible_at, count in rows:
+                    if visible_at > now or len(picked) == max_messages:
+                        break
+                    (dead if policy and count >= policy[0] else picked).append(seq)
+                if len(picked) == max_messages:
+                    break
+            if dead and policy:
+                _move(conn, dead, policy[1], now)
+            return self._receive(conn, picked, now, visibility_timeout) if picked else []
 
     @staticmethod
     def _receive(conn: sqlite3.Connection, seqs: list[int], now: float, visibility_timeout: float) -> list[Message]:
@@ -216,14 +279,21 @@ class SQLiteQueues(SQLiteCore):
 
     def purge(self, queue: str) -> int:
         with self._write() as conn:
+            conn.execute("DELETE FROM dedup WHERE queue = ?", (queue,))
             return conn.execute("DELETE FROM messages WHERE queue = ?", (queue,)).rowcount
 
     def queues_next_visible(self, queues: Sequence[str]) -> dict[str, float]:
         # one index seek per queue on messages_visible (queue, visible_at, ...)
-        rows = self._conn().execute(
+        conn = self._conn()
+        rows = conn.execute(
             "SELECT q.value, (SELECT visible_at FROM messages WHERE queue = q.value ORDER BY visible_at LIMIT 1) "
-            "FROM json_each(?) AS q", (json.dumps(list(queues)),))
-        return {queue: at for queue, at in rows if at is not None}
+            "FROM json_each(?) AS q", (json.dumps([queue for queue in queues if not is_fifo(queue)]),))
+        found = {queue: at for queue, at in rows if at is not None}
+        for queue in filter(is_fifo, queues):  # a seek per group
+            heads = [visible_at for _, visible_at, _ in conn.execute(_FIFO_HEADS, {"queue": queue})]
+            if heads:
+                found[queue] = min(heads)
+        return found
 
     def watch_enqueues(self, callback: Callable[[str | None], None]) -> Watch:
         return FileWatch(self.path, callback)

@@ -102,8 +102,27 @@ _V1: Migration = (
     ) WITHOUT ROWID""",
 )
 
+#: FIFO queues: a message's group, deduplication id and sequence number, and the
+#: deduplication ids each FIFO queue accepted within the window
+_V2_FIFO: Migration = (
+    "ALTER TABLE messages ADD COLUMN grp TEXT",  # MessageGroupId; NULL on a standard queue
+    "ALTER TABLE messages ADD COLUMN dedup_id TEXT",
+    # the SequenceNumber given at the send: NULL while the message is in the row it was sent
+    # in (it is then that row's seq); set when a move gives it a new row
+    "ALTER TABLE messages ADD COLUMN sequence INTEGER",
+    "CREATE INDEX messages_group ON messages (queue, grp, seq) WHERE grp IS NOT NULL",
+    """CREATE TABLE dedup (
+        queue TEXT NOT NULL,
+        dedup_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (queue, dedup_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX dedup_expiry ON dedup (queue, expires)",
+)
+
 #: in order; the schema version of a database is how many of these it has had
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2_FIFO)
 LATEST = len(MIGRATIONS)
 
 

@@ -20,7 +20,8 @@ def test_invalid_function_names(name):
 
 
 @pytest.mark.parametrize("name, valid", [
-    ("orders", True), ("q" * 80, True), ("q" * 81, False), ("orders.fifo", True), ("q" * 80 + ".fifo", True),
+    ("orders", True), ("q" * 80, True), ("q" * 81, False), ("orders.fifo", True), ("q" * 75 + ".fifo", True),
+    ("q" * 76 + ".fifo", False),  # SQS counts the suffix among the 80
     (".fifo", False), ("orders.fifo.fifo", False), ("a.b", False), ("", False), ("with space", False),
     (None, False), (7, False),
 ])

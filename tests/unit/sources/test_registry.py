@@ -385,4 +385,4 @@ def test_built_in_trigger_normalisation():
     assert HttpRoute(method="patch", path="/x/{proxy+}").route_key == "PATCH /x/{proxy+}"
     assert QueueTrigger(queue="q").dlq == "q-dlq"
     assert QueueTrigger(queue="q", dlq="elsewhere").dlq == "elsewhere"
-    assert QueueTrigger(queue="q.fifo").dlq == "q.fifo-dlq"
+    assert QueueTrigger(queue="q.fifo").dlq == "q-dlq.fifo"  # a FIFO queue's DLQ is FIFO

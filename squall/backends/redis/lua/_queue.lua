@@ -1,10 +1,13 @@
 -- The queue library: a queue's keys, and the moves every queue script is made of.
 -- Key layout: squall/backends/redis/keys.py (QUEUE_PARTS comes from there).
 
--- The keys of the queue whose first key is KEYS[at], by part name (q.vis, q.msg...).
+-- The keys of the queue whose first key is KEYS[at], by part name (q.vis, q.msg...), its
+-- name (q.name) and whether it is a FIFO queue (q.fifo).
 local function queue(at)
   local q = {}
   for i, part in ipairs(QUEUE_PARTS) do q[part] = KEYS[at + i - 1] end
+  q.name = string.sub(q.seq, #QUEUE_PREFIX + 1, -5)  -- without the ':seq'
+  q.fifo = string.sub(q.name, -#FIFO_SUFFIX) == FIFO_SUFFIX
   return q
 end
 
@@ -29,9 +32,51 @@ local function hmget(key, fields)
   return out
 end
 
--- Append messages (JSON texts) to queue q, message i visible at visible_at[i]; returns
--- their slots. One INCRBY reserves every sequence number.
-local function insert(q, msgs, visible_at)
+-- ---- FIFO message groups ----
+
+local function member(group, slot)
+  return group .. ' ' .. slot
+end
+
+-- Up to `count` slots of a group in send order, from the `offset`th on.
+local function group_slots(q, group, offset, count)
+  local slots = {}
+  for i, m in ipairs(redis.call('ZRANGEBYLEX', q.gidx, '[' .. group .. ' ', '(' .. group .. '!',
+                                'LIMIT', offset, count)) do
+    slots[i] = string.sub(m, #group + 2)
+  end
+  return slots
+end
+
+-- The set of groups the slots belong to.
+local function groups_of(q, slots)
+  local groups = {}
+  for _, group in ipairs(hmget(q.grp, slots)) do
+    if group then groups[group] = true end
+  end
+  return groups
+end
+
+-- Point `heads` at the first message of each group (its visible_at), dropping the groups
+-- left empty. Returns whether any of them still holds a message.
+local function refresh_heads(q, groups)
+  local remaining = false
+  for group in pairs(groups) do
+    local head = group_slots(q, group, 0, 1)[1]
+    if head then
+      redis.call('ZADD', q.heads, redis.call('ZSCORE', q.vis, head), group)
+      remaining = true
+    else
+      redis.call('ZREM', q.heads, group)
+    end
+  end
+  return remaining
+end
+
+-- Append messages (JSON texts) to queue q, message i visible at visible_at[i] and, on a
+-- FIFO queue, in group groups[i]; returns their slots. One INCRBY reserves every sequence
+-- number. A group new to the queue gets its head; an existing group's head stays.
+local function insert(q, msgs, visible_at, groups)
   if #msgs == 0 then return {} end
   local first_seq = redis.call('INCRBY', q.seq, #msgs) - #msgs + 1
   local slots, bodies, visible, order = {}, {}, {}, {}
@@ -46,12 +91,37 @@ local function insert(q, msgs, visible_at)
   chunked('HSET', q.msg, bodies)
   chunked('ZADD', q.vis, visible)
   chunked('ZADD', q.order, order)
+  if q.fifo and groups then
+    local grp, idx = {}, {}
+    for i, slot in ipairs(slots) do
+      grp[2 * i - 1], grp[2 * i] = slot, groups[i]
+      idx[2 * i - 1], idx[2 * i] = 0, member(groups[i], slot)
+      redis.call('ZADD', q.heads, 'NX', visible_at[i], groups[i])
+    end
+    chunked('HSET', q.grp, grp)
+    chunked('ZADD', q.gidx, idx)
+  end
   return slots
 end
 
+-- Delete messages. Returns whether a FIFO group they were in still holds messages (its
+-- next message is its head now).
 local function remove(q, slots)
-  for _, h in ipairs({q.msg, q.count, q.first, q.rcpt}) do chunked('HDEL', h, slots) end
+  local groups = nil
+  if q.fifo then
+    groups = {}
+    local members = {}
+    for i, group in ipairs(hmget(q.grp, slots)) do
+      if group then
+        groups[group] = true
+        members[#members + 1] = member(group, slots[i])
+      end
+    end
+    chunked('ZREM', q.gidx, members)
+  end
+  for _, h in ipairs({q.msg, q.count, q.first, q.rcpt, q.grp}) do chunked('HDEL', h, slots) end
   for _, z in ipairs({q.vis, q.new, q.order}) do chunked('ZREM', z, slots) end
+  return groups ~= nil and refresh_heads(q, groups)
 end
 
 -- Tell watchers (Queues.watch_enqueues) that a message may have become visible in a queue.
@@ -59,13 +129,16 @@ local function wake(name)
   redis.call('PUBLISH', WAKE_CHANNEL, name)
 end
 
--- Move messages to the tail of queue dst in send order, visible now, as never received.
+-- Move messages to the tail of queue dst in send order, visible now, as never received
+-- (in their groups, between FIFO queues). Returns what `remove` returns for src.
 local function move(src, slots, dst, now)
   table.sort(slots)  -- zero-padded seqs: text order is send order
   local msgs, visible_at = hmget(src.msg, slots), {}
+  local groups = src.fifo and dst.fifo and hmget(src.grp, slots) or nil
   for i = 1, #slots do visible_at[i] = now end
-  remove(src, slots)
-  insert(dst, msgs, visible_at)
+  local remaining = remove(src, slots)
+  insert(dst, msgs, visible_at, groups)
+  return remaining
 end
 
 -- The slot a receipt names, if the receipt is still current.

@@ -1,6 +1,6 @@
 -- include: _queue.lua
 -- KEYS: queue. ARGV: receipts. Returns how many messages were deleted (a receipt given
--- twice counts once).
+-- twice counts once). Wakes the queue's watchers when that unblocked a FIFO group.
 local q = queue(1)
 local receipts, slots, seen = {}, {}, {}
 for _, receipt in ipairs(ARGV) do
@@ -15,5 +15,5 @@ local deleted = {}
 for i, current in ipairs(hmget(q.rcpt, slots)) do
   if current == receipts[i] then deleted[#deleted + 1] = slots[i] end
 end
-remove(q, deleted)
+if remove(q, deleted) then wake(q.name) end
 return #deleted

@@ -13,17 +13,50 @@ local dlq = KEYS[1 + #QUEUE_PARTS] and queue(1 + #QUEUE_PARTS)
 local now, deadline, want, nonce = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local max_receives = tonumber(ARGV[5])
 local slots, counts, dead = {}, {}, {}
-while #slots < want do
-  local found = redis.call('ZRANGEBYSCORE', q.vis, '-inf', now, 'LIMIT', #slots + #dead, want - #slots)
-  if #found == 0 then break end
-  for _, slot in ipairs(found) do
-    local count = redis.call('HINCRBY', q.count, slot, 1)
-    if dlq and count > max_receives then
-      dead[#dead + 1] = slot
-    else
-      slots[#slots + 1] = slot
-      counts[#counts + 1] = count
+
+-- Receive a slot once more: picked, or set aside as dead once out of receives.
+local function pick(slot)
+  local count = redis.call('HINCRBY', q.count, slot, 1)
+  if dlq and count > max_receives then
+    dead[#dead + 1] = slot
+    return false
+  end
+  slots[#slots + 1] = slot
+  counts[#counts + 1] = count
+  return true
+end
+
+-- A FIFO group from its head on, while its messages are visible.
+local function pick_group(group)
+  local offset = 0
+  while #slots < want do
+    local found = group_slots(q, group, offset, want - #slots)
+    if #found == 0 then return end
+    offset = offset + #found
+    for _, slot in ipairs(found) do
+      if tonumber(redis.call('ZSCORE', q.vis, slot)) > tonumber(now) then return end
+      pick(slot)
+      if #slots == want then return end
     end
+  end
+end
+
+if q.fifo then
+  local offset = 0
+  while #slots < want do
+    local groups = redis.call('ZRANGEBYSCORE', q.heads, '-inf', now, 'LIMIT', offset, want - #slots)
+    if #groups == 0 then break end
+    offset = offset + #groups
+    for _, group in ipairs(groups) do
+      pick_group(group)
+      if #slots == want then break end
+    end
+  end
+else
+  while #slots < want do
+    local found = redis.call('ZRANGEBYSCORE', q.vis, '-inf', now, 'LIMIT', #slots + #dead, want - #slots)
+    if #found == 0 then break end
+    for _, slot in ipairs(found) do pick(slot) end
   end
 end
 local firsts, bodies = hmget(q.first, slots), hmget(q.msg, slots)
@@ -46,6 +79,7 @@ chunked('HSET', q.first, new_firsts)
 chunked('HSET', q.rcpt, receipts)
 chunked('ZADD', q.vis, visible_at)
 chunked('ZREM', q.new, slots)
+if q.fifo then refresh_heads(q, groups_of(q, slots)) end  -- their heads are in flight now
 if #dead > 0 then
   move(q, dead, dlq, now)
   wake(ARGV[6])

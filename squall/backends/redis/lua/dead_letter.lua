@@ -12,6 +12,6 @@ if ARGV[4] ~= '' then
   local sep = string.sub(head, -1) == '{' and '' or ','
   redis.call('HSET', q.msg, slot, head .. sep .. ARGV[4] .. '}' .. tail)
 end
-move(q, {slot}, queue(1 + #QUEUE_PARTS), ARGV[2])
+if move(q, {slot}, queue(1 + #QUEUE_PARTS), ARGV[2]) then wake(q.name) end  -- a FIFO group unblocked
 wake(ARGV[3])
 return 1

@@ -1,0 +1,34 @@
+"""What both backends share about FIFO queues: which queues are FIFO, a FIFO send entry,
+the deduplication window and the form of sequence numbers.
+
+As on SQS, a queue is FIFO by its name (it ends in `.fifo`), so every caller, node and
+version agrees on it without reading the registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+FIFO_SUFFIX = ".fifo"
+#: SQS's deduplication interval: a deduplication id seen within it is not stored again
+DEDUP_WINDOW = 300.0
+
+
+def is_fifo(queue: str) -> bool:
+    return queue.endswith(FIFO_SUFFIX)
+
+
+class FifoEntry(NamedTuple):
+    """One message sent to a FIFO queue."""
+
+    body: str
+    attributes: dict[str, Any] | None
+    #: MessageGroupId: messages of one group are delivered in send order, one receive at a time
+    group: str
+    #: MessageDeduplicationId (the body's SHA-256 with content-based deduplication)
+    dedup_id: str
+
+
+def sequence_number(seq: int) -> str:
+    """SequenceNumber as SQS gives it: a 20-digit decimal string, increasing with the send."""
+    return f"{seq:020d}"
