@@ -119,9 +119,12 @@ class Queue:
     neither counts against the message's size nor shows among its message attributes."""
 
     def __init__(self, backend: Backend, name: str, known: set[str] | None = None,
-                 trace: InvocationTrace | None = None):
+                 trace: InvocationTrace | None = None, lineage: str = ""):
+        """`lineage`: the chain the sending invocation is part of (squall.observability.lineage),
+        carried in the same system attribute as the trace context."""
         self.backend = backend
         self.trace = trace
+        self.lineage = lineage
         self.name = check_queue_name(name)
         if known is None or name not in known:
             if backend.queue_config(name) is None:
@@ -135,9 +138,11 @@ class Queue:
         """Enqueue `body`; returns the message id once it is committed."""
         body, checked, delay = check_message(body, delay_seconds, attributes)
         if self.trace is None:
+            if self.lineage:
+                checked[TRACE_ATTRIBUTE] = trace_attribute(None, self.lineage)
             return self.backend.enqueue(self.name, body, checked, delay)
         with self.trace.producer(self.name, 1) as span:
-            checked[TRACE_ATTRIBUTE] = trace_attribute(span.context(self.trace.context.sampled))
+            checked[TRACE_ATTRIBUTE] = trace_attribute(span.context(self.trace.context.sampled), self.lineage)
             span.attributes["messaging.message.id"] = message_id = self.backend.enqueue(self.name, body, checked,
                                                                                         delay)
         return message_id
@@ -146,9 +151,12 @@ class Queue:
         """Enqueue several bodies in one commit."""
         entries = [check_message(b, 0, None) for b in bodies]
         if self.trace is None:
+            if self.lineage:
+                for _, checked, _ in entries:
+                    checked[TRACE_ATTRIBUTE] = trace_attribute(None, self.lineage)
             return self.backend.enqueue_batch(self.name, entries)
         with self.trace.producer(self.name, len(entries)) as span:
-            attribute = trace_attribute(span.context(self.trace.context.sampled))
+            attribute = trace_attribute(span.context(self.trace.context.sampled), self.lineage)
             for _, checked, _ in entries:
                 checked[TRACE_ATTRIBUTE] = attribute
             return self.backend.enqueue_batch(self.name, entries)
