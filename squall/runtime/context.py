@@ -20,7 +20,7 @@ from squall.observability import lineage
 from squall.observability.context import TRACE_ATTRIBUTE, TRACEPARENT, trace_attribute
 from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
-from squall.sources.async_invoke import async_queue
+from squall.sources.async_invoke import queue_async
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -216,7 +216,7 @@ class Context:
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke a function synchronously and return its result (raises FunctionError)."""
         self.app.config(function)
-        body = _check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
+        body = check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
         headers = {**self.invocation_headers, lineage.LINEAGE: self.lineage}
         if self._trace is not None:  # called inside a span of the handler's own: under that span
             current = self._trace.current()
@@ -227,14 +227,12 @@ class Context:
     def invoke_async(self, function: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation (retried twice on failure); returns its id."""
         self.app.config(function)
-        body = _check_payload(payload, MAX_ASYNC_PAYLOAD, "asynchronous")
         # every attempt at it (the retries too) continues the caller's trace and chain
         context = None if self._trace is None else self._trace.current()
-        return self._backend.enqueue(async_queue(function), body,
-                                     {TRACE_ATTRIBUTE: trace_attribute(context, self.lineage)})
+        return queue_async(self._backend, function, payload, {TRACE_ATTRIBUTE: trace_attribute(context, self.lineage)})
 
 
-def _check_payload(payload: Any, limit: int, kind: str) -> str:
+def check_payload(payload: Any, limit: int, kind: str) -> str:
     try:
         body = wire.dumps(payload).decode()
     except wire.WireError as exc:

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from squall.backends import Backend, Message, QueueConfig
+from squall.backends.protocol import Queues
 from squall.core.health import Gate
 from squall.core.lifecycle import Service
 from squall.core.pipeline import Handler, InvokeRequest
@@ -86,6 +87,15 @@ def async_queue(function: str) -> str:
 
 def async_dlq(function: str) -> str:
     return f"{async_queue(function)}-dlq"
+
+
+def queue_async(backend: Queues, function: str, payload: Any, attributes: dict[str, Any] | None = None) -> str:
+    """Queue an asynchronous invocation of `function` (payload checked against Lambda's
+    256 KB); its request id. What `ctx.invoke_async` and `squall invoke --async` do."""
+    from squall.runtime.context import MAX_ASYNC_PAYLOAD, check_payload
+
+    return backend.enqueue(async_queue(function), check_payload(payload, MAX_ASYNC_PAYLOAD, "asynchronous"),
+                           attributes)
 
 
 def attempts(config: FunctionConfig) -> int:
