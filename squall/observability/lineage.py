@@ -64,7 +64,15 @@ def invocations(value: str | None, function: str) -> int:
     """How many times `function` has run in the chain this lineage describes."""
     if not value:
         return 0
-    return parse(value).get(function_key(function), 0)
+    key = function_key(function)
+    # the function's own entry, without parsing the others (this runs on every chained invocation)
+    start = value.find(key + ":")
+    while start > 0 and value[start - 1] != "|":
+        start = value.find(key + ":", start + 1)
+    if start < 0:
+        return 0
+    count = value[start + 9:].partition("|")[0]
+    return int(count) if count.isdigit() and len(count) <= 6 else 0
 
 
 def hop(value: str | None, function: str) -> str:

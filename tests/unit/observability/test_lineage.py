@@ -21,6 +21,8 @@ def test_each_hop_counts_one_more_for_the_function_that_sent():
     chain = hop(hop(first, "g"), "f")
     assert parse(chain) == {F: 2, G: 1}
     assert chain == f"{F}:2|{G}:1"  # the most run first
+    assert (invocations(chain, "f"), invocations(chain, "g")) == (2, 1)
+    assert invocations(f"0{F}:9|{F}:3", "f") == 3  # a key is a whole entry's, not a suffix of another
     assert invocations(None, "f") == invocations("", "f") == 0
 
 
