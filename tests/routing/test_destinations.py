@@ -275,7 +275,7 @@ def test_a_function_queue_function_loop_stops_after_16_invocations(cluster):
     store = cluster.backend()
     try:
         store.enqueue("loop", json.dumps({"n": 1}), None)
-        wait_until(lambda: store.queue_stats("loop-dlq").total == 1, timeout=30, message="the looping message in the DLQ")
+        wait_until(lambda: store.queue_stats("loop-dlq").total == 1, timeout=30, message="the looping message")
         [stopped] = store.claim("loop-dlq", 1, 300)
     finally:
         store.close()
