@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from squall.core.checks import FUNCTION_NAME, check_name, check_number
+from squall.dispatch.targets import Target, TargetKind
 from squall.errors import ConfigError, FunctionNotFound
 from squall.runtime.logs import ApplicationLogLevel, LogFormat, SystemLogLevel, check_logging
 from squall.sources import Trigger, source_for
@@ -31,6 +32,10 @@ Decorator = Callable[[H], H]
 MAX_TIMEOUT = 900
 MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 10240
 MIN_EPHEMERAL_STORAGE_MB, MAX_EPHEMERAL_STORAGE_MB = 512, 10240
+#: Lambda's MaximumEventAgeInSeconds: 60 s to 6 hours (the default)
+MIN_EVENT_AGE, MAX_EVENT_AGE = 60, 21600
+#: where an asynchronous invocation's records may go, as Lambda's destinations
+DESTINATION_KINDS = (TargetKind.QUEUE, TargetKind.TOPIC, TargetKind.BUS, TargetKind.FUNCTION)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,12 @@ class FunctionConfig:
     system_log_level: SystemLogLevel | None = None
     #: MB of each instance's private /tmp (squall.runtime.scratch)
     ephemeral_storage_mb: int = 512
+    #: asynchronous invocation (Lambda's EventInvokeConfig, squall.sources.async_invoke): retries
+    #: after a failed attempt, the seconds an event may wait, and where records of the outcome go
+    maximum_retry_attempts: int = 2
+    maximum_event_age: int = MAX_EVENT_AGE
+    on_success: str | None = None
+    on_failure: str | None = None
 
     def __post_init__(self) -> None:
         check_name("function", self.name, FUNCTION_NAME)
@@ -77,6 +88,17 @@ class FunctionConfig:
         if self.reserved_concurrency is not None and self.provisioned_concurrency > self.reserved_concurrency:
             raise ConfigError(f"provisioned_concurrency ({self.provisioned_concurrency}) of {self.name!r} "
                               f"exceeds its reserved_concurrency ({self.reserved_concurrency})")
+        check_number(f"maximum_retry_attempts for {self.name!r}", self.maximum_retry_attempts, 0, 2, integer=True)
+        check_number(f"maximum_event_age for {self.name!r}", self.maximum_event_age, MIN_EVENT_AGE, MAX_EVENT_AGE,
+                     integer=True)
+        for option in ("on_success", "on_failure"):
+            if getattr(self, option) is not None:
+                Target.parse(f"{option} of {self.name!r}", getattr(self, option), DESTINATION_KINDS)
+
+    def destination(self, option: str) -> Target | None:
+        """The parsed `on_success` or `on_failure` target (None if not set)."""
+        value = getattr(self, option)
+        return None if value is None else Target.parse(option, value, DESTINATION_KINDS)
 
 
 _LOGGING_OPTIONS = ("log_format", "application_log_level", "system_log_level")
@@ -305,6 +327,20 @@ class App:
             if current != default and current != value:
                 raise ConfigError(f"function {config.name!r}: conflicting {key} ({current!r} and {value!r})")
         self.functions[config.name] = replace(existing, **explicit)
+
+    def check_destinations(self) -> None:
+        """ConfigError for an `on_success` / `on_failure` naming a function or queue the app
+        does not declare. Run once the whole app is declared (at load), so a destination
+        may be declared after the function that sends to it."""
+        known = {TargetKind.FUNCTION: set(self.functions),
+                 TargetKind.QUEUE: {q for t in self.queue_triggers for q in (t.queue, t.dlq)}}
+        for config in self.functions.values():
+            for option in ("on_success", "on_failure"):
+                target = config.destination(option)
+                if target is not None and target.kind in known and target.name not in known[target.kind]:
+                    names = ", ".join(sorted(known[target.kind])) or "none"
+                    raise ConfigError(f"{option} of {config.name!r}: unknown {target.kind} {target.name!r} "
+                                      f"({target.kind}s: {names})")
 
     # ---- lookups --------------------------------------------------------------------
 

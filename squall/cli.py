@@ -269,9 +269,15 @@ def dev(app_ref: str, host: str, port: int, keep_alive: float, node_id: str | No
 @click.option("--client-context", "client_context", metavar="BASE64", default=None,
               help="The context.client_context the function sees: a JSON object, base64-encoded as "
                    "`aws lambda invoke --client-context` takes it (at most 3,583 bytes), or the JSON itself.")
+@click.option("--async", "asynchronous", is_flag=True,
+              help="Queue an asynchronous invocation (retries, destinations) and print its request id.")
 @backend_option
-def invoke(app_ref: str, function: str, data: str, client_context: str | None, backend: str | None) -> None:
-    """Invoke FUNCTION of APP once and print its result as JSON (REPORT line on stderr)."""
+def invoke(app_ref: str, function: str, data: str, client_context: str | None, asynchronous: bool,
+           backend: str | None) -> None:
+    """Invoke FUNCTION of APP once and print its result as JSON (REPORT line on stderr);
+    with --async, queue the invocation for the app's nodes and print its request id."""
+    if asynchronous and client_context is not None:
+        raise click.ClickException("--client-context is for synchronous invocations only")
     try:
         event = json.loads(utf8("--data", data))
     except json.JSONDecodeError as exc:
@@ -284,10 +290,11 @@ def invoke(app_ref: str, function: str, data: str, client_context: str | None, b
     from squall.node import Node
     from squall.runtime.context import CLIENT_CONTEXT_HEADER
     from squall.runtime.invocation import Invocation
+    from squall.sources.async_invoke import queue_async
 
     headers = {} if client_context is None else {CLIENT_CONTEXT_HEADER: client_context_json(client_context)}
 
-    async def once() -> Invocation:
+    async def once() -> Invocation | str:
         url = backend_url(backend, app_ref)
         store = open_backend(url)
         try:
@@ -296,6 +303,8 @@ def invoke(app_ref: str, function: str, data: str, client_context: str | None, b
             try:
                 node.app.config(function)
                 await node.start(background=False)
+                if asynchronous:
+                    return queue_async(node.backend, function, event)
                 return await node.invoke(InvokeRequest(function, event, headers=headers))
             finally:
                 await node.stop()
@@ -303,6 +312,9 @@ def invoke(app_ref: str, function: str, data: str, client_context: str | None, b
             store.close()
 
     invocation = asyncio.run(once())
+    if isinstance(invocation, str):
+        click.echo(invocation)  # the request id every attempt at the event runs under
+        return
     if invocation.outcome not in (Outcome.SUCCESS, Outcome.ERROR):  # the instance could not write its own
         click.echo(invocation.report_line(), err=True)
     if invocation.error is None:

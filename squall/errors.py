@@ -134,6 +134,17 @@ class InvalidPayload(InvocationError):
     retryable = False
 
 
+class RecursiveInvocation(InvocationError):
+    """The event's chain already ran the function `MAX_INVOCATIONS` times
+    (squall.observability.lineage): the invocation was stopped before it ran, as Lambda's
+    recursive loop detection stops it (`RecursiveInvocationException`, HTTP 400). Running
+    the event again would loop again, so it is not retried."""
+
+    http_status = 400
+    http_message = "Bad Request"
+    retryable = False
+
+
 class RuntimeUnavailable(InvocationError):
     """The node's runtime cannot start instances now (its zygote is down and restarting)."""
 

@@ -124,6 +124,7 @@ def load_app(ref: str) -> App:
     app.root = str(root)
     for function in app.functions:
         app.locate(function)  # a 'module.handler' that names no module fails here, at load, not at first call
+    app.check_destinations()
     return app
 
 

@@ -5,7 +5,7 @@ the test harness drive one directly. Several nodes may share a distributed backe
 
 The node knows no trigger kind. It asks every registered source (`squall.sources`) to
 provision the backend and for its services, runs every invocation through one pipeline
-(`squall.core.pipeline`: metering first, then `NodeSettings.interceptors`), and starts
+(`squall.core.pipeline`: recursion detection, metering, then `NodeSettings.interceptors`), and starts
 its services in order (`squall.core.lifecycle`): metering, retention, the instance
 reaper, services shared by sources, the sources' own, and last the heartbeat, so a node
 shows up in the registry only once it consumes.
@@ -28,6 +28,7 @@ from squall.backends import Backend
 from squall.cluster import Heartbeat
 from squall.core.lifecycle import Service, Services
 from squall.core.pipeline import Contain, Handler, Interceptor, InvokeRequest, chain
+from squall.core.recursion import RecursionGuard
 from squall.core.retention import DAY, Retention
 from squall.errors import AppLoadError, FunctionError, FunctionNotFound
 from squall.manifest import restore
@@ -100,8 +101,9 @@ class Node:
         extra = [Contain(), *self.settings.interceptors] if self.settings.interceptors else []
         #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
         #: composed chain itself, not a method around it: every invocation passes here
-        self.invoke: Handler = chain([Metering(self.meter, self.recorder), *([tracing] if tracing else []), *extra],
-                                     self.runtime.invoke)
+        # recursive loop detection first: a stopped invocation never ran, so it is not metered
+        self.invoke: Handler = chain([RecursionGuard(self.recorder), Metering(self.meter, self.recorder),
+                                      *([tracing] if tracing else []), *extra], self.runtime.invoke)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]
         self.services = Services([

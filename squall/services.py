@@ -141,9 +141,12 @@ class Queue:
     five minutes stores nothing and returns the original's id."""
 
     def __init__(self, backend: Backend, name: str, known: set[str] | None = None,
-                 trace: InvocationTrace | None = None):
+                 trace: InvocationTrace | None = None, lineage: str = ""):
+        """`lineage`: the chain the sending invocation is part of (squall.observability.lineage),
+        carried in the same system attribute as the trace context."""
         self.backend = backend
         self.trace = trace
+        self.lineage = lineage
         self.name = check_queue_name(name)
         self.fifo = is_fifo(name)
         self._content_dedup: bool | None = None  # read from the registry when first needed
@@ -198,9 +201,13 @@ class Queue:
 
     def _send(self, entries: list[Any]) -> list[str]:
         if self.trace is None:
+            if self.lineage:
+                attribute = trace_attribute(None, self.lineage)
+                for entry in entries:
+                    entry[1][TRACE_ATTRIBUTE] = attribute
             return self._enqueue(entries)
         with self.trace.producer(self.name, len(entries)) as span:
-            attribute = trace_attribute(span.context(self.trace.context.sampled))
+            attribute = trace_attribute(span.context(self.trace.context.sampled), self.lineage)
             for entry in entries:
                 entry[1][TRACE_ATTRIBUTE] = attribute  # the attributes, of either kind of entry
             ids = self._enqueue(entries)

@@ -78,6 +78,7 @@ class DrainResult:
 
 class Harness:
     def __init__(self, app: App) -> None:
+        app.check_destinations()
         self.app = app
         self.clock = ManualClock()
         self._dir = tempfile.mkdtemp(prefix="squall-test-")

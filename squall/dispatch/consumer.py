@@ -30,8 +30,10 @@ from squall.backends.protocol import Queues
 from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
+from squall.dispatch.targets import Target, deliver
 from squall.errors import BackendUnavailable
-from squall.observability.context import TRACEPARENT, message_context
+from squall.observability import lineage
+from squall.observability.context import TRACEPARENT, message_header, parse_xray
 from squall.runtime.invocation import Invocation
 
 if TYPE_CHECKING:
@@ -109,9 +111,15 @@ def single_failure(invocation: Invocation, messages: list[Message]) -> set[str]:
     return set() if invocation.ok else {messages[0].id}
 
 
+def backoff(base: float, receive_count: int) -> float:
+    """The wait before the next receive of a message received `receive_count` times:
+    base * 2^(n-1), capped (`retry_delay` adds the jitter)."""
+    return min(base * 2 ** max(0, receive_count - 1), MAX_BACKOFF)
+
+
 def retry_delay(base: float, receive_count: int) -> float:
-    """Exponential backoff with jitter: base * 2^(n-1), capped, plus up to a quarter more."""
-    delay = min(base * 2 ** max(0, receive_count - 1), MAX_BACKOFF)
+    """Exponential backoff with jitter: `backoff`, plus up to a quarter more."""
+    delay = backoff(base, receive_count)
     return delay + random.uniform(0, delay / 4)
 
 
@@ -127,6 +135,15 @@ class Disposition(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An event a finished batch sends: `body` (JSON text) to `target`, with system attributes."""
+
+    target: Target
+    body: str
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settlement:
     """How one batch ended: the ids that failed, and what becomes of them."""
 
@@ -137,6 +154,8 @@ class Settlement:
     dead_letter_attributes: dict[str, Any] | None = None
     #: messages the filter dropped: acknowledged, never invoked
     filtered: bool = False
+    #: events to send once the batch ended, before it is settled (destination records)
+    outbox: tuple[Outgoing, ...] = ()
 
 
 Finished = list[Settlement]
@@ -239,6 +258,8 @@ class QueueConsumer(Service):
         """Acknowledge every message that did not fail, in one call; retry the failed ones
         after a backoff, or dead-letter those out of receives."""
         c = self.config
+        for send in (send for batch in finished for send in batch.outbox):
+            deliver(self.backend, send.target, send.body, send.attributes)  # sent at least once: before the ack
         done = [m.receipt for batch in finished for m in batch.messages if m.id not in batch.failed]
         if done:
             self.backend.ack(c.queue, done)
@@ -278,12 +299,22 @@ class QueueConsumer(Service):
         request = InvokeRequest(self.config.function, event, self.delivery.trigger, source=self.config.queue,
                                 request_id=self.delivery.request_id(messages))
         # the trace context each message was sent in: the batch continues the first one's
-        # trace and links to all (a message sent untraced carries none, and costs a lookup)
-        contexts = tuple(context for m in messages if m.attributes and (context := message_context(m.attributes)))
-        if contexts:
-            request.headers[TRACEPARENT] = contexts[0].traceparent()
-            request.links = contexts
+        # trace and links to all (a message sent untraced carries none, and costs a lookup);
+        # the lineage of their chains, for recursive loop detection, travels in the same header
+        headers = [header for m in messages if m.attributes and (header := message_header(m.attributes))]
+        if headers:
+            contexts = tuple(context for header in headers if (context := parse_xray(header)))
+            if contexts:
+                request.headers[TRACEPARENT] = contexts[0].traceparent()
+                request.links = contexts
+            chains = [lineage.from_xray(header) for header in headers]
+            if chain := chains[0] if len(chains) == 1 else lineage.merge(chains):
+                request.headers[lineage.LINEAGE] = chain
         invocation = await self.invoke(request)
+        return self._settlement(request, invocation, messages)
+
+    def _settlement(self, request: InvokeRequest, invocation: Invocation, messages: list[Message]) -> Settlement:
+        """How a batch that was invoked ends (a source may add to it: destinations)."""
         error = invocation.error
         if error is not None and error.platform:
             return Settlement(messages, {m.id for m in messages}, Disposition.PLATFORM)

@@ -98,13 +98,24 @@ def parse_xray(value: str | None) -> SpanContext | None:
     return SpanContext(trace_id, parent, fields.get("Sampled") == "1")
 
 
-def trace_attribute(context: SpanContext) -> dict[str, Any]:
+def trace_attribute(context: SpanContext | None, lineage: str = "") -> dict[str, Any]:
     """The message attribute that carries `context` (`TRACE_ATTRIBUTE`), in X-Ray form as
-    SQS's `AWSTraceHeader`, shaped as every stored attribute is."""
-    return {"stringValue": context.xray(), "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+    SQS's `AWSTraceHeader`, shaped as every stored attribute is; with the chain's `lineage`
+    (squall.observability.lineage) as the header's `Lineage` field, as Lambda carries it.
+    Without a context (an untraced send) it holds the lineage alone."""
+    header = context.xray() if context is not None else ""
+    if lineage:
+        header = f"{header};Lineage={lineage}" if header else f"Lineage={lineage}"
+    return {"stringValue": header, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
 
 
 def message_context(attributes: Mapping[str, Any]) -> SpanContext | None:
     """The creation context a stored message carries, if any."""
+    return parse_xray(message_header(attributes))
+
+
+def message_header(attributes: Mapping[str, Any]) -> str:
+    """The X-Ray header a stored message carries ('' if none)."""
     attribute = attributes.get(TRACE_ATTRIBUTE)
-    return parse_xray(attribute.get("stringValue")) if isinstance(attribute, dict) else None
+    value = attribute.get("stringValue") if isinstance(attribute, dict) else None
+    return value if isinstance(value, str) else ""

@@ -69,7 +69,12 @@ class InvocationCollector:
             init.add_metric([function], totals.init.buckets(), totals.init.sum)
             cold.add_metric([function], totals.cold_starts)
             billed.add_metric([function], totals.billed_gb_seconds)
-        return [invocations, throttles, duration, init, cold, billed]
+        dropped = CounterMetricFamily("squall_recursive_invocations_dropped_total",
+                                      "Invocations stopped by recursive loop detection (Lambda's "
+                                      "RecursiveInvocationsDropped)", labels=["function"])
+        for function, count in sorted(snapshot.recursion_dropped.items()):
+            dropped.add_metric([function], count)
+        return [invocations, throttles, duration, init, cold, billed, dropped]
 
 
 class RuntimeCollector:

@@ -13,7 +13,7 @@ timed nor billed: they never ran.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from squall.errors import Outcome
 from squall.runtime.invocation import Invocation
@@ -79,6 +79,8 @@ class FunctionTotals:
 class Snapshot:
     invocations: dict[InvocationKey, int]
     functions: dict[str, FunctionTotals]
+    #: invocations recursive loop detection stopped, by function (squall.core.recursion)
+    recursion_dropped: dict[str, int] = field(default_factory=dict)
 
 
 class Recorder:
@@ -87,6 +89,7 @@ class Recorder:
     def __init__(self) -> None:
         self._invocations: dict[InvocationKey, int] = {}
         self._functions: dict[str, FunctionTotals] = {}
+        self._recursion_dropped: dict[str, int] = {}
 
     def record(self, invocation: Invocation) -> None:
         outcome = invocation.outcome
@@ -104,8 +107,13 @@ class Recorder:
             if invocation.init_ms is not None:
                 totals.init.observe(invocation.init_ms / 1000)
 
+    def recursion_dropped(self, function: str) -> None:
+        """An invocation of `function` stopped as a recursive loop (it never ran)."""
+        self._recursion_dropped[function] = self._recursion_dropped.get(function, 0) + 1
+
     def snapshot(self) -> Snapshot:
         """A copy, safe to read from the scrape's thread while invocations go on: each copy
         of a dict or list is one C call, which the GIL keeps whole."""
         return Snapshot(self._invocations.copy(),
-                        {name: totals.copy() for name, totals in list(self._functions.items())})
+                        {name: totals.copy() for name, totals in list(self._functions.items())},
+                        self._recursion_dropped.copy())

@@ -16,10 +16,11 @@ from squall.backends import Backend
 from squall.backends.deadline import bind as deadline_bound
 from squall.errors import ConfigError, PayloadTooLarge
 from squall.objects import ObjectStore
+from squall.observability import lineage
 from squall.observability.context import TRACE_ATTRIBUTE, TRACEPARENT, trace_attribute
 from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
-from squall.sources.async_invoke import async_queue
+from squall.sources.async_invoke import queue_async
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -190,15 +191,24 @@ class Context:
         self._known_queues = known_queues
         self._objects = objects
         self._trace = trace
+        self._lineage: str | None = None
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
+
+    @property
+    def lineage(self) -> str:
+        """The lineage every event this invocation sends carries (squall.observability.lineage):
+        the chain's, with this function's count one higher. Made at the first send."""
+        if self._lineage is None:
+            self._lineage = lineage.hop(self.invocation_headers.get(lineage.LINEAGE), self.function_name)
+        return self._lineage
 
     def table(self, name: str) -> Table:
         return Table(self._backend, name)
 
     def queue(self, name: str) -> Queue:
-        return Queue(self._backend, name, known=self._known_queues, trace=self._trace)
+        return Queue(self._backend, name, known=self._known_queues, trace=self._trace, lineage=self.lineage)
 
     def objects(self, bucket: str) -> Bucket:
         return Bucket(self._objects(), bucket)
@@ -206,24 +216,23 @@ class Context:
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke a function synchronously and return its result (raises FunctionError)."""
         self.app.config(function)
-        body = _check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
-        headers = self.invocation_headers
+        body = check_payload(payload, MAX_SYNC_PAYLOAD, "synchronous")
+        headers = {**self.invocation_headers, lineage.LINEAGE: self.lineage}
         if self._trace is not None:  # called inside a span of the handler's own: under that span
             current = self._trace.current()
             if current != self._trace.context:
-                headers = {**headers, TRACEPARENT: current.traceparent()}
+                headers[TRACEPARENT] = current.traceparent()
         return self._caller(function, body, headers)
 
     def invoke_async(self, function: str, payload: Any = None) -> str:
         """Queue an asynchronous invocation (retried twice on failure); returns its id."""
         self.app.config(function)
-        body = _check_payload(payload, MAX_ASYNC_PAYLOAD, "asynchronous")
-        # every attempt at it (the retries too) continues the caller's trace
-        attributes = None if self._trace is None else {TRACE_ATTRIBUTE: trace_attribute(self._trace.current())}
-        return self._backend.enqueue(async_queue(function), body, attributes)
+        # every attempt at it (the retries too) continues the caller's trace and chain
+        context = None if self._trace is None else self._trace.current()
+        return queue_async(self._backend, function, payload, {TRACE_ATTRIBUTE: trace_attribute(context, self.lineage)})
 
 
-def _check_payload(payload: Any, limit: int, kind: str) -> str:
+def check_payload(payload: Any, limit: int, kind: str) -> str:
     try:
         body = wire.dumps(payload).decode()
     except wire.WireError as exc:

@@ -100,8 +100,10 @@ def test_client_context_from_squall_invoke_as_the_aws_cli_takes_it(tmp_path):
     assert seen["client_context"] == CLIENT_CONTEXT
     # it is the context's, not an invocation header (the only one is the trace context)
     assert set(seen["headers"]) == {"traceparent"}
-    # Lambda hands a client context only to the invocation it was given with
-    assert seen["nested"]["client_context"] is None and set(seen["nested"]["headers"]) == {"traceparent"}
+    # Lambda hands a client context only to the invocation it was given with; a nested call
+    # carries the trace context and the chain's lineage (recursive loop detection)
+    assert seen["nested"]["client_context"] is None
+    assert set(seen["nested"]["headers"]) == {"traceparent", "lineage"}
 
 
 def test_client_context_parts_absent_are_none(tmp_path):

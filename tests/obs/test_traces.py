@@ -13,6 +13,7 @@ import redis
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from squall.backends import open_backend
+from squall.observability.lineage import hop
 from squall.observability.store import SPANS_STREAM
 from tests.support import NodeProcess, squall, wait_until, write_app
 
@@ -187,7 +188,8 @@ def test_one_trace_follows_the_order_through_every_hop(shop):
     finally:
         backend.close()
     assert row["xray"] == xray(INCOMING_TRACE, notify["spanId"])
-    assert row["traceHeader"] == xray(INCOMING_TRACE, spans["send orders"]["spanId"])
+    # the AWSTraceHeader of the message `place` sent: its span, and (as on Lambda) the chain's lineage
+    assert row["traceHeader"] == xray(INCOMING_TRACE, spans["send orders"]["spanId"]) + f";Lineage={hop(None, 'place')}"
     assert process["attributes"]["faas.name"] == "consume"
 
     listing = squall("traces", cwd=directory)
