@@ -76,10 +76,11 @@ def sources_for(app: App) -> list[Source[Any]]:
 def _register_builtins() -> None:
     from squall.sources.alarms import AlarmSource
     from squall.sources.async_invoke import AsyncInvokeSource
+    from squall.sources.events import ArchiveSource, BusSource, RuleSource
     from squall.sources.http import HttpSource
     from squall.sources.queues import QueueSource
 
-    for source in (HttpSource, QueueSource, AsyncInvokeSource, AlarmSource):
+    for source in (HttpSource, QueueSource, AsyncInvokeSource, AlarmSource, BusSource, RuleSource, ArchiveSource):
         register(source)
 
 

@@ -103,7 +103,8 @@ class RedisQueues(RedisCore):
             for target, body, attributes in messages:
                 checks.distinct_queues(queue, target, "forward target")
                 message = {"id": new_message_id(), "body": body, "attributes": attributes or {}, "sent_at": now}
-                groups += [targets.setdefault(target, len(targets) + 1), checks.json_text("message attributes", message)]
+                index = targets.setdefault(target, len(targets) + 1)
+                groups += [index, checks.json_text("message attributes", message)]
         if not forwards:
             return 0
         keys_ = keys.queue(queue) + [key for target in targets for key in keys.queue(target)]

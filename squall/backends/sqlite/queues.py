@@ -187,10 +187,10 @@ class SQLiteQueues(SQLiteCore):
                                                (*key, queue)).rowcount == 0:
                     continue
                 current += 1
-                conn.executemany(
-                    "INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(new_message_id(), target, body, checks.json_text("message attributes", attributes or {}), now, now)
-                     for target, body, attributes in messages])
+                rows = [(new_message_id(), target, body, checks.json_text("message attributes", attributes or {}),
+                         now, now) for target, body, attributes in messages]
+                conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                                 "VALUES (?, ?, ?, ?, ?, ?)", rows)
         return current
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
