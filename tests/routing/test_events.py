@@ -283,3 +283,43 @@ def test_test_event_pattern_on_the_command_line(tmp_path):
     assert (yes.returncode, yes.stdout) == (0, "true\n")
     assert (no.returncode, no.stdout) == (0, "false\n")
     assert bad.returncode == 2 and "Event pattern is not valid" in bad.stderr
+
+
+TRACE, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def spans_of(trace_id: str, cwd) -> list[dict]:
+    result = squall("traces", "show", trace_id, "--json", cwd=cwd)
+    return [json.loads(line) for line in result.stdout.splitlines()] if result.returncode == 0 else []
+
+
+def test_a_put_is_a_producer_span_and_every_delivery_continues_its_trace(sqlite_app):
+    path, url = sqlite_app
+    with NodeProcess(path).start() as node:
+        with node.client() as client:
+            response = client.post("/put", json=[order("t1", 150)], headers={"traceparent": f"00-{TRACE}-{PARENT}-01"})
+        assert response.status_code == 200
+
+        def hops() -> dict[str, list[dict]] | None:
+            found: dict[str, list[dict]] = {}
+            for span in spans_of(TRACE, path.parent):
+                found.setdefault(span["name"], []).append(span)
+            wanted = {"POST /put", "send default", "process charge", "process audit", "process big"}
+            return found if wanted <= set(found) and len(found.get("process big-orders", [])) == 1 else None
+
+        spans = wait_until(hops, timeout=20, message="the spans of every hop")
+    [http], [send] = spans["POST /put"], spans["send default"]
+    assert send["kind"] == "PRODUCER" and send["parentSpanId"] == http["spanId"]
+    assert {k: send["attributes"][k] for k in ("messaging.system", "messaging.operation.type",
+                                               "messaging.operation.name", "messaging.destination.name",
+                                               "rpc.system", "rpc.service", "rpc.method")} == {
+        "messaging.system": "aws.eventbridge", "messaging.operation.type": "send",
+        "messaging.operation.name": "PutEvents", "messaging.destination.name": "default",
+        "rpc.system": "aws-api", "rpc.service": "EventBridge", "rpc.method": "PutEvents"}
+    for name in ("process charge", "process big-orders", "process big"):
+        [delivery] = spans[name]
+        assert delivery["kind"] == "CONSUMER" and delivery["parentSpanId"] == send["spanId"], name
+    [audit] = spans["process audit"]  # through the audit bus: still the producer's context
+    assert audit["parentSpanId"] == send["spanId"]
+    assert spans["process charge"][0]["attributes"]["messaging.destination.name"] == "default"
+    assert {s["traceId"] for group in spans.values() for s in group} == {TRACE}
