@@ -323,3 +323,22 @@ def test_a_put_is_a_producer_span_and_every_delivery_continues_its_trace(sqlite_
     assert audit["parentSpanId"] == send["spanId"]
     assert spans["process charge"][0]["attributes"]["messaging.destination.name"] == "default"
     assert {s["traceId"] for group in spans.values() for s in group} == {TRACE}
+
+
+def test_the_harness_puts_routes_and_delivers():
+    from squall import App
+    from squall.testing import Harness
+
+    app = App("harnessed")
+    seen: list[dict] = []
+
+    @app.on_event({"detail": {"n": [{"numeric": [">=", 2]}]}}, input_path="$.detail")
+    def big(event, ctx):
+        seen.append(event)
+
+    with Harness(app) as harness:
+        answer = harness.put_events([{"Source": "s", "DetailType": "d", "Detail": json.dumps({"n": n})}
+                                     for n in range(4)])
+        assert answer["FailedEntryCount"] == 0 and len(answer["Entries"]) == 4
+        harness.drain()
+    assert sorted(e["n"] for e in seen) == [2, 3]
