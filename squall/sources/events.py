@@ -204,14 +204,15 @@ class RuleTarget:
             check_queue_name(dlq)
         return cls(target, parsed_path, parsed, retry_attempts, max_event_age, dlq)
 
-    def input(self, event: Mapping[str, Any], context: Context) -> str:
-        """What the target receives for `event`: the whole event, a part, or a rendering."""
+    def input(self, event: Mapping[str, Any], text: str, context: Context) -> str:
+        """What the target receives for `event` (whose JSON is `text`): the whole event, a
+        part, or a rendering."""
         if self.input_transformer is not None:
             return self.input_transformer.render(event, context)
         if self.input_path is not None:
             value = self.input_path.find(event)
             return wire.dumps(None if value is MISSING else value).decode()
-        return wire.dumps(dict(event)).decode()
+        return text
 
 
 def canonical_target(value: Any) -> str:
@@ -507,7 +508,8 @@ class Router(_Pump):
                 continue
             context = Context(route.rule, route.rule_arn, ingested)
             for queue, target in route.targets:
-                out.append((queue, message.body if target is None else target.input(event, context), attributes))
+                out.append((queue, message.body if target is None else target.input(event, message.body, context),
+                            attributes))
         return message.receipt, out
 
 

@@ -180,6 +180,7 @@ class SQLiteQueues(SQLiteCore):
                 checks.distinct_queues(queue, target, "forward target")
         now = self.clock()
         current = 0
+        rows = []
         with self._write() as conn:
             for receipt, messages in forwards:
                 key = _parse_receipt(receipt)
@@ -187,10 +188,10 @@ class SQLiteQueues(SQLiteCore):
                                                (*key, queue)).rowcount == 0:
                     continue
                 current += 1
-                rows = [(new_message_id(), target, body, checks.json_text("message attributes", attributes or {}),
-                         now, now) for target, body, attributes in messages]
-                conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                rows += [(new_message_id(), target, body, checks.json_text("message attributes", attributes or {}),
+                          now, now) for target, body, attributes in messages]
+            conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
         return current
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
