@@ -69,6 +69,7 @@ from squall.routing import Pattern, Rules, event_pattern
 from squall.runtime import wire
 from squall.runtime.invocation import Invocation
 from squall.services import message_attribute
+from squall.sources.async_invoke import invocation_concurrency, invocation_visibility
 from squall.sources.base import NodeContext, Source, Trigger
 
 if TYPE_CHECKING:
@@ -91,8 +92,6 @@ MIN_EVENT_AGE, MAX_EVENT_AGE = 60, 86400
 RETRY_BASE = 1.0
 #: seconds a routed or delivered message stays claimed (far longer than one forward)
 ROUTE_VISIBILITY = 10.0
-#: deliveries in flight per target and node
-TARGET_CONCURRENCY = 8
 #: events one router claims per round
 ROUTE_BATCH = 100
 #: seconds an idle router waits for a wake-up before it looks anyway
@@ -649,11 +648,10 @@ class RuleSource(Source[EventRule]):
                 yield rule, index, target
 
     def _concurrency(self, target: RuleTarget) -> int:
-        """A function target's deliveries in flight per node: its reserved concurrency, if any."""
+        """A function target's deliveries in flight per node: as its asynchronous invocations."""
         if target.target.kind is TargetKind.FUNCTION and target.target.name in self.app.functions:
-            reserved = self.app.config(target.target.name).reserved_concurrency
-            return TARGET_CONCURRENCY if reserved is None else reserved
-        return TARGET_CONCURRENCY
+            return invocation_concurrency(self.app.config(target.target.name).reserved_concurrency)
+        return invocation_concurrency(None)
 
     @staticmethod
     def _dlq(queue: str, target: RuleTarget) -> str:
@@ -661,7 +659,7 @@ class RuleSource(Source[EventRule]):
 
     def _visibility(self, target: RuleTarget) -> float:
         if target.target.kind is TargetKind.FUNCTION and target.target.name in self.app.functions:
-            return self.app.config(target.target.name).timeout + 30
+            return invocation_visibility(self.app.config(target.target.name).timeout)
         return ROUTE_VISIBILITY
 
 
