@@ -20,6 +20,14 @@ from squall.errors import ConfigError, FunctionNotFound
 from squall.runtime.logs import ApplicationLogLevel, LogFormat, SystemLogLevel, check_logging
 from squall.sources import Trigger, source_for
 from squall.sources.alarms import AlarmTrigger
+from squall.sources.events import (
+    EventArchive,
+    EventBus,
+    EventRule,
+    canonical_target,
+    check_bus,
+    check_rule_references,
+)
 from squall.sources.http import HttpRoute, PayloadFormat, payload_format
 from squall.sources.queues import QueueTrigger
 from squall.sources.schedules import ScheduleTrigger
@@ -134,6 +142,14 @@ def check_environment(what: str, environment: Any) -> None:
         size += len(key.encode()) + len(value.encode())
     if size > MAX_ENVIRONMENT_BYTES:
         raise ConfigError(f"{what} is {size} bytes; Lambda allows {MAX_ENVIRONMENT_BYTES} in all")
+
+
+def _function_name(handler: Handler | str, name: str | None) -> str:
+    """A function's name: `name`, else the handler's (a 'module.function' string with its
+    dots turned into underscores)."""
+    if name is not None:
+        return name
+    return handler.replace(".", "_") if isinstance(handler, str) else getattr(handler, "__name__", "")
 
 
 @dataclass
@@ -260,6 +276,64 @@ class App:
                                    schedule=schedule_name or "")
         return self.trigger(declared, handler, name=name, **options)
 
+    def on_event(self, pattern: Mapping[str, Any] | str, handler: Handler | str | None = None, *,
+                 bus: str = "default", input_path: str | None = None,
+                 input_transformer: Mapping[str, Any] | None = None, retry_attempts: int = 185,
+                 max_event_age: int = 86400, dlq: str | None = None, rule: str | None = None,
+                 name: str | None = None, **options: Any) -> Any:
+        """Invoke a function with the events of `bus` that `pattern` matches: an EventBridge
+        rule (named `rule`, by default after the function) whose target is the function,
+        with EventBridge's retry policy and dead-letter queue (see `EventRule`)."""
+        def declare(fn: H) -> H:
+            function = _function_name(fn, name)
+            transformer = canonical_target(input_transformer) if input_transformer is not None else ""
+            declared = EventRule(name=rule or function, bus=bus, pattern=pattern,  # type: ignore[arg-type]
+                                 input_path=input_path, input_transformer=transformer, retry_attempts=retry_attempts,
+                                 max_event_age=max_event_age, dlq=dlq or "")
+            self._use_bus(bus, f"rule {declared.name!r}")
+            return self.trigger(declared, fn, name=function, **options)
+
+        return declare(handler) if handler is not None else declare
+
+    def rule(self, name: str, *, pattern: Mapping[str, Any] | str, targets: Sequence[Mapping[str, Any]],
+             bus: str = "default") -> EventRule:
+        """Declare an EventBridge rule on `bus` sending the events `pattern` matches to each of
+        `targets`: `{"function": f}`, `{"queue": q}`, `{"topic": t}` or `{"bus": b}`, each with
+        `input_path` or `input_transformer` (AWS's InputPathsMap/InputTemplate) and a retry
+        policy (`retry_attempts`, `max_event_age`, `dlq`). What it names must be declared before it."""
+        if isinstance(targets, (str, Mapping)) or not targets:
+            raise ConfigError(f"rule {name!r}: targets must be a non-empty list of targets such as {{'queue': 'q'}}")
+        declared = EventRule(name=name, bus=bus, pattern=pattern, targets=tuple(targets))  # type: ignore[arg-type]
+        check_rule_references(self, declared)
+        self._check_trigger(declared)
+        self._use_bus(bus, f"rule {name!r}")
+        self.triggers.append(declared)
+        return declared
+
+    def bus(self, name: str) -> EventBus:
+        """Declare a custom event bus (the default bus always exists)."""
+        if name == "default":
+            raise ConfigError("the default event bus always exists: declare only custom buses")
+        declared = EventBus(name=name)
+        self._check_trigger(declared)
+        self.triggers.append(declared)
+        return declared
+
+    def archive(self, name: str, *, bus: str = "default", pattern: Mapping[str, Any] | str | None = None,
+                retention_days: int = 0) -> EventArchive:
+        """Archive the events of `bus` (those `pattern` matches) for `retention_days` (0:
+        indefinitely), for `squall events replay`."""
+        declared = EventArchive(name=name, bus=bus, pattern=pattern or "", retention_days=retention_days)  # type: ignore[arg-type]
+        self._check_trigger(declared)
+        self._use_bus(bus, f"archive {name!r}")
+        self.triggers.append(declared)
+        return declared
+
+    def _use_bus(self, bus: str, what: str) -> None:
+        declared = check_bus(self, bus, what)
+        if declared is not None:
+            self.triggers.append(declared)
+
     def trigger(self, trigger: Trigger, handler: Handler | str | None = None, *, name: str | None = None,
                 **options: Any) -> Any:
         """Declare that `trigger` invokes the handler (a decorator without `handler`).
@@ -289,10 +363,7 @@ class App:
         self._inherit_logging(settings)
 
         def register(fn: H) -> H:
-            if name is not None:
-                fn_name = name
-            else:
-                fn_name = fn.replace(".", "_") if isinstance(fn, str) else getattr(fn, "__name__", "")
+            fn_name = _function_name(fn, name)
             self._add_function(FunctionConfig(fn_name, fn, **settings), explicit=settings)
             if trigger is not None:
                 self.triggers.append(replace(trigger, function=fn_name))

@@ -492,6 +492,7 @@ def _table(headers: list[str], rows: list[tuple]) -> None:
         click.echo("  ".join(str(value).ljust(width) for value, width in zip(row, widths, strict=False)).rstrip())
 
 
+import squall.cli_events  # noqa: E402, F401 - registers `squall put-events`, `events`, `test-event-pattern`
 import squall.cli_logs  # noqa: E402, F401 - registers `squall logs`
 import squall.cli_metrics  # noqa: E402, F401 - registers `squall metrics` and `squall alarms`
 import squall.cli_schedules  # noqa: E402, F401 - registers `squall schedules`

@@ -114,7 +114,9 @@ class Node:
             Retention(backend, node_id, {INVOCATIONS_STREAM: self.settings.metering_retention,
                                          LOGS_STREAM: observability.log_retention,
                                          METRICS_STREAM: self.settings.metering_retention,
-                                         **(tracing.retention if tracing else {})},
+                                         **(tracing.retention if tracing else {}),
+                                         **{stream: seconds for source in self.sources
+                                            for stream, seconds in source.retention().items()}},
                       caps=tracing.caps if tracing else None),
             *self.runtime.services(),
             *self._shared.values(),

@@ -43,6 +43,7 @@ from squall.node import Node, NodeSettings
 from squall.objects import open_objects
 from squall.runtime.invocation import Invocation
 from squall.services import Bucket, Queue, Table
+from squall.sources.events import put_events
 
 T = TypeVar("T")
 
@@ -128,6 +129,10 @@ class Harness:
     def send(self, queue: str, body: str, delay_seconds: float = 0, attributes: dict | None = None, *,
              group_id: str | None = None, dedup_id: str | None = None) -> str:
         return Queue(self.backend, queue).send(body, delay_seconds, attributes, group_id=group_id, dedup_id=dedup_id)
+
+    def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """PutEvents, as `ctx.put_events` answers it; `drain()` routes and delivers the events."""
+        return put_events(self.backend, entries)
 
     def drain(self, queue: str | None = None, max_batches: int = 10000) -> DrainResult:
         """Deliver messages (of `queue`, or of every queue) until none is left.

@@ -29,6 +29,8 @@ Today there are two:
   `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
 - timers that fire into queues: `Timers.timers_fire` (schedules: the firing's messages
   and the next timer commit together, so a firing is enqueued exactly once).
+- a fan-out: `Queues.queue_forward` deletes claimed messages and appends what each becomes
+  to other queues (an event bus's router: one event, one message per matched target).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer;
 a publish that fans out to N queues in one commit):
@@ -55,8 +57,9 @@ from squall.backends.queueconfig import QueueConfig
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "FifoEntry", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig", "QueueStats",
-    "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch", "shard_for",
+    "Backend", "Clock", "FifoEntry", "Forward", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig",
+    "QueueStats", "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch",
+    "shard_for",
 ]
 
 
@@ -142,6 +145,10 @@ class NodeInfo:
 def shard_for(partition_key: str, shards: int) -> int:
     """Stable shard of a partition key (the same on every node and backend)."""
     return zlib.crc32(partition_key.encode()) % shards
+
+
+#: one claimed message (its receipt) and what it becomes: (target queue, body, attributes) each
+Forward = tuple[str, Sequence[tuple[str, str, dict[str, Any] | None]]]
 
 
 class Watch(Protocol):
@@ -239,6 +246,15 @@ class Queues(Protocol):
         With `attributes`, it carries these message attributes too (replacing any of the
         same name): Lambda annotates a failed asynchronous invocation so. False if the
         receipt is stale or foreign."""
+
+    def queue_forward(self, queue: str, forwards: Sequence[Forward]) -> int:
+        """Replace claimed messages of `queue` by new messages in other queues, in one commit.
+
+        For each `(receipt, [(target, body, attributes), ...])` whose receipt is current, the
+        message is deleted and the new messages are appended to their targets (visible now,
+        in the order given); an entry with a stale or foreign receipt changes nothing, so a
+        message claimed twice (its visibility timeout ran out) is forwarded once. A target
+        may not be `queue`. Returns how many receipts were current."""
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
         """Move messages from `source` (a DLQ) to `target` (another queue): every message the

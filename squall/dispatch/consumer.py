@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from squall.aws import request_id as new_request_id
 from squall.backends import Message
 from squall.backends.fifo import is_fifo
-from squall.backends.protocol import Queues
+from squall.backends.protocol import Clock, Queues
 from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
@@ -68,6 +69,9 @@ class ConsumerConfig:
     #: which messages to deliver (an event source mapping's filter); the others are deleted
     #: without an invocation and counted in `QueueConsumer.filtered`. None: every message.
     accept: Callable[[Message], bool] | None = None
+    #: seconds after its send a failed message is no longer retried but dead-lettered (an
+    #: event's maximum age, as EventBridge's retry policy has it). None: no limit.
+    max_age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -174,11 +178,12 @@ class QueueConsumer(Service):
     """
 
     def __init__(self, backend: Queues, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
-                 watcher: QueueWatcher | None = None, ready: Gate | None = None):
+                 watcher: QueueWatcher | None = None, ready: Gate | None = None, clock: Clock = time.time):
         """`ready` is the runtime's gate: while it is closed (no instance can start) the
         consumer claims nothing, so no message spends a receive on an invocation that
-        cannot run."""
+        cannot run. `clock`: the backend's, which a message's age is measured by."""
         self.backend = backend
+        self.clock = clock
         self.invoke = invoke
         self.config = config
         self.delivery = delivery
@@ -268,7 +273,8 @@ class QueueConsumer(Service):
             for m in (m for m in batch.messages if m.id in batch.failed):
                 if batch.disposition is Disposition.PLATFORM:
                     self.backend.release(c.queue, m.receipt, PLATFORM_RETRY, uncount=True)
-                elif batch.disposition is Disposition.POISONED or m.receive_count >= c.max_receive_count:
+                elif (batch.disposition is Disposition.POISONED or m.receive_count >= c.max_receive_count
+                      or (c.max_age is not None and self.clock() - m.sent_at >= c.max_age)):
                     self.backend.dead_letter(c.queue, m.receipt, c.dlq, batch.dead_letter_attributes)
                 else:
                     self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))

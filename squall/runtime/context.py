@@ -21,6 +21,7 @@ from squall.observability.context import TRACE_ATTRIBUTE, TRACEPARENT, trace_att
 from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
 from squall.sources.async_invoke import queue_async
+from squall.sources.events import put_events
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -153,7 +154,8 @@ class Context:
     the runtime reads it from the environment), `invoked_function_arn`, `log_group_name`,
     `log_stream_name`, `identity`, `client_context`, `tenant_id`,
     `get_remaining_time_in_millis()`, `log(msg)`.
-    Services: `table(name)`, `queue(name)`, `objects(bucket)`, `invoke(...)`, `invoke_async(...)`, `log`.
+    Services: `table(name)`, `queue(name)`, `objects(bucket)`, `invoke(...)`, `invoke_async(...)`,
+    `put_events(entries)`, `log`.
     `invocation_headers` is the invocation's context map, set by the platform's
     interceptors (a trace context, for one); nested `ctx.invoke` calls carry it on.
     """
@@ -212,6 +214,12 @@ class Context:
 
     def objects(self, bucket: str) -> Bucket:
         return Bucket(self._objects(), bucket)
+
+    def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """EventBridge's PutEvents: `[{"Source", "DetailType", "Detail", "EventBusName",
+        "Resources", "Time"}, ...]` (1 to 10, 256 KB in all); returns `{"FailedEntryCount",
+        "Entries": [{"EventId"} | {"ErrorCode", "ErrorMessage"}]}`. Durable once it returns."""
+        return put_events(self._backend, entries, self._known_queues, self._trace)
 
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke a function synchronously and return its result (raises FunctionError)."""

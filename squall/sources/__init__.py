@@ -76,11 +76,13 @@ def sources_for(app: App) -> list[Source[Any]]:
 def _register_builtins() -> None:
     from squall.sources.alarms import AlarmSource
     from squall.sources.async_invoke import AsyncInvokeSource
+    from squall.sources.events import ArchiveSource, BusSource, RuleSource
     from squall.sources.http import HttpSource
     from squall.sources.queues import QueueSource
     from squall.sources.schedules import ScheduleSource
 
-    for source in (HttpSource, QueueSource, AsyncInvokeSource, AlarmSource, ScheduleSource):
+    for source in (HttpSource, QueueSource, AsyncInvokeSource, AlarmSource, ScheduleSource, BusSource, RuleSource,
+                   ArchiveSource):
         register(source)
 
 

@@ -80,6 +80,17 @@ ASYNC = Delivery("async", lambda messages: wire.loads(messages[0].body), single_
                  request_id=lambda messages: messages[0].id)
 
 
+def invocation_visibility(timeout: float) -> float:
+    """A queued invocation's visibility timeout: longer than a function with `timeout` may
+    run, so a running one is never delivered twice."""
+    return timeout + 30
+
+
+def invocation_concurrency(reserved_concurrency: int | None) -> int:
+    """Queued invocations of a function in flight per node: its reserved concurrency, if any."""
+    return CONCURRENCY if reserved_concurrency is None else reserved_concurrency
+
+
 def async_queue(function: str) -> str:
     """The internal queue holding a function's asynchronous invocations."""
     return f"async.{function}"
@@ -184,24 +195,19 @@ class AsyncInvokeSource(Source[Trigger]):
         for name, config in self.app.functions.items():
             backend.queue_declare(async_queue(name), QueueConfig(
                 dlq=async_dlq(name), function=name, max_receive_count=attempts(config),
-                visibility_timeout=self._visibility(config.timeout), internal=True))
+                visibility_timeout=invocation_visibility(config.timeout), internal=True))
             backend.queue_declare(async_dlq(name), QueueConfig(dlq_of=async_queue(name), internal=True))
 
     def services(self, node: NodeContext) -> list[Service]:
         watcher = node.shared(QueueWatcher, lambda: QueueWatcher(node.backend))
         consumers: list[Service] = []
         for name, config in self.app.functions.items():
-            concurrency = CONCURRENCY if config.reserved_concurrency is None else config.reserved_concurrency
+            concurrency = invocation_concurrency(config.reserved_concurrency)
             consumer = ConsumerConfig(async_queue(name), name, batch_size=1, max_receive_count=attempts(config),
-                                      visibility_timeout=self._visibility(config.timeout), dlq=async_dlq(name),
+                                      visibility_timeout=invocation_visibility(config.timeout), dlq=async_dlq(name),
                                       concurrency=concurrency, retry_base=node.settings.async_retry_base)
             consumers.append(AsyncConsumer(node.backend, node.invoke, consumer, config, watcher, node.runtime_ready))
         return consumers
 
     def describe(self) -> list[str]:
         return []
-
-    @staticmethod
-    def _visibility(timeout: float) -> float:
-        """Longer than any invocation may run, so a running one is never delivered twice."""
-        return timeout + 30

@@ -100,6 +100,11 @@ class Source(ABC, Generic[T]):
     def services(self, node: NodeContext) -> list[Service]:
         """The background services that deliver this source's events on `node`."""
 
+    def retention(self) -> dict[str, float]:
+        """Seconds each of the source's streams keeps its records, for the node's stream
+        retention (streams not named keep the default)."""
+        return {}
+
     def describe(self) -> list[str]:
         """Lines for the node's start-up log."""
         return [trigger.describe() for trigger in self.triggers]

@@ -786,3 +786,44 @@ def test_oldest_age_is_the_wait_of_the_head_of_the_queue(backend, clock):
     assert backend.dead_letter("q", second.receipt, "dlq")
     assert backend.queue_oldest_age("q") == 0.0
     assert backend.queue_oldest_age("dlq") == pytest.approx(202.5)  # it keeps its send time
+
+
+def test_forward_replaces_claimed_messages_by_new_ones_in_one_commit(backend, clock):
+    backend.enqueue("bus", "e1")
+    backend.enqueue("bus", "e2")
+    first, second = backend.claim("bus", 10, 30)
+    clock.advance(1)
+    forwarded = backend.queue_forward("bus", [
+        (first.receipt, [("t1", "e1 for t1", {"k": "v"}), ("t2", "e1 for t2", None), ("t1", "e1 again", None)]),
+        (second.receipt, []),  # matched nothing: just gone
+    ])
+    assert forwarded == 2
+    assert backend.queue_stats("bus").total == 0
+    t1 = backend.claim("t1", 10, 30)
+    assert bodies(t1) == ["e1 for t1", "e1 again"]  # in the order given, visible now, never received
+    assert t1[0].attributes == {"k": "v"} and t1[0].sent_at == clock.now and t1[0].receive_count == 1
+    assert len({m.id for m in t1}) == 2 and first.id not in {m.id for m in t1}
+    assert bodies(backend.claim("t2", 10, 30)) == ["e1 for t2"]
+
+
+def test_forward_with_a_stale_receipt_changes_nothing(backend, clock):
+    backend.enqueue("bus", "e1")
+    backend.enqueue("bus", "e2")
+    stale, kept = backend.claim("bus", 10, 0)
+    [again, _] = backend.claim("bus", 10, 30)  # received again: the first receipt went stale
+    assert again.id == stale.id
+    forwarded = backend.queue_forward("bus", [(stale.receipt, [("t", "from stale", None)]),
+                                              ("not-a-receipt", [("t", "from foreign", None)]),
+                                              (again.receipt, [("t", "from current", None)])])
+    assert forwarded == 1
+    assert bodies(backend.peek("t")) == ["from current"]
+    assert bodies(backend.peek("bus")) == ["e2"]
+    assert backend.queue_forward("bus", []) == 0
+
+
+def test_forward_to_its_own_queue_is_refused_before_anything_is_written(backend):
+    backend.enqueue("bus", "e1")
+    [m] = backend.claim("bus", 10, 30)
+    with pytest.raises(ConfigError, match="cannot be its own forward target"):
+        backend.queue_forward("bus", [(m.receipt, [("t", "x", None), ("bus", "y", None)])])
+    assert backend.queue_stats("bus").in_flight == 1 and backend.queue_stats("t").total == 0

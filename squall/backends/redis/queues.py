@@ -10,7 +10,7 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, is_fifo
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import Forward, Message, QueueConfig, QueueStats, Watch
 from squall.backends.redis import keys
 from squall.backends.redis.core import RedisCore, reachable
 from squall.backends.redis.watch import PubSubWatch
@@ -110,6 +110,23 @@ class RedisQueues(RedisCore):
         added = checks.json_text("message attributes", attributes)[1:-1] if attributes else ""
         return bool(self._run("dead_letter", keys.queue(queue) + keys.queue(dlq),
                               [receipt, self.clock(), dlq, added]))
+
+    @reachable
+    def queue_forward(self, queue: str, forwards: Sequence[Forward]) -> int:
+        targets: dict[str, int] = {}
+        groups: list[Any] = []
+        now = self.clock()
+        for receipt, messages in forwards:
+            groups += [receipt, len(messages)]
+            for target, body, attributes in messages:
+                checks.distinct_queues(queue, target, "forward target")
+                message = {"id": new_message_id(), "body": body, "attributes": attributes or {}, "sent_at": now}
+                index = targets.setdefault(target, len(targets) + 1)
+                groups += [index, checks.json_text("message attributes", message)]
+        if not forwards:
+            return 0
+        keys_ = keys.queue(queue) + [key for target in targets for key in keys.queue(target)]
+        return self._run("forward", keys_, [now, len(targets), *targets, *groups])
 
     @reachable
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:

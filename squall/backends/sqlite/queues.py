@@ -20,7 +20,7 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, is_fifo, sequence_number
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import Forward, Message, QueueConfig, QueueStats, Watch
 from squall.backends.sqlite.core import SQLiteCore
 from squall.backends.sqlite.watch import FileWatch
 
@@ -245,6 +245,26 @@ class SQLiteQueues(SQLiteCore):
                 return False
             _move(conn, [key[0]], dlq, self.clock(), added)
             return True
+
+    def queue_forward(self, queue: str, forwards: Sequence[Forward]) -> int:
+        for _, messages in forwards:
+            for target, _, _ in messages:
+                checks.distinct_queues(queue, target, "forward target")
+        now = self.clock()
+        current = 0
+        rows = []
+        with self._write() as conn:
+            for receipt, messages in forwards:
+                key = _parse_receipt(receipt)
+                if key is None or conn.execute("DELETE FROM messages WHERE seq = ? AND receipt = ? AND +queue = ?",
+                                               (*key, queue)).rowcount == 0:
+                    continue
+                current += 1
+                rows += [(new_message_id(), target, body, checks.json_text("message attributes", attributes or {}),
+                          now, now) for target, body, attributes in messages]
+            conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return current
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
         checks.distinct_queues(source, target, "redrive target")
