@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from squall import aws
+from squall.events.eventbridge import bus_arn, event_time
 
 VERSION = "$LATEST"
 
@@ -68,3 +69,12 @@ def invocation_record(function: str, request_id: str, condition: Condition, invo
         record["responseContext"] = context
         record["responsePayload"] = response.payload
     return record
+
+
+def bus_event(record: dict[str, Any], function: str, bus: str, seconds: float) -> dict[str, Any]:
+    """A record sent to an event bus destination, as Lambda puts it there: the `detail` of
+    an event from `lambda`, its resources the function's and the bus's ARNs."""
+    outcome = "Success" if record["requestContext"]["condition"] == Condition.SUCCESS else "Failure"
+    return {"version": "0", "id": aws.request_id(), "detail-type": f"Lambda Function Invocation Result - {outcome}",
+            "source": "lambda", "account": aws.ACCOUNT, "time": event_time(seconds), "region": aws.REGION,
+            "resources": [aws.arn("lambda", f"function:{function}:{VERSION}"), bus_arn(bus)], "detail": record}

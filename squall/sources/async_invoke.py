@@ -40,10 +40,10 @@ from squall.dispatch.consumer import (
     backoff,
     single_failure,
 )
-from squall.dispatch.targets import Target
+from squall.dispatch.targets import Target, TargetKind
 from squall.dispatch.watcher import QueueWatcher
 from squall.errors import RecursiveInvocation
-from squall.events.destinations import Condition, Response, invocation_record
+from squall.events.destinations import Condition, Response, bus_event, invocation_record
 from squall.observability import lineage
 from squall.observability.context import TRACE_ATTRIBUTE, TRACEPARENT, parse_traceparent, trace_attribute
 from squall.runtime import wire
@@ -177,8 +177,11 @@ class AsyncConsumer(QueueConsumer):
         """The invocation record for `target`, if the function has one for this outcome."""
         if target is None:
             return ()
+        now = self.clock()
         record = invocation_record(self.config.function, message.id, condition, invoke_count,
-                                   wire.loads(message.body), response, self.clock())
+                                   wire.loads(message.body), response, now)
+        if target.kind is TargetKind.BUS:
+            record = bus_event(record, self.config.function, target.name, now)
         return (Outgoing(target, wire.dumps(record).decode(), attributes),)
 
     @property

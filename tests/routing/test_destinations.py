@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from squall import aws
 from squall.backends import Message, open_backend
@@ -43,8 +44,21 @@ APP = """
 
 
     # the destinations' queues: nothing consumes them (reserved_concurrency=0), the test reads them
-    for queue in ("records", "retries", "aged", "loops"):
+    for queue in ("records", "retries", "aged", "loops", "bus-records"):
         app.on_queue(queue, lambda event, ctx: None, name=f"hold-{queue}", reserved_concurrency=0)
+
+
+    # the records a bus destination gets, routed by a rule as Lambda's results are
+    app.rule("results", pattern={"source": ["lambda"],
+                                 "detail-type": [{"prefix": "Lambda Function Invocation Result - "}]},
+             targets=[{"queue": "bus-records"}])
+
+
+    @app.function(on_success="bus:default", on_failure="bus:default", maximum_retry_attempts=0)
+    def published(event, ctx):
+        if event.get("fail"):
+            raise ValueError("not this one")
+        return "fine"
 
 
     @app.function(on_success="queue:records", on_failure="queue:records")
@@ -313,11 +327,23 @@ def test_records_reach_a_topic_destination():
     `Message` (Lambda passes it so), a queue subscription as the body of the SNS envelope."""
 
 
-@pytest.mark.skip(reason="bus destinations wait for the event bus source (issue 11, item 2) to register bus targets")
-def test_records_reach_a_bus_destination():
-    """on_failure="bus:default": a rule matching `{"source": ["lambda"], "detail-type": ["Lambda
-    Function Invocation Result - Failure"]}` receives the record as the event's `detail`, with
-    `resources` [function ARN, bus ARN], as Lambda puts it."""
+def test_records_reach_a_bus_destination(cluster):
+    """on_success/on_failure="bus:default": a rule matching Lambda's result events receives
+    the record as the event's `detail`, with `resources` [function ARN, bus ARN], as Lambda
+    puts it."""
+    ok = cluster.post({"function": "published", "order": 1})
+    failed = cluster.post({"function": "published", "order": 2, "fail": True})
+    events = {e["detail"]["requestContext"]["requestId"]: e for e in cluster.records("bus-records", 2)}
+    success, failure = events[ok], events[failed]
+    assert success["detail-type"] == "Lambda Function Invocation Result - Success"
+    assert failure["detail-type"] == "Lambda Function Invocation Result - Failure"
+    for event in (success, failure):
+        EventBridgeModel.model_validate(event)
+        assert event["source"] == "lambda" and event["version"] == "0"
+        assert event["resources"] == [arn("published"), f"arn:aws:events:{aws.REGION}:{aws.ACCOUNT}:event-bus/default"]
+    assert success["detail"]["responsePayload"] == "fine" and success["detail"]["requestPayload"] == {"order": 1}
+    assert failure["detail"]["requestContext"]["condition"] == "RetriesExhausted"
+    assert failure["detail"]["responsePayload"]["errorMessage"] == "not this one"
 
 
 def test_a_destination_naming_an_undeclared_queue_stops_the_app_at_load(tmp_path):
