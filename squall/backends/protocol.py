@@ -23,13 +23,13 @@ Some changes must commit together or not at all across two primitives. Each such
 *named operation* of the protocol, done as one SQLite transaction and one Redis Lua script,
 never a general transaction API: Redis cannot roll back, and a script must declare every key
 it touches up front, so only operations whose keys are known before they run can be atomic.
-Today there is one:
+Today there are two:
 
 - a table write and its change record: `Tables.table_put` / `Tables.table_delete` with
-  `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to).
+  `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
+- a publish fanned out to N queues, with its delivery counts: `Queues.fan_out`.
 
-To add the next one (a workflow step that writes its state, enqueues work and sets a timer;
-a publish that fans out to N queues in one commit):
+To add the next one (a workflow step that writes its state, enqueues work and sets a timer):
 
 1. declare it here as one method, on the protocol of the primitive it is about, named for
    what it does (`workflow_step(...)`, `publish(...)`), with its whole effect in the docstring;
@@ -43,7 +43,7 @@ a publish that fans out to N queues in one commit):
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -168,6 +168,18 @@ class Queues(Protocol):
         """Append (body, attributes, delay) entries in one commit, in order. Returns their ids.
 
         Every delay is checked before anything is written; an empty batch writes nothing."""
+
+    def fan_out(self, entries: Sequence[tuple[str, str, dict[str, Any] | None]], counters: str,
+                counts: Mapping[str, int]) -> list[str]:
+        """Append each (queue, body, attributes) entry to its queue, visible now, and add
+        each of `counts` to the item of that key in table `counters`, all in one commit
+        (a topic's publish: every subscription gets its message, and the tallies move, or
+        nothing happens). Returns the message ids in entry order.
+
+        A counter item holds an integer: an absent one (or one holding anything else)
+        counts from 0, and each addition is a write of the item (its version goes up by
+        one). Every attribute is checked before anything is written; a call without
+        entries and counts writes nothing."""
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:

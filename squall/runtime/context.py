@@ -20,6 +20,8 @@ from squall.observability.context import TRACE_ATTRIBUTE, TRACEPARENT, trace_att
 from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
 from squall.sources.async_invoke import async_queue
+from squall.sources.publishing import Publisher
+from squall.sources.topics import app_topic
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -152,7 +154,8 @@ class Context:
     the runtime reads it from the environment), `invoked_function_arn`, `log_group_name`,
     `log_stream_name`, `identity`, `client_context`, `tenant_id`,
     `get_remaining_time_in_millis()`, `log(msg)`.
-    Services: `table(name)`, `queue(name)`, `objects(bucket)`, `invoke(...)`, `invoke_async(...)`, `log`.
+    Services: `table(name)`, `queue(name)`, `publish(topic, ...)`, `objects(bucket)`, `invoke(...)`,
+    `invoke_async(...)`, `log`.
     `invocation_headers` is the invocation's context map, set by the platform's
     interceptors (a trace context, for one); nested `ctx.invoke` calls carry it on.
     """
@@ -202,6 +205,13 @@ class Context:
 
     def objects(self, bucket: str) -> Bucket:
         return Bucket(self._objects(), bucket)
+
+    def publish(self, topic: str, message: str, attributes: Mapping[str, Any] | None = None,
+                subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None) -> str:
+        """Publish `message` to `topic` (SNS's Publish); its MessageId once every
+        subscription's delivery is committed."""
+        return Publisher(self._backend, self._trace).publish(app_topic(self.app, topic), message, attributes,
+                                                             subject, group_id, dedup_id)
 
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke a function synchronously and return its result (raises FunctionError)."""

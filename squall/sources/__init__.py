@@ -78,8 +78,9 @@ def _register_builtins() -> None:
     from squall.sources.async_invoke import AsyncInvokeSource
     from squall.sources.http import HttpSource
     from squall.sources.queues import QueueSource
+    from squall.sources.topics import TopicSource
 
-    for source in (HttpSource, QueueSource, AsyncInvokeSource, AlarmSource):
+    for source in (HttpSource, QueueSource, AsyncInvokeSource, AlarmSource, TopicSource):
         register(source)
 
 
