@@ -477,5 +477,5 @@ def _table(headers: list[str], rows: list[tuple]) -> None:
 
 import squall.cli_logs  # noqa: E402, F401 - registers `squall logs`
 import squall.cli_metrics  # noqa: E402, F401 - registers `squall metrics` and `squall alarms`
-import squall.cli_traces  # noqa: E402, F401 - registers `squall traces`
 import squall.cli_topics  # noqa: E402, F401 - registers `squall publish` and `squall topics`
+import squall.cli_traces  # noqa: E402, F401 - registers `squall traces`

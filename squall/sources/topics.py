@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from squall.backends import Backend, QueueConfig
@@ -92,7 +93,7 @@ class Subscription:
     scope: FilterScope = FilterScope.MESSAGE_ATTRIBUTES
     raw: bool = False
 
-    @property
+    @cached_property
     def arn(self) -> str:
         return subscription_arn(self.topic, self.endpoint)
 
@@ -100,7 +101,7 @@ class Subscription:
     def to_function(self) -> bool:
         return self.endpoint.startswith("function:")
 
-    @property
+    @cached_property
     def compiled(self) -> FilterPolicy | None:
         return _compiled(self.policy, self.scope) if self.policy else None
 
