@@ -234,12 +234,20 @@ def declared_topics(app: App) -> dict[str, TopicRecord]:
     return {name: TopicRecord(name, tuple(subs)) for name, subs in subscriptions.items()}
 
 
+#: per app (by id, the app kept alive with them), its topics and how many triggers it had
+_APP_TOPICS: dict[int, tuple[App, int, dict[str, TopicRecord]]] = {}
+
+
 def app_topic(app: App, topic: str) -> TopicRecord:
-    """The topic as the app declares it; TopicNotFound if no subscription names it."""
-    found = declared_topics(app).get(check_topic_name(topic))
+    """The topic as the app declares it; TopicNotFound if no subscription names it. The
+    records are built once per app (again if it declared more since), not per publish."""
+    cached = _APP_TOPICS.get(id(app))
+    if cached is None or cached[1] != len(app.triggers):
+        cached = _APP_TOPICS[id(app)] = (app, len(app.triggers), declared_topics(app))
+    found = cached[2].get(check_topic_name(topic))
     if found is None:
         raise TopicNotFound(f"topic {topic!r} does not exist: no subscription declares it "
-                            f"(topics: {', '.join(sorted(declared_topics(app))) or 'none'})")
+                            f"(topics: {', '.join(sorted(cached[2])) or 'none'})")
     return found
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import redis
 
 from squall.backends import open_backend
 from squall.services import Queue
@@ -94,13 +93,6 @@ def test_filters_on_sqlite(tmp_path):
         check_filtered_delivery(tmp_path, url, [node])
     finally:
         node.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def test_filters_on_redis_with_two_nodes(tmp_path, redis_url):

@@ -15,7 +15,6 @@ import json
 import time
 
 import pytest
-import redis
 from aws_lambda_powertools.utilities.parser.models import SnsModel
 
 from squall.backends import open_backend
@@ -201,13 +200,6 @@ def test_fan_out_on_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path}/state.db"
     with NodeProcess(app, backend=url) as node:
         check_fan_out(url, [node])
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def test_fan_out_on_redis_with_two_nodes(tmp_path, redis_url):
