@@ -312,7 +312,8 @@ class TopicSource(Source[TopicSubscription]):
     def span(self, request: InvokeRequest, invocation: Invocation) -> SpanShape:
         """A CONSUMER span by the messaging conventions, `process {topic}`, in the
         publisher's trace."""
-        record = request.event["Records"][0]["Sns"] if isinstance(request.event, dict) else {}
+        records = request.event.get("Records") if isinstance(request.event, dict) else None
+        record = records[0].get("Sns", {}) if isinstance(records, list) and records else {}
         topic = str(record.get("TopicArn", "")).rpartition(":")[2]
         attributes: dict[str, Any] = {"messaging.system": "aws.sns", "messaging.operation.type": "process",
                                       "messaging.operation.name": "process", "messaging.destination.name": topic,
