@@ -31,6 +31,7 @@ from squall.sources.events import (
 from squall.sources.http import HttpRoute, PayloadFormat, payload_format
 from squall.sources.queues import QueueTrigger
 from squall.sources.schedules import ScheduleTrigger
+from squall.sources.topics import TopicSubscription
 
 Handler = Callable[[Any, Any], Any]
 H = TypeVar("H", bound="Handler | str")
@@ -246,6 +247,30 @@ class App:
                                 content_based_deduplication=content_based_deduplication)
         return self.trigger(declared, handler, name=name, **options)
 
+    def on_topic(self, topic: str, handler: Handler | str | None = None, *,
+                 filter_policy: Mapping[str, Any] | str | None = None,
+                 filter_policy_scope: str = "MessageAttributes", dlq: str | None = None, name: str | None = None,
+                 **options: Any) -> Any:
+        """Subscribe a function to `topic`: each message its `filter_policy` (SNS's) lets
+        through arrives as an SNS event, an asynchronous invocation (retried twice, then
+        kept in `dlq`; see `TopicSubscription`)."""
+        declared = TopicSubscription(topic=topic, filter_policy=filter_policy or "",  # type: ignore[arg-type]
+                                     filter_policy_scope=filter_policy_scope, dlq=dlq or "")
+        return self.trigger(declared, handler, name=name, **options)
+
+    def subscribe_queue(self, topic: str, queue: str, *, filter_policy: Mapping[str, Any] | str | None = None,
+                        filter_policy_scope: str = "MessageAttributes",
+                        raw_message_delivery: bool = False) -> TopicSubscription:
+        """Subscribe `queue` to `topic` (fan-out to queues): each message its
+        `filter_policy` lets through is written into the queue as SNS writes into SQS, the
+        SNS envelope as body or, with `raw_message_delivery`, the message itself."""
+        declared = TopicSubscription(topic=topic, queue=queue, filter_policy=filter_policy or "",  # type: ignore[arg-type]
+                                     filter_policy_scope=filter_policy_scope,
+                                     raw_message_delivery=raw_message_delivery)
+        self._check_trigger(declared)
+        self.triggers.append(declared)
+        return declared
+
     def alarm(self, name: str, *, metric: str, threshold: float, function: str | None = None,
               queue: str | None = None, period: int = 60, evaluation_periods: int = 1,
               datapoints_to_alarm: int | None = None, comparison: str = "GreaterThanOrEqualToThreshold",
@@ -253,7 +278,7 @@ class App:
               description: str = "") -> AlarmTrigger:
         """Declare a CloudWatch metric alarm on `metric` of `function` (every function if
         None) or of `queue`, whose state changes go to `target` ("function:NAME" or
-        "queue:NAME") as CloudWatch's state-change events (see `AlarmTrigger`). What it
+        "queue:NAME" or "topic:NAME") as CloudWatch's state-change events (see `AlarmTrigger`). What it
         names must be declared before it."""
         declared = AlarmTrigger(name=name, metric=metric, threshold=threshold, function_name=function or "",
                                 queue_name=queue or "", period=period, evaluation_periods=evaluation_periods,

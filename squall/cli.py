@@ -496,4 +496,5 @@ import squall.cli_events  # noqa: E402, F401 - registers `squall put-events`, `e
 import squall.cli_logs  # noqa: E402, F401 - registers `squall logs`
 import squall.cli_metrics  # noqa: E402, F401 - registers `squall metrics` and `squall alarms`
 import squall.cli_schedules  # noqa: E402, F401 - registers `squall schedules`
+import squall.cli_topics  # noqa: E402, F401 - registers `squall publish` and `squall topics`
 import squall.cli_traces  # noqa: E402, F401 - registers `squall traces`

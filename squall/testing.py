@@ -44,6 +44,8 @@ from squall.objects import open_objects
 from squall.runtime.invocation import Invocation
 from squall.services import Bucket, Queue, Table
 from squall.sources.events import put_events
+from squall.sources.publishing import Publisher, SubscriptionTally, tallies
+from squall.sources.topics import app_topic
 
 T = TypeVar("T")
 
@@ -196,6 +198,18 @@ class Harness:
         if config is None or not config.dlq:
             raise QueueNotFound(f"no dead-letter queue for queue {queue!r}")
         return self.backend.peek(config.dlq, 10000)
+
+    # ---- topics -------------------------------------------------------------------
+
+    def publish(self, topic: str, message: str, attributes: dict[str, Any] | None = None,
+                subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None) -> str:
+        """Publish as `ctx.publish` does; `drain()` then delivers to the subscribed functions."""
+        return Publisher(self.backend).publish(app_topic(self.app, topic), message, attributes, subject, group_id,
+                                               dedup_id)
+
+    def deliveries(self, topic: str) -> dict[str, SubscriptionTally]:
+        """What became of the topic's messages, per subscription (`function:NAME`, `queue:NAME`)."""
+        return {t.endpoint: t for t in tallies(self.backend, app_topic(self.app, topic))}
 
     def table(self, name: str) -> Table:
         return Table(self.backend, name)

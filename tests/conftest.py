@@ -72,6 +72,16 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """Database 0 of the session's redis-server, emptied: the one URL nodes of a test share."""
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 class FakeClock:
     """A clock tests move by hand; backends read time only through it."""
 

@@ -31,9 +31,9 @@ Today there are two:
   and the next timer commit together, so a firing is enqueued exactly once).
 - a fan-out: `Queues.queue_forward` deletes claimed messages and appends what each becomes
   to other queues (an event bus's router: one event, one message per matched target).
+- a publish fanned out to N queues, with its delivery counts: `Queues.fan_out`.
 
-To add the next one (a workflow step that writes its state, enqueues work and sets a timer;
-a publish that fans out to N queues in one commit):
+To add the next one (a workflow step that writes its state, enqueues work and sets a timer):
 
 1. declare it here as one method, on the protocol of the primitive it is about, named for
    what it does (`workflow_step(...)`, `publish(...)`), with its whole effect in the docstring;
@@ -47,7 +47,7 @@ a publish that fans out to N queues in one commit):
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -214,6 +214,18 @@ class Queues(Protocol):
         the original message's, as SQS answers a duplicate send. Each stored message gets a
         sequence number (`sequence_number`) greater than every earlier one of the queue,
         which it keeps when it is dead-lettered or redriven."""
+
+    def fan_out(self, entries: Sequence[tuple[str, str, dict[str, Any] | None]], counters: str,
+                counts: Mapping[str, int]) -> list[str]:
+        """Append each (queue, body, attributes) entry to its queue, visible now, and add
+        each of `counts` to the item of that key in table `counters`, all in one commit
+        (a topic's publish: every subscription gets its message, and the tallies move, or
+        nothing happens). Returns the message ids in entry order.
+
+        A counter item holds an integer: an absent one (or one holding anything else)
+        counts from 0, and each addition is a write of the item (its version goes up by
+        one). Every attribute is checked before anything is written; a call without
+        entries and counts writes nothing."""
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:

@@ -25,9 +25,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from squall.aws import request_id as new_request_id
-from squall.backends import Message
+from squall.backends import Backend, Message
 from squall.backends.fifo import is_fifo
-from squall.backends.protocol import Clock, Queues
+from squall.backends.protocol import Clock
 from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
@@ -177,7 +177,7 @@ class QueueConsumer(Service):
     batches to the end and settle them.
     """
 
-    def __init__(self, backend: Queues, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
+    def __init__(self, backend: Backend, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
                  watcher: QueueWatcher | None = None, ready: Gate | None = None, clock: Clock = time.time):
         """`ready` is the runtime's gate: while it is closed (no instance can start) the
         consumer claims nothing, so no message spends a receive on an invocation that

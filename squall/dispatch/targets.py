@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from squall.backends.protocol import Queues
+from squall.backends import Backend
 from squall.core.checks import FUNCTION_NAME, check_name, check_queue_name
 from squall.errors import ConfigError
 
@@ -30,25 +30,31 @@ class TargetKind(StrEnum):
 
 
 #: delivers `body` (JSON text) to the target named, with system attributes (the trace context)
-Deliverer = Callable[[Queues, str, str, dict[str, Any] | None], None]
+Deliverer = Callable[[Backend, str, str, dict[str, Any] | None], None]
+#: checks a target's name (ConfigError naming it) and returns it
+NameCheck = Callable[[str], str]
 
 
-def _to_function(backend: Queues, name: str, body: str, attributes: dict[str, Any] | None) -> None:
+def _to_function(backend: Backend, name: str, body: str, attributes: dict[str, Any] | None) -> None:
     from squall.sources.async_invoke import async_queue
 
     backend.enqueue(async_queue(name), body, attributes)
 
 
-def _to_queue(backend: Queues, name: str, body: str, attributes: dict[str, Any] | None) -> None:
+def _to_queue(backend: Backend, name: str, body: str, attributes: dict[str, Any] | None) -> None:
     backend.enqueue(name, body, attributes)
 
 
 _DELIVERERS: dict[TargetKind, Deliverer] = {TargetKind.FUNCTION: _to_function, TargetKind.QUEUE: _to_queue}
+_NAME_CHECKS: dict[TargetKind, NameCheck] = {}
 
 
-def register(kind: TargetKind, deliverer: Deliverer) -> None:
-    """A source that brings a kind of target (topics, buses) makes it deliverable."""
+def register(kind: TargetKind, deliverer: Deliverer, check: NameCheck | None = None) -> None:
+    """A source that brings a kind of target (topics, buses) makes it deliverable, its
+    names checked by `check`."""
     _DELIVERERS[kind] = deliverer
+    if check is not None:
+        _NAME_CHECKS[kind] = check
 
 
 @dataclass(frozen=True)
@@ -75,12 +81,13 @@ class Target:
             return cls(target_kind, check_queue_name(name))
         if not name:
             raise ConfigError(f"{what}: invalid target {value!r}: the {kind}'s name is missing")
-        return cls(target_kind, name)
+        check = _NAME_CHECKS.get(target_kind)
+        return cls(target_kind, check(name) if check else name)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}"
 
 
-def deliver(backend: Queues, target: Target, body: str, attributes: dict[str, Any] | None = None) -> None:
+def deliver(backend: Backend, target: Target, body: str, attributes: dict[str, Any] | None = None) -> None:
     """Send `body` (JSON text) to `target`, durably."""
     _DELIVERERS[target.kind](backend, target.name, body, attributes)

@@ -22,6 +22,8 @@ from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
 from squall.sources.async_invoke import queue_async
 from squall.sources.events import put_events
+from squall.sources.publishing import Publisher
+from squall.sources.topics import app_topic
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -154,8 +156,8 @@ class Context:
     the runtime reads it from the environment), `invoked_function_arn`, `log_group_name`,
     `log_stream_name`, `identity`, `client_context`, `tenant_id`,
     `get_remaining_time_in_millis()`, `log(msg)`.
-    Services: `table(name)`, `queue(name)`, `objects(bucket)`, `invoke(...)`, `invoke_async(...)`,
-    `put_events(entries)`, `log`.
+    Services: `table(name)`, `queue(name)`, `publish(topic, ...)`, `objects(bucket)`, `invoke(...)`,
+    `invoke_async(...)`, `put_events(entries)`, `log`.
     `invocation_headers` is the invocation's context map, set by the platform's
     interceptors (a trace context, for one); nested `ctx.invoke` calls carry it on.
     """
@@ -220,6 +222,13 @@ class Context:
         "Resources", "Time"}, ...]` (1 to 10, 256 KB in all); returns `{"FailedEntryCount",
         "Entries": [{"EventId"} | {"ErrorCode", "ErrorMessage"}]}`. Durable once it returns."""
         return put_events(self._backend, entries, self._known_queues, self._trace)
+
+    def publish(self, topic: str, message: str, attributes: Mapping[str, Any] | None = None,
+                subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None) -> str:
+        """Publish `message` to `topic` (SNS's Publish); its MessageId once every
+        subscription's delivery is committed."""
+        return Publisher(self._backend, self._trace).publish(app_topic(self.app, topic), message, attributes,
+                                                             subject, group_id, dedup_id)
 
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke a function synchronously and return its result (raises FunctionError)."""

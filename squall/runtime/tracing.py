@@ -85,16 +85,17 @@ class InvocationTrace:
     def producer(self, destination: str, count: int, system: str = "aws_sqs",
                  operation: str = "send") -> Iterator[SpanRecord]:
         """A PRODUCER span (messaging conventions) around a send of `count` messages to
-        `destination` of `system` (`operation`: the system's name for the send): the
+        `destination` of `system` (SQS's `send`; SNS's `publish`, system `aws.sns`): the
         messages carry its context; the caller may add attributes (the message id)."""
         parent = self.current()
         span = parent.child()
         attributes: dict[str, Any] = {"messaging.system": system, "messaging.operation.type": "send",
-                                      "messaging.operation.name": operation, "messaging.destination.name": destination}
+                                      "messaging.operation.name": operation,
+                                      "messaging.destination.name": destination}
         if count != 1:
             attributes["messaging.batch.message_count"] = count
-        record = SpanRecord(span.trace_id, span.span_id, parent.span_id, f"send {destination}", SpanKind.PRODUCER,
-                            time.time_ns(), 0, attributes)
+        record = SpanRecord(span.trace_id, span.span_id, parent.span_id, f"{operation} {destination}",
+                            SpanKind.PRODUCER, time.time_ns(), 0, attributes)
         try:
             yield record
         except Exception as exc:

@@ -40,6 +40,7 @@ from squall.observability.window import MeteringWindow
 from squall.runtime import wire
 from squall.sources.base import NodeContext, Source, Trigger
 from squall.sources.queues import QueueTrigger
+from squall.sources.topics import declared_topics
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -168,7 +169,9 @@ class AlarmTrigger(Trigger):
         wanted = [("function", self.function_name, functions), ("queue", self.queue_name, queues)]
         target = self.destination
         if target is not None:
-            wanted.append((str(target.kind), target.name, functions if target.kind is TargetKind.FUNCTION else queues))
+            declared = {TargetKind.FUNCTION: functions, TargetKind.QUEUE: queues,
+                        TargetKind.TOPIC: set(declared_topics(app))}
+            wanted.append((str(target.kind), target.name, declared[target.kind]))
         for kind, name, known in wanted:
             if name and name not in known:
                 raise ConfigError(f"alarm {self.name!r}: unknown {kind} {name!r} ({kind}s: "

@@ -544,7 +544,7 @@ class TargetDelivery:
     an invocation so that one consumer gives every kind of target the same retries and
     dead-letter queue."""
 
-    def __init__(self, backend: Queues, target: Target):
+    def __init__(self, backend: Backend, target: Target):
         self.backend = backend
         self.target = target
 
@@ -748,7 +748,7 @@ def replay(backend: Backend, archive: str, start: float, end: float, name: str) 
         after = records[-1].seq
 
 
-def _to_bus(backend: Queues, name: str, body: str, attributes: dict[str, Any] | None) -> None:
+def _to_bus(backend: Backend, name: str, body: str, attributes: dict[str, Any] | None) -> None:
     backend.enqueue(intake_queue(name), body, attributes)
 
 

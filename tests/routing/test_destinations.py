@@ -44,7 +44,7 @@ APP = """
 
 
     # the destinations' queues: nothing consumes them (reserved_concurrency=0), the test reads them
-    for queue in ("records", "retries", "aged", "loops", "bus-records"):
+    for queue in ("records", "retries", "aged", "loops", "bus-records", "topic-records"):
         app.on_queue(queue, lambda event, ctx: None, name=f"hold-{queue}", reserved_concurrency=0)
 
 
@@ -52,6 +52,15 @@ APP = """
     app.rule("results", pattern={"source": ["lambda"],
                                  "detail-type": [{"prefix": "Lambda Function Invocation Result - "}]},
              targets=[{"queue": "bus-records"}])
+
+
+    # the records a topic destination gets, as the SNS envelope in a subscribed queue
+    app.subscribe_queue("results", "topic-records")
+
+
+    @app.function(on_success="topic:results", maximum_retry_attempts=0)
+    def announced(event, ctx):
+        return {"announced": event["order"]}
 
 
     @app.function(on_success="bus:default", on_failure="bus:default", maximum_retry_attempts=0)
@@ -321,10 +330,17 @@ def test_an_async_loop_goes_to_the_on_failure_destination(cluster):
         store.close()
 
 
-@pytest.mark.skip(reason="topic destinations wait for the topics source (issue 11, item 1) to register topic targets")
-def test_records_reach_a_topic_destination():
-    """on_success="topic:results": a subscriber of the topic receives the record as the SNS
-    `Message` (Lambda passes it so), a queue subscription as the body of the SNS envelope."""
+def test_records_reach_a_topic_destination(cluster):
+    """on_success="topic:results": a queue subscribed to the topic receives the record as the
+    `Message` of the SNS envelope, as Lambda publishes it."""
+    ok = cluster.post({"function": "announced", "order": 5})
+    [envelope] = cluster.records("topic-records", 1)
+    assert envelope["Type"] == "Notification"
+    assert envelope["TopicArn"] == f"arn:aws:sns:{aws.REGION}:{aws.ACCOUNT}:results"
+    record = json.loads(envelope["Message"])
+    assert record["requestContext"] == {"requestId": ok, "functionArn": arn("announced"), "condition": "Success",
+                                        "approximateInvokeCount": 1}
+    assert record["responsePayload"] == {"announced": 5}
 
 
 def test_records_reach_a_bus_destination(cluster):

@@ -11,7 +11,6 @@ import json
 
 import httpx
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from squall.backends import open_backend
@@ -102,13 +101,6 @@ def test_filters_on_sqlite(tmp_path):
         assert str(int(count)) == queue_row(tmp_path, url)["FILTERED"]
     finally:
         node.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def test_filters_on_redis_with_two_nodes(tmp_path, redis_url):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from squall.backends import checks
@@ -78,6 +78,28 @@ class RedisQueues(RedisCore):
                        "attributes": attributes or {}, "sent_at": now}
             args += [checks.json_text("message attributes", message), message_id, group, dedup_id]
         return list(self._run("enqueue_fifo", keys.queue(queue), args))
+
+    def fan_out(self, entries: Sequence[tuple[str, str, dict[str, Any] | None]], counters: str,
+                counts: Mapping[str, int]) -> list[str]:
+        now = self.clock()
+        ids: list[str] = []
+        by_queue: dict[str, list[str]] = {}
+        for queue, body, attributes in entries:
+            ids.append(new_message_id())
+            message = {"id": ids[-1], "body": body, "attributes": attributes or {}, "sent_at": now}
+            by_queue.setdefault(queue, []).append(checks.json_text("message attributes", message))
+        if not entries and not counts:
+            return ids
+        keys_: list[str] = []
+        args: list[Any] = [now, len(by_queue)]
+        for queue, messages in by_queue.items():
+            keys_ += keys.queue(queue)
+            args += [queue, len(messages), *messages]
+        keys_ += keys.table(counters)
+        for key, count in counts.items():
+            args += [key, int(count)]
+        self._run("fan_out", keys_, args)
+        return ids
 
     @reachable
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,

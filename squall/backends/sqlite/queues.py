@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from squall.backends import checks
@@ -146,6 +146,25 @@ class SQLiteQueues(SQLiteCore):
                              (ids[-1], queue, body, attributes, now, now + delay, group, dedup_id))
                 conn.execute("INSERT INTO dedup (queue, dedup_id, message_id, expires) VALUES (?, ?, ?, ?)",
                              (queue, dedup_id, ids[-1], now + DEDUP_WINDOW))
+        return ids
+
+    def fan_out(self, entries: Sequence[tuple[str, str, dict[str, Any] | None]], counters: str,
+                counts: Mapping[str, int]) -> list[str]:
+        now = self.clock()
+        ids = [new_message_id() for _ in entries]
+        rows = [(message_id, queue, body, checks.json_text("message attributes", attributes or {}), now, now)
+                for message_id, (queue, body, attributes) in zip(ids, entries, strict=True)]
+        if not rows and not counts:
+            return ids
+        with self._write() as conn:
+            conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            # a counter that holds no integer (CAST gives 0 for any other JSON) counts from 0
+            conn.executemany("INSERT INTO items (tbl, key, value, version) VALUES (?, ?, ?, 1) "
+                             "ON CONFLICT (tbl, key) DO UPDATE SET version = version + 1, value = "
+                             "CASE WHEN value GLOB '-[0-9]*' OR value GLOB '[0-9]*' "
+                             "THEN CAST(CAST(value AS INTEGER) + excluded.value AS TEXT) ELSE excluded.value END",
+                             [(counters, key, str(int(count))) for key, count in counts.items()])
         return ids
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,

@@ -1,0 +1,131 @@
+"""Topic declarations and Publish's checks, as SNS refuses them; the harness's publish."""
+
+from __future__ import annotations
+
+import pytest
+
+from squall import App
+from squall.errors import ConfigError, InvalidFilterPolicy, PayloadTooLarge
+from squall.sources.publishing import check_attributes, check_fifo_ids, check_message, check_subject
+from squall.sources.topics import TopicRecord, TopicSubscription, check_topic_name
+from squall.testing import Harness
+
+
+@pytest.mark.parametrize("name", ["a", "A-b_9", "x" * 256, "orders.fifo", "x" * 251 + ".fifo"])
+def test_topic_names_sns_allows(name):
+    assert check_topic_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 257, "a.b", "a b", "x" * 252 + ".fifo", ".fifo", 3, None])
+def test_topic_names_sns_refuses(name):
+    with pytest.raises(ConfigError, match="invalid topic name"):
+        check_topic_name(name)
+
+
+@pytest.mark.parametrize(("declaration", "reason"), [
+    (dict(topic="t", queue="q", dlq="d"), "dlq= is for function subscriptions"),
+    (dict(topic="t", raw_message_delivery=True), "raw_message_delivery is for queue subscriptions"),
+    (dict(topic="t.fifo"), "FIFO topics deliver to SQS queues only"),
+    (dict(topic="t", queue="q.fifo"), "can only subscribe to a FIFO topic"),
+    (dict(topic="t", queue="bad queue"), "invalid queue name"),
+    (dict(topic="t", raw_message_delivery="yes", queue="q"), "must be True or False"),
+])
+def test_bad_subscriptions_fail_at_declaration(declaration, reason):
+    with pytest.raises(ConfigError, match=reason):
+        TopicSubscription(**declaration)
+
+
+def test_policies_are_checked_and_kept_as_compact_json():
+    assert TopicSubscription(topic="t", filter_policy={"b": ["x"], "a": [1]}).filter_policy == '{"b":["x"],"a":[1]}'
+    with pytest.raises(InvalidFilterPolicy, match="FilterPolicyScope"):
+        TopicSubscription(topic="t", filter_policy_scope="Body")
+    with pytest.raises(InvalidFilterPolicy, match="FilterPolicy"):
+        TopicSubscription(topic="t", filter_policy={"a": {"b": ["nested needs MessageBody"]}})
+
+
+def test_a_queue_subscribes_once():
+    app = App("t")
+    app.subscribe_queue("t", "q")
+    with pytest.raises(ConfigError, match="queue 'q' is already subscribed to topic 't'"):
+        app.subscribe_queue("t", "q")
+
+
+@pytest.mark.parametrize(("attributes", "reason"), [
+    ({f"a{i}": "v" for i in range(11)}, "at most 10 attributes"),
+    ({".a": "v"}, "invalid message attribute name"),
+    ({"a.": "v"}, "invalid message attribute name"),
+    ({"a..b": "v"}, "invalid message attribute name"),
+    ({"x" * 257: "v"}, "invalid message attribute name"),
+    ({"AWS.x": "v"}, "are reserved"),
+    ({"amazon.x": "v"}, "are reserved"),
+    ({"a": {"DataType": "Float", "StringValue": "1"}}, "DataType must be one of"),
+    ({"a": {"DataType": "Number", "StringValue": "one"}}, "'one' is not a Number"),
+    ({"a": {"DataType": "String", "StringValue": ""}}, "non-empty StringValue"),
+    ({"a": {"DataType": "String.Array", "StringValue": "[{}]"}}, "String.Array must be a JSON array"),
+    ({"a": {"DataType": "Binary", "BinaryValue": "not base64!"}}, "bytes or base64"),
+    ({"a": ""}, "must be a non-empty string"),
+    ({"a": True}, "must be a non-empty string"),
+])
+def test_attributes_publish_refuses(attributes, reason):
+    with pytest.raises(ConfigError, match=reason):
+        check_attributes(attributes)
+
+
+def test_attributes_in_publishs_form_and_plain():
+    assert check_attributes({"s": "x", "n": 2.5, "l": ["a", 1], "b": {"DataType": "Binary", "BinaryValue": b"\x00"},
+                             "p": {"DataType": "String", "StringValue": "y"}}) == {
+        "s": {"DataType": "String", "StringValue": "x"}, "n": {"DataType": "Number", "StringValue": "2.5"},
+        "l": {"DataType": "String.Array", "StringValue": '["a", 1]'},
+        "b": {"DataType": "Binary", "BinaryValue": "AA=="}, "p": {"DataType": "String", "StringValue": "y"}}
+
+
+def test_message_size_counts_the_attributes():
+    attributes = check_attributes({"k": "v" * 10})
+    check_message("m" * (256 * 1024 - 17), attributes)  # k + String + v * 10
+    with pytest.raises(PayloadTooLarge, match="SNS's limit is 262144 bytes"):
+        check_message("m" * (256 * 1024 - 16), attributes)
+    with pytest.raises(ConfigError, match="must not be empty"):
+        check_message("", {})
+    with pytest.raises(ConfigError, match="must be a string"):
+        check_message({"a": 1}, {})
+
+
+@pytest.mark.parametrize("subject", ["", " leading space", "two\nlines", "x" * 101, "caf\u00e9", 5])
+def test_subjects_sns_refuses(subject):
+    with pytest.raises(ConfigError, match="invalid subject"):
+        check_subject(subject)
+
+
+def test_fifo_ids_required_on_fifo_topics_and_refused_on_standard_ones():
+    fifo, standard = TopicRecord("t.fifo", ()), TopicRecord("t", ())
+    check_fifo_ids(fifo, "g", "d")
+    with pytest.raises(ConfigError, match="group_id is required"):
+        check_fifo_ids(fifo, None, "d")
+    with pytest.raises(ConfigError, match="dedup_id is required"):
+        check_fifo_ids(fifo, "g", "x" * 129)
+    with pytest.raises(ConfigError, match="dedup_id is only for FIFO topics"):
+        check_fifo_ids(standard, None, "d")
+
+
+def test_the_harness_publishes_and_shows_each_subscriptions_deliveries():
+    app = App("harnessed")
+    got: list[str] = []
+
+    @app.on_topic("orders", filter_policy={"kind": ["paid"]})
+    def paid(event, ctx):
+        got.append(event["Records"][0]["Sns"]["Message"])
+
+    @app.on_topic("orders")
+    def broken(event, ctx):
+        raise RuntimeError("no")
+
+    app.subscribe_queue("orders", "audit")
+    with Harness(app) as h:
+        h.publish("orders", "one", {"kind": "paid"})
+        h.publish("orders", "two", {"kind": "refund"})
+        h.drain()
+        deliveries = h.deliveries("orders")
+    assert got == ["one"]
+    assert (deliveries["function:paid"].delivered, deliveries["function:paid"].filtered) == (1, 1)
+    assert (deliveries["function:broken"].delivered, deliveries["function:broken"].failed) == (2, 2)
+    assert deliveries["queue:audit"].delivered == 2
