@@ -52,6 +52,9 @@ class NodeProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self, wait: float = 30) -> NodeProcess:
+        """Start the node (once: `with NodeProcess(...).start()` does not start a second)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.args, cwd=self.app_path.parent, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)

@@ -95,7 +95,7 @@ def sqlite_app(tmp_path):
 
 def test_rules_route_to_functions_a_queue_and_another_bus(sqlite_app):
     path, url = sqlite_app
-    with NodeProcess(path).start() as node:
+    with NodeProcess(path) as node:
         answer = put(node, [
             order("o1", 150),
             order("o2", 50),
@@ -141,7 +141,7 @@ def test_rules_route_to_functions_a_queue_and_another_bus(sqlite_app):
 
 def test_a_failing_target_is_retried_then_dead_lettered_while_the_others_deliver(sqlite_app):
     path, url = sqlite_app
-    with NodeProcess(path).start() as node:
+    with NodeProcess(path) as node:
         [entry] = put(node, [order("o9", 500, fail=True)])["Entries"]
         event_id = entry["EventId"]
         # the other targets of the event were delivered at once
@@ -168,7 +168,7 @@ def iso(seconds: float) -> str:
 
 def test_archive_and_replay_deliver_again_marked_with_the_replay_name(sqlite_app):
     path, url = sqlite_app
-    with NodeProcess(path).start():
+    with NodeProcess(path):
         started = time.time() - 1
         result = squall("put-events", "--backend", url, "--entries", json.dumps([order("a1", 5), order("a2", 6)]),
                         cwd=path.parent)
@@ -219,7 +219,7 @@ def test_sigkill_after_the_put_and_restart_delivers_each_event_once(tmp_path):
         node.kill()
     ids = {entry["EventId"] for entry in entries}
     write_app(tmp_path, APP)
-    with NodeProcess(path).start():
+    with NodeProcess(path):
         wait_until(lambda: set(table(url, "charged")) == ids, timeout=30, message="every event charged")
         time.sleep(1)
         assert table(url, "attempts") == dict.fromkeys(ids, 1)
@@ -231,7 +231,7 @@ def test_two_nodes_on_redis_route_each_event_once(tmp_path, redis_server):
     url = f"redis://127.0.0.1:{redis_server.port}/13"
     redis.Redis.from_url(url).flushdb()
     path = write_app(tmp_path, APP)
-    with NodeProcess(path, backend=url).start(), NodeProcess(path, backend=url).start():
+    with NodeProcess(path, backend=url), NodeProcess(path, backend=url):
         result = squall("put-events", "--backend", url, "--entries",
                         json.dumps([order(f"r{i}", 200 + i) for i in range(10)]), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
@@ -256,7 +256,7 @@ def test_two_nodes_on_redis_route_each_event_once(tmp_path, redis_server):
     ('app.rule("r", pattern={"source": ["x"]}, targets=[{"function": "nope"}])',
      "rule 'r' target 0: unknown function 'nope'"),
     ('app.rule("r", pattern={"source": ["x"]}, targets=[{"bus": "other"}])', "unknown event bus 'other'"),
-    ('app.rule("r", pattern={"source": ["x"]}, targets=[{"topic": "t"}])', "topic targets are not available yet"),
+    ('app.rule("r", pattern={"source": ["x"]}, targets=[{"topic": "bad name!"}])', "invalid topic name 'bad name!'"),
     ('app.rule("r", bus="custom", pattern={"source": ["x"]}, targets=[{"queue": "q"}])',
      "unknown event bus 'custom'"),
     ('app.rule("r", pattern={"source": ["x"]}, targets=[{"queue": "q", "retry_attempts": 186}])',
@@ -295,7 +295,7 @@ def spans_of(trace_id: str, cwd) -> list[dict]:
 
 def test_a_put_is_a_producer_span_and_every_delivery_continues_its_trace(sqlite_app):
     path, url = sqlite_app
-    with NodeProcess(path).start() as node:
+    with NodeProcess(path) as node:
         with node.client() as client:
             response = client.post("/put", json=[order("t1", 150)], headers={"traceparent": f"00-{TRACE}-{PARENT}-01"})
         assert response.status_code == 200
@@ -304,11 +304,12 @@ def test_a_put_is_a_producer_span_and_every_delivery_continues_its_trace(sqlite_
             found: dict[str, list[dict]] = {}
             for span in spans_of(TRACE, path.parent):
                 found.setdefault(span["name"], []).append(span)
-            wanted = {"POST /put", "send default", "process charge", "process audit", "process big"}
+            wanted = {"POST /put", "PutEvents default", "process charge", "process audit", "process big"}
             return found if wanted <= set(found) and len(found.get("process big-orders", [])) == 1 else None
 
         spans = wait_until(hops, timeout=20, message="the spans of every hop")
-    [http], [send] = spans["POST /put"], spans["send default"]
+    # named `{messaging.operation.name} {destination}`, as the messaging conventions name a span
+    [http], [send] = spans["POST /put"], spans["PutEvents default"]
     assert send["kind"] == "PRODUCER" and send["parentSpanId"] == http["spanId"]
     assert {k: send["attributes"][k] for k in ("messaging.system", "messaging.operation.type",
                                                "messaging.operation.name", "messaging.destination.name",
@@ -342,3 +343,38 @@ def test_the_harness_puts_routes_and_delivers():
         assert answer["FailedEntryCount"] == 0 and len(answer["Entries"]) == 4
         harness.drain()
     assert sorted(e["n"] for e in seen) == [2, 3]
+
+
+TOPIC_APP = """
+    from squall import App
+
+    app = App("bus-to-topic")
+    app.on_queue("from-topic", lambda event, ctx: None, name="hold", reserved_concurrency=0)
+    app.subscribe_queue("order-events", "from-topic")
+    app.rule("to-topic", pattern={"source": ["shop"]}, targets=[{"topic": "order-events"}])
+
+
+    @app.http("POST", "/put")
+    def put(event, ctx):
+        import json
+        return ctx.put_events(json.loads(event["body"]))
+"""
+
+
+def test_a_rule_delivers_to_a_topic_target(tmp_path):
+    """A topic target publishes the event: a queue subscribed to the topic gets it as the
+    `Message` of the SNS envelope."""
+    path = write_app(tmp_path, TOPIC_APP)
+    with NodeProcess(path) as node, node.client() as client:
+        result = client.post("/put", json=[order("t9", 99)]).json()
+        assert result["FailedEntryCount"] == 0
+        store = open_backend(f"sqlite:///{tmp_path}/.squall/state.db")
+        try:
+            [message] = wait_until(lambda: store.peek("from-topic"), timeout=10, message="the topic's delivery")
+        finally:
+            store.close()
+    envelope = json.loads(message.body)
+    assert envelope["Type"] == "Notification" and envelope["TopicArn"].endswith(":order-events")
+    event = json.loads(envelope["Message"])
+    assert event["source"] == "shop" and event["id"] == result["Entries"][0]["EventId"]
+    EventBridgeModel.model_validate(event)
