@@ -6,8 +6,8 @@ them in configuration: `function:NAME`, `queue:NAME`, `topic:NAME`, `bus:NAME`. 
 module parses the names and delivers, so each feature that targets something states only
 which kinds it accepts. A function target is an asynchronous invocation (with its retries
 and dead-letter queue); a queue target is a message. Each delivery is durable once
-`deliver` returns. A kind whose source is not part of the platform yet is refused at
-declaration; a source that brings one (topics, buses) registers its deliverer here.
+`deliver` returns. The sources that bring topics and buses register their deliverers
+here.
 """
 
 from __future__ import annotations
@@ -72,9 +72,6 @@ class Target:
         if kind not in TargetKind.__members__.values() or TargetKind(kind) not in kinds:
             raise ConfigError(f"{what}: invalid target {value!r}: expected {expected}")
         target_kind = TargetKind(kind)
-        if target_kind not in _DELIVERERS:
-            available = " or ".join(f"'{k}:NAME'" for k in kinds if k in _DELIVERERS)
-            raise ConfigError(f"{what}: target {value!r}: {kind} targets are not available yet; use {available}")
         if target_kind is TargetKind.FUNCTION:
             return cls(target_kind, check_name("function", name, FUNCTION_NAME))
         if target_kind is TargetKind.QUEUE:

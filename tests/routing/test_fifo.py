@@ -68,7 +68,7 @@ APP = """
 
     @app.on_queue("durable.fifo", batch_size=5, visibility_timeout=2, max_concurrency=2)
     def durable(event, ctx):
-        consume(event, ctx, "durable", pause=0.03, exclusive=False)
+        consume(event, ctx, "durable", pause=0.1, exclusive=False)
 
 
     app.on_queue("pt.fifo", handler="pt_fifo.handler", name="pt", batch_size=10, visibility_timeout=1)

@@ -33,17 +33,6 @@ def test_a_bad_target_is_refused_naming_it(value, complaint):
     assert complaint in str(raised.value)
 
 
-def test_a_kind_not_available_yet_says_so():
-    with pytest.raises(ConfigError, match="bus targets are not available yet; use 'function:NAME' or 'topic:NAME'"):
-        Target.parse("rule 'r'", "bus:other", (TargetKind.FUNCTION, TargetKind.TOPIC, TargetKind.BUS))
-
-
-def test_topic_targets_are_named_as_sns_names_topics():
-    assert Target.parse("x", "topic:alerts.fifo", (TargetKind.TOPIC,)) == Target(TargetKind.TOPIC, "alerts.fifo")
-    with pytest.raises(ConfigError, match="invalid topic name 'a b'"):
-        Target.parse("x", "topic:a b", (TargetKind.TOPIC,))
-
-
 def test_delivery_to_a_queue_and_to_a_function(sqlite):
     sqlite.queue_declare("alerts", QueueConfig())
     sqlite.queue_declare(async_queue("page"), QueueConfig(internal=True))
