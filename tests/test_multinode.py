@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-import redis
 
 from squall.backends import open_backend
 from squall.observability.metering import read_records
@@ -67,13 +66,6 @@ APP = """
     def get_object(event, ctx):
         return ctx.objects("shared").get(event["pathParameters"]["key"]).decode()
 """
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 @pytest.fixture

@@ -60,12 +60,6 @@ class FunctionLog(Protocol):
     def write(self, function: str, request_id: str, trace_id: str, text: str) -> None: ...
 
 
-def trace_id(headers: dict[str, str]) -> str:
-    """The W3C trace id of an invocation's context (`traceparent`), or ''."""
-    parent = headers.get("traceparent")
-    return parent[3:35] if parent is not None and len(parent) >= 55 else ""
-
-
 def throttled(function: str) -> Throttled:
     return Throttled(f"Rate Exceeded: {function} is at its concurrency limit", "TooManyRequestsException")
 

@@ -36,8 +36,9 @@ from squall.errors import (
     RuntimeUnavailable,
 )
 from squall.loader import app_root
+from squall.observability.context import TRACEPARENT, parse_traceparent
 from squall.runtime import wire
-from squall.runtime.base import ClusterSlots, FunctionLog, Runtime, RuntimeSettings, throttled, trace_id
+from squall.runtime.base import ClusterSlots, FunctionLog, Runtime, RuntimeSettings, throttled
 from squall.runtime.environment import Initialization, zygote_environment
 from squall.runtime.invocation import Invocation, error_from_dict, too_large
 from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
@@ -539,7 +540,7 @@ class ProcessRuntime(Runtime):
         try:
             deadline = time.time() + config.timeout
             message = wire.Invoke(request.request_id, event, deadline, wire.Headers(request.headers))
-            result = await self._exchange(instance, config, message, trace_id(request.headers))
+            result = await self._exchange(instance, config, message, trace_id_of(request.headers))
             if instance.cell.ran_out_of_memory:  # a process of its tree went over
                 raise out_of_memory(config)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
@@ -608,6 +609,12 @@ class ProcessRuntime(Runtime):
             if not self.zygote.gate.is_open or self.zygote.generation != instance.generation:
                 raise RuntimeUnavailable("the instance was lost with its zygote", "Runtime.Unavailable") from None
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
+
+
+def trace_id_of(headers: dict[str, str]) -> str:
+    """The trace id an invocation's log lines carry: its context's (`traceparent`), or ''."""
+    context = parse_traceparent(headers.get(TRACEPARENT))
+    return "" if context is None else context.trace_id
 
 
 def out_of_memory(config: FunctionConfig) -> OutOfMemory:

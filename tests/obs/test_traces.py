@@ -9,7 +9,6 @@ import threading
 import uuid
 
 import pytest
-import redis
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from squall.backends import open_backend
@@ -315,13 +314,6 @@ def test_an_otlp_receiver_gets_the_spans_squall_traces_shows(tmp_path, monkeypat
     attributes = {a.key: a.value for a in process.attributes}
     assert attributes["messaging.destination.name"].string_value == "orders"
     assert attributes["faas.coldstart"].HasField("bool_value")
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    url = f"redis://127.0.0.1:{redis_server.port}/{1 + uuid.uuid4().int % 15}"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def test_one_trace_spans_two_nodes_on_redis(tmp_path, redis_url):
