@@ -286,7 +286,6 @@ def invoke(app_ref: str, function: str, data: str, client_context: str | None, a
         raise click.ClickException("--data is nested too deeply to decode") from None
     from squall.backends import open_backend
     from squall.core.pipeline import InvokeRequest
-    from squall.errors import Outcome
     from squall.node import Node
     from squall.runtime.context import CLIENT_CONTEXT_HEADER
     from squall.runtime.invocation import Invocation
@@ -315,8 +314,6 @@ def invoke(app_ref: str, function: str, data: str, client_context: str | None, a
     if isinstance(invocation, str):
         click.echo(invocation)  # the request id every attempt at the event runs under
         return
-    if invocation.outcome not in (Outcome.SUCCESS, Outcome.ERROR):  # the instance could not write its own
-        click.echo(invocation.report_line(), err=True)
     if invocation.error is None:
         click.echo(json.dumps(invocation.result))
     else:

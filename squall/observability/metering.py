@@ -20,7 +20,6 @@ from typing import Any
 from squall.backends import Backend
 from squall.backends.protocol import Streams
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
-from squall.errors import Outcome
 from squall.observability.batching import StreamBatch
 from squall.observability.recorder import Recorder
 from squall.runtime.invocation import Invocation
@@ -46,9 +45,8 @@ class Meter(StreamBatch):
 
 
 class Metering(Interceptor):
-    """Records every invocation, and logs the REPORT line of those that ended outside the
-    handler (a timeout, a crash, running out of memory, a throttle): the instance wrote no
-    END and REPORT for them. A handler's own error is in the instance's log already."""
+    """Records every invocation. (Its REPORT line, whatever ended it, is in the function's
+    log: the runtime writes the platform's lines, squall.runtime.platform.)"""
 
     def __init__(self, meter: Meter, recorder: Recorder | None = None):
         self.meter = meter
@@ -60,9 +58,6 @@ class Metering(Interceptor):
         self.meter.record(invocation)
         if self.recorder is not None:
             self.recorder.record(invocation)
-        error = invocation.error
-        if error is not None and error.outcome is not Outcome.ERROR:
-            log.info("%s: %s\tError Type: %s (%s)", request.function, invocation.report_line(), error.error_type, error)
         return invocation
 
 

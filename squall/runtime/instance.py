@@ -99,7 +99,6 @@ class _Instance:
         limit_memory(config.memory_mb)
         init_ms = (time.perf_counter() - started) * 1000
         output.send(wire.Ready(init_ms))
-        log.init_ms = init_ms
         while True:
             try:
                 request = wire.recv(self.sock)
@@ -124,8 +123,7 @@ class _Instance:
                 # running out of memory is the platform's report, not a trace of the handler's
                 log.error(error.error_type, str(error), None if isinstance(error, OutOfMemory) else error.stack,
                           request.request_id)
-            log.end(request.request_id, duration, memory, None if error is None else error.error_type,
-                    len(outcome.payload))
+            log.end()
             # the spans made since the last result go in the same write, before it
             output.complete(wire.Result(request.request_id, outcome.ok, wire.Fragment(outcome.payload), duration,
                                         memory), tracing.frame() if tracing.pending else b"")

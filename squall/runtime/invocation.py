@@ -60,11 +60,15 @@ class Invocation:
             raise self.error
         return self.result
 
-    def report_line(self) -> str:
-        """Lambda's REPORT log line."""
-        status = self.outcome if self.error is not None and self.outcome is not Outcome.ERROR else None
-        return report_line(self.request_id, self.duration_ms, self.memory_mb, self.max_memory_mb, self.init_ms,
-                           status)
+    def report_line(self, init_ms: float | None = None) -> str:
+        """Lambda's REPORT log line: a `Status` only for an invocation the platform ended
+        (`timeout`, or `error` with the error type for a crash or running out of memory);
+        `init_ms` if given, else the cold start's."""
+        error, status = self.error, None
+        if error is not None and error.outcome is not Outcome.ERROR:
+            status = "timeout" if error.outcome is Outcome.TIMEOUT else f"error\tError Type: {error.error_type}"
+        return report_line(self.request_id, self.duration_ms, self.memory_mb, self.max_memory_mb,
+                           self.init_ms if init_ms is None else init_ms, status)
 
     def record(self) -> dict[str, Any]:
         """The metering record kept by the backend (no payloads). The outcome is read as

@@ -5,15 +5,14 @@ Nearly every real handler logs through the `logging` module
 nothing without a handler on the root logger. Lambda's runtime installs one before it
 imports the function's code; so does the zygote, before it imports the app (a module's own
 `logging.basicConfig()` is then a no-op, as on Lambda). Each line carries the request id
-of the invocation it belongs to, and each invocation is framed by the platform's `START`,
-`END` and `REPORT` lines — formatted by the instance itself, on its own CPU, into its
-output buffer (squall.runtime.output), which reaches the node with the result.
+of the invocation it belongs to. The platform's `START`, `END` and `REPORT` lines around
+each invocation are the node's (squall.runtime.platform), as on Lambda they are the
+platform's: a warm invocation whose handler prints nothing costs the instance no log.
 
 A function declared with `log_format="JSON"` gets Lambda's JSON format instead, set up once
 when its instance starts: the root handler writes the runtime interface client's JSON
-records, filtered by `application_log_level` (as Lambda filters them), and the platform's
-lines become Lambda's JSON system records (`platform.start`, `platform.runtimeDone`,
-`platform.report`), filtered by `system_log_level`. The text path pays nothing for it.
+records, filtered by `application_log_level` (as Lambda filters them). The text path pays
+nothing for it.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from squall.errors import ConfigError
-from squall.runtime.invocation import billed_ms, report_line
 
 if TYPE_CHECKING:
     from squall.app import FunctionConfig
@@ -71,9 +69,6 @@ class SystemLogLevel(StrEnum):
 _PYTHON_LEVELS = {ApplicationLogLevel.TRACE: logging.DEBUG, ApplicationLogLevel.DEBUG: logging.DEBUG,
                   ApplicationLogLevel.INFO: logging.INFO, ApplicationLogLevel.WARN: logging.WARNING,
                   ApplicationLogLevel.ERROR: logging.ERROR, ApplicationLogLevel.FATAL: logging.CRITICAL}
-_SYSTEM_LEVELS = {SystemLogLevel.DEBUG: logging.DEBUG, SystemLogLevel.INFO: logging.INFO,
-                  SystemLogLevel.WARN: logging.WARNING}
-
 
 def check_logging(what: str, log_format: Any, application_log_level: Any, system_log_level: Any
                   ) -> tuple[LogFormat, ApplicationLogLevel | None, SystemLogLevel | None]:
@@ -174,28 +169,30 @@ def function_log(config: FunctionConfig, stream: TextIO | None = None) -> Invoca
     root logger at `application_log_level`, as the runtime interface client sets it."""
     level = application_level(config)
     if level is None:
-        return InvocationLog(config.memory_mb, stream)
+        return InvocationLog(stream)
     python_level = _PYTHON_LEVELS[level]
     if _handler is not None:
         _handler.setFormatter(JsonFormatter())
         _handler.setLevel(python_level)  # what Lambda drops below the level, whatever the logger's own
     logging.getLogger().setLevel(python_level)
-    return JsonInvocationLog(config.memory_mb, python_level,
-                             _SYSTEM_LEVELS[config.system_log_level or SystemLogLevel.INFO], stream)
+    return JsonInvocationLog(python_level, stream)
 
 
 class InvocationLog:
-    """The platform's lines around one instance's invocations, in Lambda's text format."""
+    """What the runtime itself writes in Lambda's text format: a failed invocation's or
+    initialisation's error. It also keeps the request id the log lines carry. (The
+    platform's START, END and REPORT are the node's: squall.runtime.platform.)"""
 
-    def __init__(self, memory_mb: int, stream: TextIO | None = None):
-        self.memory_mb = memory_mb
-        self.init_ms: float | None = None  # reported with the first invocation only
+    def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
 
     def start(self, request_id: str) -> None:
         global _current_request_id
         _current_request_id = request_id
-        self.stream.write(f"START RequestId: {request_id} Version: $LATEST\n")
+
+    def end(self) -> None:
+        global _current_request_id
+        _current_request_id = ""
 
     def error(self, error_type: str, message: str, stack: list[str] | None, request_id: str = "") -> None:
         """A failed invocation or initialisation, as the runtime logs it: `[ERROR] Type:
@@ -207,31 +204,13 @@ class InvocationLog:
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
 
-    def end(self, request_id: str, duration_ms: float, max_memory_mb: int, error_type: str | None = None,
-            result_bytes: int = 0) -> None:
-        global _current_request_id
-        report = report_line(request_id, duration_ms, self.memory_mb, max_memory_mb, self.init_ms)
-        self.init_ms = None
-        self.stream.write(f"END RequestId: {request_id}\n{report}\n")
-        self.stream.flush()
-        _current_request_id = ""
-
 
 class JsonInvocationLog(InvocationLog):
-    """The platform's records in Lambda's JSON format: `platform.start` and `platform.report`
-    at INFO, `platform.runtimeDone` (the text format's END) at DEBUG, each kept at or above
-    `system_level`; the runtime's error record kept at or above `application_level`."""
+    """The runtime's error record in Lambda's JSON format, kept at or above `application_level`."""
 
-    def __init__(self, memory_mb: int, application_level: int, system_level: int, stream: TextIO | None = None):
-        super().__init__(memory_mb, stream)
+    def __init__(self, application_level: int, stream: TextIO | None = None):
+        super().__init__(stream)
         self.application_level = application_level
-        self.system_level = system_level
-
-    def start(self, request_id: str) -> None:
-        global _current_request_id
-        _current_request_id = request_id
-        if self.system_level <= logging.INFO:
-            self._system("platform.start", {"requestId": request_id, "version": "$LATEST"})
 
     def error(self, error_type: str, message: str, stack: list[str] | None, request_id: str = "") -> None:
         if self.application_level <= logging.ERROR:
@@ -240,26 +219,3 @@ class JsonInvocationLog(InvocationLog):
                       "stackTrace": stack or []}
             self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.stream.flush()
-
-    def end(self, request_id: str, duration_ms: float, max_memory_mb: int, error_type: str | None = None,
-            result_bytes: int = 0) -> None:
-        global _current_request_id
-        status = {"status": "success"} if error_type is None else {"status": "error", "errorType": error_type}
-        if self.system_level <= logging.DEBUG:
-            self._system("platform.runtimeDone", {
-                "requestId": request_id, **status,
-                "metrics": {"durationMs": round(duration_ms, 3), "producedBytes": result_bytes}})
-        if self.system_level <= logging.INFO:
-            metrics: dict[str, float] = {
-                "durationMs": round(duration_ms, 2), "billedDurationMs": billed_ms(duration_ms),
-                "memorySizeMB": self.memory_mb, "maxMemoryUsedMB": max_memory_mb}
-            if self.init_ms is not None:
-                metrics["initDurationMs"] = round(self.init_ms, 2)
-            self._system("platform.report", {"requestId": request_id, "metrics": metrics, **status})
-        self.init_ms = None
-        self.stream.flush()
-        _current_request_id = ""
-
-    def _system(self, kind: str, record: dict[str, Any]) -> None:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        self.stream.write(json.dumps({"time": now, "type": kind, "record": record}, separators=(",", ":")) + "\n")

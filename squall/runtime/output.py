@@ -1,5 +1,5 @@
-"""A function instance's output — print, `logging`, stdout and stderr, the platform's
-START/END/REPORT lines — shipped to its node over the instance's channel.
+"""A function instance's output — print, `logging`, stdout and stderr, the runtime's
+error lines — shipped to its node over the instance's channel.
 
 An instance never writes its log to a file or a terminal itself: a write into a page
 cache from inside the instance's memory cgroup cost a fifth of the node's HTTP throughput.
@@ -7,13 +7,14 @@ Its text is kept in memory and travels in the same socket write as the invocatio
 `Result` (a `Log` frame before it), so an invocation that logs costs no system call of its
 own; the node stores it (squall.observability.logs) and prints it. A long invocation's
 output is shipped every FLUSH_INTERVAL, and whenever CHUNK characters are pending, so
-what a handler printed before it hung is there when its timeout kills it.
+what a handler printed before it hung is there when its timeout kills it. An invocation
+that prints nothing sends no `Log` at all (the platform's lines are the node's).
 
 `sys.stdout` and `sys.stderr` are replaced in the zygote, before the app is imported, by
 streams whose target the instance switches to its buffer: a logger or library that kept
 a reference to `sys.stdout` at import time writes into the buffer too. What bypasses them
 (`os.write(1, ...)`, C extensions, subprocesses) lands in a pipe on the descriptors 1 and
-2, drained into the buffer at each invocation's start and end and at every flush.
+2, drained into the buffer at each invocation's end and at every flush.
 """
 
 from __future__ import annotations
@@ -153,16 +154,18 @@ class Output:
                 self.flush()
 
     def begin(self, request_id: str) -> None:
-        """An invocation starts: what is pending was written before it."""
-        self.drain()
+        """An invocation starts: what is pending was written before it. (The descriptors
+        are not read here: what a thread wrote to them between two invocations is
+        attributed to the next one, as a log stream shows it on Lambda; a read per
+        invocation would cost a system call to find nothing, nearly always.)"""
         if self._pending:
             self.flush()
         self.request_id = request_id
         self._running = True
 
     def finish(self) -> None:
-        """An invocation's handler has returned: its output is complete but for what the
-        platform writes after it (END, REPORT), shipped with the result by `send`."""
+        """An invocation's handler has returned: its output is complete but for the
+        runtime's error line, shipped with the result by `send`."""
         self._running = False
         self.drain()
 

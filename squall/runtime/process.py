@@ -41,6 +41,7 @@ from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, FunctionLog, Runtime, RuntimeSettings, throttled
 from squall.runtime.environment import Initialization, zygote_environment
 from squall.runtime.invocation import Invocation, error_from_dict, too_large
+from squall.runtime.platform import PlatformLog
 from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
 
 if TYPE_CHECKING:
@@ -331,6 +332,8 @@ class Instance:
     invocations: int = 0
     #: the spans that came with its last result (`wire.Spans`)
     spans: list[Any] | None = None
+    #: whether the platform's START has been written for the invocation it is running
+    log_opened: bool = False
 
     def kill(self) -> None:
         self.cell.kill()
@@ -347,6 +350,7 @@ class FunctionPool:
     def __init__(self, config: FunctionConfig, cap: int, zygote: Zygote, sandbox: Sandbox, log: FunctionLog):
         self.config = config
         self.log = log
+        self.platform = PlatformLog(config)
         self.zygote = zygote
         self.sandbox = sandbox
         self.idle: list[Instance] = []
@@ -536,17 +540,23 @@ class ProcessRuntime(Runtime):
             raise InvalidPayload(f"the event cannot be sent to the function: {exc}",
                                  "InvalidRequestContentException") from None
         instance, cold = await pool.acquire(request.wait)
+        trace = trace_id_of(request.headers)
+        instance.log_opened = False
+        report_init_ms = instance.init_ms if instance.invocations == 0 else None
         healthy: Instance | None = None
+        produced = 0
         try:
             deadline = time.time() + config.timeout
             message = wire.Invoke(request.request_id, event, deadline, wire.Headers(request.headers))
-            result = await self._exchange(instance, config, message, trace_id_of(request.headers))
+            result = await self._exchange(instance, pool.platform, message, trace)
             if instance.cell.ran_out_of_memory:  # a process of its tree went over
                 raise out_of_memory(config)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
                                     config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
                                     max_memory_mb=result.max_memory_mb)
             invocation.spans, instance.spans = instance.spans, None
+            if pool.platform.counts_bytes:
+                produced = len(wire.to_json(result.payload))
             if result.ok:
                 invocation.result = result.payload
                 healthy = instance
@@ -555,20 +565,27 @@ class ProcessRuntime(Runtime):
                 if not isinstance(invocation.error, OutOfMemory):
                     healthy = instance
             instance.invocations += 1
-            return invocation
         except InvocationError as error:
-            return Invocation(request.request_id, config.name, request.trigger, start, (time.time() - start) * 1000,
-                              config.memory_mb, cold=cold, init_ms=instance.init_ms if cold else None,
-                              error=error)
+            invocation = Invocation(request.request_id, config.name, request.trigger, start,
+                                    (time.time() - start) * 1000, config.memory_mb, cold=cold,
+                                    init_ms=instance.init_ms if cold else None, error=error)
         finally:
             if healthy is None:
                 pool.discard(instance)
             pool.release(healthy)
+        # the platform's lines close the invocation's log, however it ended (one write
+        # with START when the instance sent no output)
+        platform = pool.platform
+        closing = platform.end(invocation, report_init_ms, produced)
+        self.log.write(config.name, request.request_id, trace,
+                       closing if instance.log_opened else platform.start(request.request_id) + closing)
+        return invocation
 
-    async def _exchange(self, instance: Instance, config: FunctionConfig, request: wire.Invoke,
+    async def _exchange(self, instance: Instance, platform: PlatformLog, request: wire.Invoke,
                         trace: str) -> wire.Result:
         """Send the invocation; take its output and serve its nested ctx.invoke calls until
         the result arrives."""
+        config = platform.config
         channel = instance.channel
         expires = asyncio.get_running_loop().time() + (request.deadline - time.time())
         try:
@@ -576,9 +593,14 @@ class ProcessRuntime(Runtime):
             while True:
                 message = await channel.receive(expires)
                 if isinstance(message, wire.Log):  # the instance's word is taken for "outside one" only
-                    within = bool(message.request_id)
-                    self.log.write(config.name, request.request_id if within else "", trace if within else "",
-                                   message.text)
+                    if not message.request_id:
+                        self.log.write(config.name, "", "", message.text)
+                    elif instance.log_opened:
+                        self.log.write(config.name, request.request_id, trace, message.text)
+                    else:
+                        instance.log_opened = True
+                        self.log.write(config.name, request.request_id, trace,
+                                       platform.start(request.request_id) + message.text)
                     continue
                 if isinstance(message, wire.Result):
                     if message.request_id != request.request_id:

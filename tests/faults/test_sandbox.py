@@ -265,8 +265,8 @@ def test_a_crash_is_reported_at_once_though_a_child_holds_the_socket(node):
 def test_the_memory_limit_holds_for_the_whole_tree(node):
     response = httpx.get(node.url + "/tree-memory", timeout=30)
     assert response.status_code == 502, response.text
-    assert re.search(r"tree_memory: REPORT RequestId: \S+.*\tStatus: oom\tError Type: Runtime.OutOfMemory "
-                     r".*exceeded its memory limit of 128 MB", node.log())
+    assert re.search(r"REPORT RequestId: \S+\t.*\tMemory Size: 128 MB\t.*\tStatus: error\tError Type: "
+                     r"Runtime.OutOfMemory\n", node.log())
 
 
 def test_cpu_is_proportional_to_memory_as_lambda_allocates_it(node):

@@ -117,9 +117,8 @@ def test_report_line_of_a_cold_start():
 @pytest.mark.parametrize("error, status", [
     (FunctionError("boom"), None),  # Lambda prints no Status for a handler error
     (FunctionTimeout("slow", "Sandbox.Timedout"), "timeout"),
-    (OutOfMemory("big", "Runtime.OutOfMemory"), "oom"),
-    (InstanceCrashed("dead", "Runtime.ExitError"), "crash"),
-    (Throttled("busy"), "throttled"),
+    (OutOfMemory("big", "Runtime.OutOfMemory"), "error\tError Type: Runtime.OutOfMemory"),
+    (InstanceCrashed("dead", "Runtime.ExitError"), "error\tError Type: Runtime.ExitError"),
 ])
 def test_report_line_status(error, status):
     line = invocation(error=error, init_ms=5.0).report_line()
