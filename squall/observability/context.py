@@ -14,6 +14,7 @@ instance, so nothing here imports more than the standard library.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -65,18 +66,21 @@ def _is_hex(value: str, length: int) -> bool:
     return len(value) == length and _HEX.issuperset(value)
 
 
+#: a traceparent's four fields; a future version may add fields after a dash
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
+
+
 def parse_traceparent(value: str | None) -> SpanContext | None:
     """The context a `traceparent` header names; None for a missing or malformed one (a
     receiver then starts a new trace, as the W3C recommendation says). A future version
     (not `00`, not `ff`) is read by its first four fields."""
-    if not value or len(value) < 55:
+    if not value:
         return None
-    version, trace_id, span_id, flags = value[:2], value[3:35], value[36:52], value[53:55]
-    if value[2] != "-" or value[35] != "-" or value[52] != "-" or not _is_hex(version, 2) or version == "ff":
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None:
         return None
-    if version == "00" and len(value) != 55:
-        return None
-    if not (_is_hex(trace_id, 32) and _is_hex(span_id, 16) and _is_hex(flags, 2)):
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest is not None):
         return None
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
