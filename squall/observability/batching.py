@@ -25,12 +25,15 @@ CHUNK = 256
 
 
 class StreamBatch(PeriodicService):
-    def __init__(self, backend: Streams, node_id: str, stream: str, interval: float = 1.0):
+    def __init__(self, backend: Streams, node_id: str, stream: str, interval: float = 1.0, counted: bool = False):
+        """`counted`: the array starts with the number of records after it (`count_of`
+        reads it without decoding the rest)."""
         super().__init__()
         self.backend = backend
         self.node_id = node_id
         self.stream = stream
         self.interval = interval
+        self.counted = counted
         self._buffer: list[Any] = []
 
     async def step(self) -> Progress:
@@ -44,4 +47,21 @@ class StreamBatch(PeriodicService):
         batch, self._buffer = self._buffer, []
         if batch:
             parts = [orjson.dumps(batch[start:start + CHUNK])[1:-1] for start in range(0, len(batch), CHUNK)]
+            if self.counted:
+                parts.insert(0, b"%d" % len(batch))
             self.backend.stream_append(self.stream, self.node_id, (b"[%s]" % b",".join(parts)).decode())
+
+
+def records_of(data: str) -> list[Any]:
+    """The records of a stream record a counted batch wrote (or an uncounted one: the
+    streams written before the count was)."""
+    values = orjson.loads(data)
+    return values[1:] if values and isinstance(values[0], int) else values
+
+
+def count_of(data: str) -> int:
+    """How many records a stream record holds, read from a counted batch's first element."""
+    head = data[1:data.find(",", 1, 24)] if data.startswith("[") else ""
+    if head.isdigit():
+        return int(head)
+    return len(records_of(data))  # an empty batch, or one written before counts

@@ -85,6 +85,8 @@ def readable(record: SpanRecord, where: Resource, scope: InstrumentationScope) -
     from opentelemetry import trace
     from opentelemetry.sdk.trace import ReadableSpan
 
+    from squall.observability.spans import function_attributes
+
     def context(trace_id: str, span_id: str, sampled: bool = True, remote: bool = False) -> trace.SpanContext:
         return trace.SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=remote,
                                  trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else 0))
@@ -93,6 +95,7 @@ def readable(record: SpanRecord, where: Resource, scope: InstrumentationScope) -
     links = [trace.Link(context(link.trace_id, link.span_id, link.sampled, True)) for link in record.links]
     code = trace.StatusCode(int(record.status))
     status = trace.Status(code, record.status_message or None) if code is trace.StatusCode.ERROR else trace.Status(code)
-    return ReadableSpan(record.name, context(record.trace_id, record.span_id), parent, where, record.attributes,
+    attributes = {**function_attributes(record.attributes), **record.attributes}
+    return ReadableSpan(record.name, context(record.trace_id, record.span_id), parent, where, attributes,
                         links=links, kind=trace.SpanKind(int(record.kind)), status=status,
                         start_time=record.start_ns, end_time=record.end_ns, instrumentation_scope=scope)

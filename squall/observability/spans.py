@@ -14,11 +14,23 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from squall import aws
 from squall.observability.context import SpanContext
 
 #: `cloud.provider`: a value of Squall's own, as the conventions allow where no well-known
 #: one applies (ids and regions are AWS-shaped, but no AWS account runs the function)
 CLOUD_PROVIDER = "squall"
+
+
+def function_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The FaaS conventions' attributes of a function's span that follow from its
+    `faas.name` (the version, the cloud and the function's ARN): not stored with each
+    span, whose size is what keeping a trace costs, but added back by every reader."""
+    name = attributes.get("faas.name")
+    if not isinstance(name, str):
+        return {}
+    return {"faas.version": "$LATEST", "cloud.provider": CLOUD_PROVIDER, "cloud.region": aws.REGION,
+            "cloud.account.id": aws.ACCOUNT, "cloud.resource_id": aws.arn("lambda", f"function:{name}")}
 #: span attribute values OpenTelemetry allows (and sequences of them)
 _SCALARS = (str, bool, int, float)
 

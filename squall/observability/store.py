@@ -1,7 +1,9 @@
 """Where spans are kept: the `squall.spans` stream, bounded in time and in count.
 
-Each node appends one stream record per second holding that second's spans (a JSON array
-of `SpanRecord.encode()` arrays), partitioned by node. Retention trims the stream by time
+Each node appends one stream record per second holding that second's spans (a JSON array:
+their count, then their `SpanRecord.encode()` arrays), partitioned by node. The count lets
+`SpanCap` count a record without decoding it; what a span's `faas.name` implies is not
+stored (`spans.function_attributes`) but added back as it is read. Retention trims the stream by time
 (`trace_retention`, one hour by default) and `SpanCap` by count (`trace_max_spans`,
 100,000): the retention leader counts the spans of each record once, as they arrive, and
 trims the oldest records while the stream holds more.
@@ -13,10 +15,9 @@ import heapq
 from collections import deque
 from collections.abc import Iterator
 
-import orjson
-
 from squall.backends.protocol import Streams
-from squall.observability.spans import SpanRecord
+from squall.observability.batching import count_of, records_of
+from squall.observability.spans import SpanRecord, function_attributes
 
 SPANS_STREAM = "squall.spans"
 #: stream records read per call
@@ -31,9 +32,10 @@ def read_spans(backend: Streams, since: float = 0.0) -> Iterator[SpanRecord]:
         while True:
             records = backend.stream_read(SPANS_STREAM, shard, after, PAGE)
             for record in records:
-                for raw in orjson.loads(record.data):
+                for raw in records_of(record.data):
                     span = SpanRecord.decode(raw)
                     if span is not None and span.start_ns >= since_ns:
+                        span.attributes = {**function_attributes(span.attributes), **span.attributes}
                         yield span
             if len(records) < PAGE:
                 break
@@ -61,7 +63,7 @@ class SpanCap:
         for shard in range(backend.stream_shards(self.stream)):
             while True:
                 records = backend.stream_read(self.stream, shard, self._seen.get(shard, 0), PAGE)
-                fresh.extend((r.timestamp, len(orjson.loads(r.data))) for r in records)
+                fresh.extend((r.timestamp, count_of(r.data)) for r in records)
                 if records:
                     self._seen[shard] = records[-1].seq
                 if len(records) < PAGE:

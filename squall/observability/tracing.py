@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from squall import aws
 from squall.backends.protocol import Streams
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.core.retention import Cap
@@ -35,7 +34,7 @@ from squall.observability.context import TRACEPARENT, new_span_id, new_trace_id,
 from squall.observability.otlp import Exporter, export_configured
 from squall.observability.sampling import Sampler
 from squall.observability.settings import ObservabilitySettings
-from squall.observability.spans import CLOUD_PROVIDER, FaasTrigger, SpanKind, SpanRecord, SpanShape, Status
+from squall.observability.spans import FaasTrigger, SpanKind, SpanRecord, SpanShape, Status
 from squall.observability.store import SPANS_STREAM, SpanCap
 from squall.runtime.invocation import Invocation
 
@@ -57,7 +56,7 @@ class Tracer(StreamBatch):
     name = "tracing"
 
     def __init__(self, backend: Streams, node_id: str, exporter: Exporter | None = None, interval: float = 1.0):
-        super().__init__(backend, node_id, SPANS_STREAM, interval)
+        super().__init__(backend, node_id, SPANS_STREAM, interval, counted=True)
         self.exporter = exporter
         self._records: list[SpanRecord] = []
 
@@ -141,11 +140,10 @@ class Tracing(Interceptor):
                           message, list(request.links))
 
     def _function_attributes(self, function: str) -> dict[str, Any]:
-        """What every span of `function` says about it, made once per function."""
-        attributes = self._static[function] = {
-            "faas.name": function, "faas.version": "$LATEST", "faas.max_memory": self.memory(function) * 1048576,
-            "cloud.provider": CLOUD_PROVIDER, "cloud.region": aws.REGION, "cloud.account.id": aws.ACCOUNT,
-            "cloud.resource_id": aws.arn("lambda", f"function:{function}")}
+        """What every span of `function` says about it, made once per function (and what
+        follows from its name, `spans.function_attributes`, only when the span is read)."""
+        attributes = self._static[function] = {"faas.name": function,
+                                               "faas.max_memory": self.memory(function) * 1048576}
         return attributes
 
     def _instance_spans(self, spans: list[Any]) -> None:

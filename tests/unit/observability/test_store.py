@@ -7,8 +7,10 @@ import asyncio
 import orjson
 
 from squall.core.retention import Retention
+from squall.observability.batching import count_of, records_of
 from squall.observability.spans import SpanKind, SpanRecord
 from squall.observability.store import SPANS_STREAM, SpanCap, read_spans
+from squall.observability.tracing import Tracer
 
 
 def spans(count: int, start_ns: int) -> str:
@@ -36,3 +38,25 @@ def test_retention_trims_the_span_stream_to_its_count(sqlite, clock):
     clock.advance(3601)
     asyncio.run(retention.step())
     assert list(read_spans(sqlite)) == []  # and by age
+
+
+def test_a_tracer_batch_is_counted_without_decoding_and_read_back_whole(sqlite, clock):
+    tracer = Tracer(sqlite, "node-a")
+    for i in range(5):
+        tracer.add(SpanRecord(f"{i + 1:032x}", f"{i + 1:016x}", "", "GET /x", SpanKind.SERVER, 1, 2,
+                              {"faas.name": "charge", "faas.max_memory": 134217728}))
+    tracer.flush()
+    [record] = sqlite.stream_read(SPANS_STREAM, 0, 0)
+    assert record.data.startswith("[5,[")
+    assert count_of(record.data) == 5 and len(records_of(record.data)) == 5
+    assert count_of(spans(3, 1)) == 3  # a record written before batches were counted
+    assert count_of("[]") == 0
+    read = list(read_spans(sqlite))
+    assert len(read) == 5
+    # what follows from the function's name is not stored, and is there when read
+    assert "cloud.resource_id" not in record.data
+    assert read[0].attributes["cloud.resource_id"] == "arn:aws:lambda:us-east-1:000000000000:function:charge"
+    assert read[0].attributes["faas.version"] == "$LATEST" and read[0].attributes["faas.max_memory"] == 134217728
+    retention = Retention(sqlite, "leader", {SPANS_STREAM: 3600.0}, caps=[SpanCap(max_spans=4)])
+    asyncio.run(retention.step())
+    assert list(read_spans(sqlite)) == []  # 5 spans in one record: over the cap of 4, the record goes
