@@ -77,7 +77,7 @@ def slow(event, ctx):
     return identity(ctx)
 
 
-@app.http("GET", "/hog", memory_mb=128)
+@app.http("GET", "/hog", memory_mb=128, timeout=15)  # reaching the OOM killer takes seconds on a loaded machine
 def hog(event, ctx):
     chunks = [bytearray(8 * 1024 * 1024) for _ in range(arg(event, "mb", 0) // 8)]
     return identity(ctx, allocated=len(chunks) * 8)
