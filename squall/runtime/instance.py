@@ -99,6 +99,7 @@ class _Instance:
         limit_memory(config.memory_mb)
         init_ms = (time.perf_counter() - started) * 1000
         output.send(wire.Ready(init_ms))
+        output.start_flusher()
         while True:
             try:
                 request = wire.recv(self.sock)

@@ -144,6 +144,11 @@ class Output:
         os.dup2(write, 2)
         os.close(write)
         self._pipe = read
+
+    def start_flusher(self) -> None:
+        """Start shipping long invocations' output as they run. Once the instance has said
+        it is ready: a thread takes a tenth of a millisecond or more to start, which the
+        node's turn with `Ready` then hides instead of the cold start paying it."""
         threading.Thread(target=self._ship_while_running, name="squall-output", daemon=True).start()
 
     def write(self, text: str) -> None:
