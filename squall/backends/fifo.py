@@ -1,5 +1,6 @@
 """What both backends share about FIFO queues: which queues are FIFO, a FIFO send entry,
-the deduplication window and the form of sequence numbers.
+the deduplication window and the form of sequence numbers; and what a FIFO topic's
+publish asks of a fan-out (`PublishOnce`: deduplicated and numbered at the topic).
 
 As on SQS, a queue is FIFO by its name (it ends in `.fifo`), so every caller, node and
 version agrees on it without reading the registry.
@@ -29,6 +30,22 @@ class FifoEntry(NamedTuple):
     dedup_id: str
 
 
+#: a sequence number's width, and what a fan-out entry's body holds where the publish's
+#: sequence number is to be written (`FanOutEntry.sequence_at`)
+SEQUENCE_WIDTH = 20
+SEQUENCE_PLACEHOLDER = "0" * SEQUENCE_WIDTH
+
+
 def sequence_number(seq: int) -> str:
     """SequenceNumber as SQS gives it: a 20-digit decimal string, increasing with the send."""
-    return f"{seq:020d}"
+    return f"{seq:0{SEQUENCE_WIDTH}d}"
+
+
+class PublishOnce(NamedTuple):
+    """A fan-out that is one publish to an SNS FIFO topic: accepted once per `dedup_id`
+    within `DEDUP_WINDOW` in `scope` (the topic), and numbered in it."""
+
+    scope: str
+    dedup_id: str
+    #: the publish's MessageId, which a duplicate within the window is answered with
+    message_id: str
