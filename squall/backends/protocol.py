@@ -58,7 +58,8 @@ from squall.backends.queueconfig import QueueConfig
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "FanOut", "FanOutEntry", "FifoEntry", "Forward", "Item", "Leases", "Message", "NodeInfo", "Nodes", "PublishOnce", "QueueConfig",
+    "Backend", "Clock", "FanOut", "FanOutEntry", "FifoEntry", "Forward", "Item", "Leases", "Message", "NodeInfo",
+    "Nodes", "PublishOnce", "QueueConfig",
     "QueueStats", "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch",
     "shard_for",
 ]

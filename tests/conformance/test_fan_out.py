@@ -97,8 +97,9 @@ def envelope(text: str) -> tuple[str, int]:
 
 def publish(store, dedup_id: str, message_id: str, group: str = "g", text: str = "m", counts=None):
     body, at = envelope(text)
-    return store.fan_out([E("ledger.fifo", body, {"k": "v"}, group, dedup_id, at), E("audit", body, None, None, None, at),
-                          E("raw.fifo", text, None, group, dedup_id)], "counts", counts or {"published": 1},
+    return store.fan_out([E("ledger.fifo", body, {"k": "v"}, group, dedup_id, at),
+                          E("audit", body, None, None, None, at), E("raw.fifo", text, None, group, dedup_id)],
+                         "counts", counts or {"published": 1},
                          PublishOnce(TOPIC, dedup_id, message_id))
 
 

@@ -110,7 +110,8 @@ class RedisQueues(RedisCore):
         if not entries and not counts and once is None:
             return FanOut(ids)
         keys_: list[str] = []
-        args: list[Any] = [now, now + DEDUP_WINDOW, len(by_queue), *((once.dedup_id, once.message_id) if once else ("", ""))]
+        publish = (once.dedup_id, once.message_id) if once else ("", "")
+        args: list[Any] = [now, now + DEDUP_WINDOW, len(by_queue), *publish]
         for queue, messages in by_queue.items():
             keys_ += keys.queue(queue)
             args += [len(messages) // (5 if queue in fifo else 2), *messages]
