@@ -8,15 +8,38 @@ version agrees on it without reading the registry.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any, NamedTuple
+
+from squall.errors import ConfigError
 
 FIFO_SUFFIX = ".fifo"
 #: SQS's deduplication interval: a deduplication id seen within it is not stored again
 DEDUP_WINDOW = 300.0
 
 
+#: MessageGroupId and MessageDeduplicationId, on SQS and SNS: 1 to 128 alphanumeric or
+#: punctuation characters (ASCII 33-126)
+FIFO_ID = re.compile(r"[!-~]{1,128}")
+
+
 def is_fifo(queue: str) -> bool:
     return queue.endswith(FIFO_SUFFIX)
+
+
+def check_fifo_id(parameter: str, value: Any) -> str:
+    """A group or deduplication id as SQS and SNS take it; ConfigError naming it otherwise."""
+    if not isinstance(value, str) or not FIFO_ID.fullmatch(value):
+        raise ConfigError(f"invalid {parameter} {value!r}: must be 1 to 128 alphanumeric or punctuation characters "
+                          "(ASCII 33-126), as SQS and SNS require")
+    return value
+
+
+def content_dedup_id(body: str) -> str:
+    """The deduplication id content-based deduplication gives a message, on SQS and SNS: the
+    SHA-256 of its body (not its attributes), in hex."""
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 class FifoEntry(NamedTuple):

@@ -102,10 +102,10 @@ class RedisQueues(RedisCore):
                 message.update(group=entry.group, dedup_id=entry.dedup_id)
             message.update(attributes=entry.attributes or {}, sent_at=now)
             text = checks.json_text("message attributes", message)
-            args = by_queue.setdefault(entry.queue, [])
-            args += [text, -1 if entry.sequence_at is None else _byte_offset(text, entry.body, entry.sequence_at)]
+            queued = by_queue.setdefault(entry.queue, [])
+            queued += [text, -1 if entry.sequence_at is None else _byte_offset(text, entry.body, entry.sequence_at)]
             if entry.group is not None:
-                args += [ids[-1], entry.group, entry.dedup_id]
+                queued += [ids[-1], entry.group, entry.dedup_id]
                 fifo.setdefault(entry.queue, []).append(index)
         if not entries and not counts and once is None:
             return FanOut(ids)
