@@ -281,8 +281,6 @@ def test_a_topic_target_must_be_declared(tmp_path):
     assert "alarm 'charge-errors': unknown topic 'missing' (topics: alerts, orders)" in result.stderr
 
 
-@pytest.mark.skip(reason="FIFO queues are on branch i11-fifo, not on main yet: the lead enables this after the "
-                         "merge, with the FIFO topic's deliveries sent through enqueue_fifo")
 def test_a_fifo_topic_feeding_a_fifo_queue_keeps_each_groups_order(tmp_path):
     app = write_app(tmp_path, """
         from squall import App
