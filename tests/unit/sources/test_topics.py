@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from squall import App
@@ -158,3 +160,28 @@ def test_the_harness_publishes_and_shows_each_subscriptions_deliveries():
     assert (deliveries["function:paid"].delivered, deliveries["function:paid"].filtered) == (1, 1)
     assert (deliveries["function:broken"].delivered, deliveries["function:broken"].failed) == (2, 2)
     assert deliveries["queue:audit"].delivered == 2
+
+
+def test_the_harness_publishes_to_a_fifo_topic_and_its_fifo_queue_keeps_each_group_in_order():
+    app = App("fifo-harnessed")
+    got: list[tuple[str, str, str]] = []
+    app.subscribe_queue("orders.fifo", "ledger.fifo")
+
+    @app.on_queue("ledger.fifo", batch_size=4)
+    def ledger(event, ctx):
+        for record in event["Records"]:
+            envelope = json.loads(record["body"])
+            got.append((record["attributes"]["MessageGroupId"], envelope["Message"], envelope["SequenceNumber"]))
+
+    with Harness(app) as h:
+        answers = [h.publish("orders.fifo", f"{group}{n}", group_id=group, dedup_id=f"{group}{n}")
+                   for n in range(5) for group in "xy"]
+        duplicate = h.publish("orders.fifo", "changed", group_id="x", dedup_id="x0")
+        assert (duplicate, duplicate.sequence_number) == (answers[0], answers[0].sequence_number)
+        h.drain("ledger.fifo")
+        assert h.deliveries("orders.fifo")["queue:ledger.fifo"].delivered == 10
+    for offset, group in enumerate("xy"):  # the answers alternate x, y
+        mine = [(message, sequence) for g, message, sequence in got if g == group]
+        assert [message for message, _ in mine] == [f"{group}{n}" for n in range(5)]
+        sequences = [a.sequence_number for a in answers[offset::2]]
+        assert [sequence for _, sequence in mine] == sequences == sorted(sequences)
