@@ -31,7 +31,7 @@ from squall.sources.events import (
 from squall.sources.http import HttpRoute, PayloadFormat, payload_format
 from squall.sources.queues import QueueTrigger
 from squall.sources.schedules import ScheduleTrigger
-from squall.sources.topics import TopicSubscription
+from squall.sources.topics import TopicAttributes, TopicSubscription
 
 Handler = Callable[[Any, Any], Any]
 H = TypeVar("H", bound="Handler | str")
@@ -267,6 +267,15 @@ class App:
         declared = TopicSubscription(topic=topic, queue=queue, filter_policy=filter_policy or "",  # type: ignore[arg-type]
                                      filter_policy_scope=filter_policy_scope,
                                      raw_message_delivery=raw_message_delivery)
+        self._check_trigger(declared)
+        self.triggers.append(declared)
+        return declared
+
+    def topic(self, name: str, *, content_based_deduplication: bool = False) -> TopicAttributes:
+        """Declare a topic's attributes: `content_based_deduplication` (FIFO topics, SNS's
+        ContentBasedDeduplication). A topic needs no declaration otherwise: its
+        subscriptions make it."""
+        declared = TopicAttributes(topic=name, content_based_deduplication=content_based_deduplication)
         self._check_trigger(declared)
         self.triggers.append(declared)
         return declared

@@ -32,11 +32,13 @@ def _attributes(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
               help="A message attribute (repeatable); TYPE is String (default), String.Array, Number or Binary.")
 @click.option("--subject", default=None, help="The message's subject.")
 @click.option("--group-id", default=None, help="Message group id (FIFO topics).")
-@click.option("--dedup-id", default=None, help="Deduplication id (FIFO topics).")
+@click.option("--dedup-id", default=None,
+              help="Deduplication id (FIFO topics; by default the message's SHA-256 with content-based deduplication).")
 @backend_option
 def publish(topic: str, message: str, attribute: tuple[str, ...], subject: str | None, group_id: str | None,
             dedup_id: str | None, backend: str | None) -> None:
-    """Publish MESSAGE ('-' reads it from stdin) to TOPIC; prints the message id."""
+    """Publish MESSAGE ('-' reads it from stdin) to TOPIC; prints the message id (and, on a
+    FIFO topic, the sequence number on a second line)."""
     from squall.backends import open_backend
     from squall.sources.publishing import Publisher
     from squall.sources.topics import stored_topic
@@ -44,8 +46,11 @@ def publish(topic: str, message: str, attribute: tuple[str, ...], subject: str |
     message = utf8("the message on stdin", sys.stdin.buffer.read()) if message == "-" else utf8("MESSAGE", message)
     store = open_backend(backend_url(backend))
     try:
-        click.echo(Publisher(store).publish(stored_topic(store, topic), message, _attributes(attribute), subject,
-                                            group_id, dedup_id))
+        result = Publisher(store).publish(stored_topic(store, topic), message, _attributes(attribute), subject,
+                                          group_id, dedup_id)
+        click.echo(result.message_id)
+        if result.sequence_number is not None:
+            click.echo(result.sequence_number)
     finally:
         store.close()
 

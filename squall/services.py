@@ -6,15 +6,13 @@ harness, so limits and errors are the same everywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from squall.backends import Backend, Item
-from squall.backends.fifo import FifoEntry, is_fifo
+from squall.backends.fifo import FifoEntry, check_fifo_id, content_dedup_id, is_fifo
 from squall.core.checks import TABLE_NAME, check_name, check_queue_name
 from squall.errors import ConfigError, PayloadTooLarge, QueueNotFound
 from squall.objects import Listing, ObjectStore, StoredObject, check_bucket
@@ -27,7 +25,6 @@ if TYPE_CHECKING:
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DELAY_SECONDS = 900
 #: MessageGroupId and MessageDeduplicationId: alphanumeric and punctuation characters
-FIFO_ID = re.compile(r"[!-~]{1,128}")
 #: message attribute names SQS reserves for itself (any case)
 RESERVED_PREFIXES = ("aws.", "amazon.")
 
@@ -189,7 +186,7 @@ class Queue:
             if not self._deduplicates_content():
                 raise ConfigError(f"FIFO queue {self.name!r} needs a dedup_id (MessageDeduplicationId) unless it is "
                                   "declared with content_based_deduplication=True")
-            dedup_id = hashlib.sha256(body.encode()).hexdigest()
+            dedup_id = content_dedup_id(body)
         check_fifo_id("dedup_id", dedup_id)
         return FifoEntry(body, checked, group_id, dedup_id)
 
@@ -219,15 +216,6 @@ class Queue:
         if self.fifo:
             return self.backend.enqueue_fifo(self.name, entries)
         return self.backend.enqueue_batch(self.name, entries)
-
-
-def check_fifo_id(parameter: str, value: Any) -> str:
-    """MessageGroupId and MessageDeduplicationId as SQS takes them: 1 to 128 characters,
-    each alphanumeric or punctuation."""
-    if not isinstance(value, str) or not FIFO_ID.fullmatch(value):
-        raise ConfigError(f"invalid {parameter} {value!r}: must be 1 to 128 alphanumeric or punctuation characters "
-                          "(ASCII 33-126), as SQS requires")
-    return value
 
 
 def check_message(body: Any, delay_seconds: Any = 0, attributes: dict[str, Any] | None = None

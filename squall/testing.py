@@ -44,7 +44,7 @@ from squall.objects import open_objects
 from squall.runtime.invocation import Invocation
 from squall.services import Bucket, Queue, Table
 from squall.sources.events import put_events
-from squall.sources.publishing import Publisher, SubscriptionTally, tallies
+from squall.sources.publishing import Publisher, PublishResult, SubscriptionTally, tallies
 from squall.sources.topics import app_topic
 
 T = TypeVar("T")
@@ -202,7 +202,8 @@ class Harness:
     # ---- topics -------------------------------------------------------------------
 
     def publish(self, topic: str, message: str, attributes: dict[str, Any] | None = None,
-                subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None) -> str:
+                subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None
+                ) -> PublishResult:
         """Publish as `ctx.publish` does; `drain()` then delivers to the subscribed functions."""
         return Publisher(self.backend).publish(app_topic(self.app, topic), message, attributes, subject, group_id,
                                                dedup_id)

@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from squall.backends.fifo import FIFO_SUFFIX, FifoEntry, is_fifo
-from squall.backends.protocol import Item
+from squall.backends.fifo import FIFO_SUFFIX, SEQUENCE_PLACEHOLDER, SEQUENCE_WIDTH, FifoEntry, PublishOnce, is_fifo
+from squall.backends.protocol import FanOutEntry, Item
 from squall.errors import ConditionFailed, ConfigError
 
 #: the most shards a stream may have (a shard is a row, or a Redis key, created up front)
@@ -70,6 +70,21 @@ def fifo_entries(queue: str, entries: Sequence[FifoEntry], delay: float) -> floa
         if not entry.group or not entry.dedup_id:
             raise ConfigError(f"a message to FIFO queue {queue!r} needs a group and a deduplication id")
     return seconds("delay", delay)
+
+
+def fan_out_entries(entries: Sequence[FanOutEntry], once: PublishOnce | None) -> None:
+    """Check a fan-out's entries (their attributes are checked as each backend writes them
+    out, before it writes anything)."""
+    for entry in entries:
+        if is_fifo(entry.queue):
+            fifo_entries(entry.queue, [FifoEntry(entry.body, None, entry.group or "", entry.dedup_id or "")], 0.0)
+        elif entry.group is not None or entry.dedup_id is not None:
+            raise ConfigError(f"queue {entry.queue!r} is a standard queue: its messages have no group or "
+                              f"deduplication id")
+        at = entry.sequence_at
+        if at is not None and (once is None or entry.body[at:at + SEQUENCE_WIDTH] != SEQUENCE_PLACEHOLDER):
+            raise ConfigError(f"a fan-out entry to {entry.queue!r} has no sequence number placeholder at {at} "
+                              f"(or the fan-out is no FIFO publish)")
 
 
 def shard_count(stream: str, shards: int) -> int:

@@ -31,7 +31,8 @@ Today there are two:
   and the next timer commit together, so a firing is enqueued exactly once).
 - a fan-out: `Queues.queue_forward` deletes claimed messages and appends what each becomes
   to other queues (an event bus's router: one event, one message per matched target).
-- a publish fanned out to N queues, with its delivery counts: `Queues.fan_out`.
+- a publish fanned out to N queues, with its delivery counts: `Queues.fan_out` (and, for
+  a FIFO topic, its deduplication and sequence number in the same commit).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer):
 
@@ -51,13 +52,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from squall.backends.fifo import FifoEntry
+from squall.backends.fifo import FifoEntry, PublishOnce
 from squall.backends.queueconfig import QueueConfig
 
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "FifoEntry", "Forward", "Item", "Leases", "Message", "NodeInfo", "Nodes", "QueueConfig",
+    "Backend", "Clock", "FanOut", "FanOutEntry", "FifoEntry", "Forward", "Item", "Leases", "Message", "NodeInfo",
+    "Nodes", "PublishOnce", "QueueConfig",
     "QueueStats", "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch",
     "shard_for",
 ]
@@ -147,6 +149,32 @@ def shard_for(partition_key: str, shards: int) -> int:
     return zlib.crc32(partition_key.encode()) % shards
 
 
+class FanOutEntry(NamedTuple):
+    """One message of a `Queues.fan_out`."""
+
+    queue: str
+    body: str
+    attributes: dict[str, Any] | None = None
+    #: FIFO queues only (and always there): MessageGroupId and MessageDeduplicationId
+    group: str | None = None
+    dedup_id: str | None = None
+    #: with a `PublishOnce`: where `body` holds `SEQUENCE_PLACEHOLDER`, which the backend
+    #: overwrites with the publish's sequence number (known only inside the commit)
+    sequence_at: int | None = None
+
+
+class FanOut(NamedTuple):
+    """What a `Queues.fan_out` did."""
+
+    #: the message id of each entry, in entry order (a FIFO queue's original message's for
+    #: a deduplication id it had accepted); empty for a duplicate publish
+    ids: list[str]
+    #: with a `PublishOnce`: the publish's sequence number (the original's for a duplicate)
+    sequence: str | None = None
+    #: a duplicate publish (nothing was written): the original publish's message id
+    original: str | None = None
+
+
 #: one claimed message (its receipt) and what it becomes: (target queue, body, attributes) each
 Forward = tuple[str, Sequence[tuple[str, str, dict[str, Any] | None]]]
 
@@ -215,17 +243,28 @@ class Queues(Protocol):
         sequence number (`sequence_number`) greater than every earlier one of the queue,
         which it keeps when it is dead-lettered or redriven."""
 
-    def fan_out(self, entries: Sequence[tuple[str, str, dict[str, Any] | None]], counters: str,
-                counts: Mapping[str, int]) -> list[str]:
-        """Append each (queue, body, attributes) entry to its queue, visible now, and add
-        each of `counts` to the item of that key in table `counters`, all in one commit
-        (a topic's publish: every subscription gets its message, and the tallies move, or
-        nothing happens). Returns the message ids in entry order.
+    def fan_out(self, entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, int],
+                once: PublishOnce | None = None) -> FanOut:
+        """Append each entry to its queue, visible now, and add each of `counts` to the
+        item of that key in table `counters`, all in one commit (a topic's publish: every
+        subscription gets its message, and the tallies move, or nothing happens).
+
+        An entry to a FIFO queue has a group and a deduplication id (one to a standard
+        queue has neither, else ConfigError) and is stored as `enqueue_fifo` stores it:
+        in its group, with the queue's next sequence number, or not at all when the queue
+        accepted its deduplication id within the window (its id is then the original's).
+
+        With `once` (a FIFO topic's publish): if `once.dedup_id` was accepted in
+        `once.scope` less than `DEDUP_WINDOW` seconds ago, nothing is written and the
+        answer is the original publish's message id and sequence number. Otherwise the
+        publish gets the scope's next sequence number (`sequence_number`, increasing in
+        commit order), written into each entry's body at `sequence_at`, and its
+        deduplication id is remembered, in the same commit. Scopes are apart from queues.
 
         A counter item holds an integer: an absent one (or one holding anything else)
         counts from 0, and each addition is a write of the item (its version goes up by
-        one). Every attribute is checked before anything is written; a call without
-        entries and counts writes nothing."""
+        one). Every entry is checked before anything is written; a call without entries,
+        counts or `once` writes nothing."""
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:

@@ -7,7 +7,10 @@ One `Notification` (the message as SNS keeps it after Publish) and its three sha
   `MessageAttributes` always present);
 - `sqs_envelope`: the JSON body SNS writes into a subscribed queue (`SigningCertURL` /
   `UnsubscribeURL`, no `Subject` key without one, `MessageAttributes` only when the
-  message has some), as AWS's "Fanout to Amazon SQS queues" example shows it;
+  message has some), as AWS's "Fanout to Amazon SQS queues" example shows it; from a FIFO
+  topic with the publish's `SequenceNumber` after `MessageId` and no signature fields
+  (`SignatureVersion`, `Signature`, `SigningCertURL`), as SNS FIFO writes it (the group
+  and deduplication ids travel as the SQS message's own attributes, not in the body);
 - `sqs_attributes`: with raw message delivery the queue gets the message itself, and its
   attributes become SQS message attributes.
 
@@ -94,15 +97,20 @@ def sns_event(notification: Notification, subscription: str) -> dict[str, Any]:
     }]}
 
 
-def sqs_envelope(notification: Notification, subscription: str) -> dict[str, Any]:
-    """The body SNS writes into a subscribed queue without raw message delivery."""
-    envelope: dict[str, Any] = {"Type": "Notification", "MessageId": notification.message_id,
-                                "TopicArn": topic_arn(notification.topic)}
+def sqs_envelope(notification: Notification, subscription: str, sequence: str | None = None) -> dict[str, Any]:
+    """The body SNS writes into a subscribed queue without raw message delivery; with
+    `sequence` (the publish's SequenceNumber), the body a FIFO topic writes."""
+    envelope: dict[str, Any] = {"Type": "Notification", "MessageId": notification.message_id}
+    if sequence is not None:
+        envelope["SequenceNumber"] = sequence
+    envelope["TopicArn"] = topic_arn(notification.topic)
     if notification.subject is not None:
         envelope["Subject"] = notification.subject
-    envelope.update({"Message": notification.message, "Timestamp": timestamp(notification.published),
-                     "SignatureVersion": SIGNATURE_VERSION, "Signature": SIGNATURE,
-                     "SigningCertURL": SIGNING_CERT_URL, "UnsubscribeURL": unsubscribe_url(subscription)})
+    envelope.update({"Message": notification.message, "Timestamp": timestamp(notification.published)})
+    if sequence is None:
+        envelope.update({"SignatureVersion": SIGNATURE_VERSION, "Signature": SIGNATURE,
+                         "SigningCertURL": SIGNING_CERT_URL})
+    envelope["UnsubscribeURL"] = unsubscribe_url(subscription)
     if notification.attributes:
         envelope["MessageAttributes"] = sns_attributes(notification)
     return envelope

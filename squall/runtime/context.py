@@ -22,7 +22,7 @@ from squall.runtime import wire
 from squall.services import Bucket, Queue, Table
 from squall.sources.async_invoke import queue_async
 from squall.sources.events import put_events
-from squall.sources.publishing import Publisher
+from squall.sources.publishing import Publisher, PublishResult
 from squall.sources.topics import app_topic
 
 if TYPE_CHECKING:
@@ -224,9 +224,11 @@ class Context:
         return put_events(self._backend, entries, self._known_queues, self._trace)
 
     def publish(self, topic: str, message: str, attributes: Mapping[str, Any] | None = None,
-                subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None) -> str:
+                subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None
+                ) -> PublishResult:
         """Publish `message` to `topic` (SNS's Publish); its MessageId once every
-        subscription's delivery is committed."""
+        subscription's delivery is committed (a str, whose `sequence_number` is a FIFO
+        topic's SequenceNumber)."""
         return Publisher(self._backend, self._trace).publish(app_topic(self.app, topic), message, attributes,
                                                              subject, group_id, dedup_id)
 

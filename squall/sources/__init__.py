@@ -80,10 +80,10 @@ def _register_builtins() -> None:
     from squall.sources.http import HttpSource
     from squall.sources.queues import QueueSource
     from squall.sources.schedules import ScheduleSource
-    from squall.sources.topics import TopicSource
+    from squall.sources.topics import TopicAttributesSource, TopicSource
 
     for source in (HttpSource, QueueSource, AsyncInvokeSource, AlarmSource, ScheduleSource, BusSource, RuleSource,
-                   ArchiveSource, TopicSource):
+                   ArchiveSource, TopicSource, TopicAttributesSource):
         register(source)
 
 

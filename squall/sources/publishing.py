@@ -8,9 +8,16 @@ subscription, or nothing was written. Within an invocation (`trace`) the publish
 PRODUCER span whose context every delivery carries, so each subscriber's invocation
 continues the publisher's trace.
 
+A publish to a FIFO topic carries a message group id and a deduplication id (or, with the
+topic's content-based deduplication, the SHA-256 of the message): the fan-out is then a
+`PublishOnce`, so a deduplication id the topic accepted in the last five minutes is
+accepted again but delivered to nobody (the answer is the original's MessageId and
+SequenceNumber), and every delivery to a FIFO queue carries the group and deduplication
+id, so each queue keeps each group in publish order.
+
 The tallies (table `squall.topic_counts`, read by `squall topics`) count per topic the
 messages published and, per subscription, the messages delivered to it and those its
-filter policy turned away.
+filter policy turned away (a duplicate counts nowhere: it was not delivered).
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from squall import aws
 from squall.backends import Backend
-from squall.backends.protocol import Tables
+from squall.backends.fifo import SEQUENCE_PLACEHOLDER, PublishOnce, check_fifo_id, content_dedup_id, is_fifo
+from squall.backends.protocol import FanOutEntry, Tables
 from squall.errors import ConfigError, PayloadTooLarge
 from squall.events.sns import Notification, sns_event, sqs_attributes, sqs_envelope, topic_arn
 from squall.observability.context import TRACE_ATTRIBUTE, trace_attribute
@@ -45,8 +53,6 @@ DATA_TYPES = ("String", "String.Array", "Number", "Binary")
 #: attribute names: letters, digits, '_', '-', '.', not starting or ending with '.', no '..'
 ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
 RESERVED_PREFIXES = ("aws.", "amazon.")
-#: FIFO message group and deduplication ids: 1 to 128 of SNS's characters
-FIFO_ID = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
 COUNTS_TABLE = "squall.topic_counts"
 
 
@@ -164,18 +170,23 @@ def check_subject(subject: Any) -> str | None:
     return subject
 
 
-def check_fifo_ids(topic: TopicRecord, group_id: Any, dedup_id: Any) -> None:
-    """SNS's rules: a FIFO topic needs a message group id and (as content-based
-    deduplication is off) a deduplication id; a standard topic takes neither."""
+def check_fifo_ids(topic: TopicRecord, message: str, group_id: Any, dedup_id: Any) -> tuple[str, str] | None:
+    """SNS's rules: a FIFO topic needs a message group id and a deduplication id (the
+    message's SHA-256 when the topic has content-based deduplication and none is given);
+    a standard topic takes neither. The FIFO topic's (group, deduplication id)."""
     if not topic.fifo:
         for what, value in (("group_id", group_id), ("dedup_id", dedup_id)):
             if value is not None:
                 raise ConfigError(f"topic {topic.name!r}: {what} is only for FIFO topics (names ending in '.fifo')")
-        return
+        return None
+    if dedup_id is None and topic.content_based_deduplication:
+        dedup_id = content_dedup_id(message)
     for what, value in (("group_id", group_id), ("dedup_id", dedup_id)):
-        if not isinstance(value, str) or not FIFO_ID.fullmatch(value):
-            raise ConfigError(f"topic {topic.name!r} is a FIFO topic: {what} is required, 1 to 128 letters, "
-                              f"digits or punctuation, not {value!r}")
+        if value is None:
+            unless = "" if what == "group_id" else " (unless the topic has content_based_deduplication)"
+            raise ConfigError(f"topic {topic.name!r} is a FIFO topic: {what} is required{unless}")
+        check_fifo_id(what, value)
+    return group_id, dedup_id
 
 
 def check_message(message: Any, attributes: Mapping[str, Mapping[str, str]]) -> str:
@@ -191,6 +202,22 @@ def check_message(message: Any, attributes: Mapping[str, Mapping[str, str]]) -> 
     return message
 
 
+class PublishResult(str):
+    """What a publish answers: the MessageId (a str, as ever) and, from a FIFO topic, the
+    SequenceNumber (`sequence_number`; None from a standard topic), as SNS's Publish does."""
+
+    sequence_number: str | None
+
+    def __new__(cls, message_id: str, sequence_number: str | None = None) -> PublishResult:
+        result = super().__new__(cls, message_id)
+        result.sequence_number = sequence_number
+        return result
+
+    @property
+    def message_id(self) -> str:
+        return str(self)
+
+
 class Publisher:
     """Publishes to topics on one backend (the clock comes from it)."""
 
@@ -200,26 +227,25 @@ class Publisher:
 
     def publish(self, topic: TopicRecord, message: Any, attributes: Mapping[str, Any] | None = None,
                 subject: str | None = None, group_id: str | None = None, dedup_id: str | None = None,
-                system: Mapping[str, Any] | None = None) -> str:
-        """Publish `message`; its MessageId once every delivery is committed. `system`:
-        system attributes every delivery carries (a trace context from elsewhere)."""
+                system: Mapping[str, Any] | None = None) -> PublishResult:
+        """Publish `message`; its MessageId once every delivery is committed (and a FIFO
+        topic's SequenceNumber). `system`: system attributes every delivery carries (a
+        trace context from elsewhere)."""
         checked = check_attributes(attributes)
         notification = Notification(aws.request_id(), topic.name, check_message(message, checked),
                                     self.backend.clock(), check_subject(subject), checked)
-        check_fifo_ids(topic, group_id, dedup_id)
-        if topic.fifo:
-            raise ConfigError(f"topic {topic.name!r}: FIFO topics deliver to FIFO queues, which this version of "
-                              f"Squall does not have yet")
+        fifo = check_fifo_ids(topic, notification.message, group_id, dedup_id)
         if self.trace is None:
-            return self._commit(topic, notification, dict(system or {}))
+            return self._commit(topic, notification, fifo, dict(system or {}))
         with self.trace.producer(topic.name, 1, system="aws.sns", operation="publish") as span:
             span.attributes["aws.sns.topic.arn"] = topic_arn(topic.name)
             span.attributes["messaging.message.id"] = notification.message_id
             context = {**(system or {}), TRACE_ATTRIBUTE: trace_attribute(span.context(self.trace.context.sampled))}
-            return self._commit(topic, notification, context)
+            return self._commit(topic, notification, fifo, context)
 
-    def _commit(self, topic: TopicRecord, notification: Notification, system: dict[str, Any]) -> str:
-        entries: list[tuple[str, str, dict[str, Any] | None]] = []
+    def _commit(self, topic: TopicRecord, notification: Notification, fifo: tuple[str, str] | None,
+                system: dict[str, Any]) -> PublishResult:
+        entries: list[FanOutEntry] = []
         counts = {tally_key(topic.name, Tally.PUBLISHED): 1}
         for subscription in topic.subscriptions:
             policy = subscription.compiled
@@ -227,14 +253,19 @@ class Publisher:
                 counts[tally_key(topic.name, Tally.FILTERED, subscription.endpoint)] = 1
                 continue
             counts[tally_key(topic.name, Tally.DELIVERED, subscription.endpoint)] = 1
+            group, dedup = fifo if fifo and is_fifo(subscription.queue) else (None, None)
             if subscription.to_function:
                 body = json.dumps(sns_event(notification, subscription.arn))
-                entries.append((subscription.queue, body, system or None))
+                entries.append(FanOutEntry(subscription.queue, body, system or None))
             elif subscription.raw:
-                entries.append((subscription.queue, notification.message,
-                                {**sqs_attributes(notification), **system} or None))
+                entries.append(FanOutEntry(subscription.queue, notification.message,
+                                           {**sqs_attributes(notification), **system} or None, group, dedup))
             else:
-                entries.append((subscription.queue, json.dumps(sqs_envelope(notification, subscription.arn)),
-                                system or None))
-        self.backend.fan_out(entries, COUNTS_TABLE, counts)
-        return notification.message_id
+                envelope = sqs_envelope(notification, subscription.arn, SEQUENCE_PLACEHOLDER if fifo else None)
+                body = json.dumps(envelope)
+                at = body.index(f'"SequenceNumber": "{SEQUENCE_PLACEHOLDER}"') + len('"SequenceNumber": "') \
+                    if fifo else None
+                entries.append(FanOutEntry(subscription.queue, body, system or None, group, dedup, at))
+        once = PublishOnce(topic.name, fifo[1], notification.message_id) if fifo else None
+        done = self.backend.fan_out(entries, COUNTS_TABLE, counts, once)
+        return PublishResult(done.original or notification.message_id, done.sequence)

@@ -14,6 +14,12 @@ one backend commit (`Queues.fan_out`):
   redrive policy; by default an internal `topic.<topic>.<function>-dlq`). Every
   subscription has its queue and its consumer, so a slow or failing one delays no other.
 
+A FIFO topic (`.fifo`) delivers to SQS queues only, as SNS does: FIFO queues, which get
+each message in its group with its deduplication id and keep each group's order, and
+standard ones (best-effort order, at least once). `app.topic(name, ...)` declares a
+topic's own attributes (`TopicAttributes`: ContentBasedDeduplication); a topic needs no
+declaration otherwise.
+
 Every node writes the app's topics to the backend table `squall.topics` when it starts
 (`TopicRecord`), so publishers without the app (the CLI, alarm and rule targets) know
 the subscriptions; a function's `ctx.publish` reads them from its own app.
@@ -206,32 +212,75 @@ class TopicSubscription(Trigger):
         return f"topic {self.topic} -> {self.endpoint}{policy}{raw}{dlq}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class TopicAttributes(Trigger):
+    """A topic's own attributes (`app.topic`). `content_based_deduplication` is SNS's
+    ContentBasedDeduplication, for FIFO topics only: a publish without `dedup_id` is
+    deduplicated by the SHA-256 of its message."""
+
+    kind: ClassVar[str] = "topic-attributes"
+
+    topic: str
+    content_based_deduplication: bool = False
+
+    def __post_init__(self) -> None:
+        check_topic_name(self.topic)
+        if not isinstance(self.content_based_deduplication, bool):
+            raise ConfigError(f"topic {self.topic!r}: content_based_deduplication must be True or False, not "
+                              f"{self.content_based_deduplication!r}")
+        if self.content_based_deduplication and not is_fifo(self.topic):
+            raise ConfigError(f"topic {self.topic!r}: content_based_deduplication is only for FIFO topics (names "
+                              f"ending in '.fifo'), as on SNS")
+
+    def conflict(self, other: Trigger) -> str | None:
+        if isinstance(other, TopicAttributes) and other.topic == self.topic:
+            return f"topic {self.topic!r} is declared twice"
+        return None
+
+    def describe(self) -> str:
+        return f"topic {self.topic}" + (", content-based deduplication" if self.content_based_deduplication else "")
+
+
 @dataclass(frozen=True)
 class TopicRecord:
     """A topic as the backend's `squall.topics` table keeps it."""
 
     name: str
     subscriptions: tuple[Subscription, ...]
+    content_based_deduplication: bool = False
 
     @property
     def fifo(self) -> bool:
         return is_fifo(self.name)
 
     def to_json(self) -> dict[str, Any]:
-        return {"subscriptions": [s.to_json() for s in self.subscriptions]}
+        return {"subscriptions": [s.to_json() for s in self.subscriptions],
+                "content_based_deduplication": self.content_based_deduplication}
 
     @classmethod
     def of(cls, name: str, data: dict[str, Any]) -> TopicRecord:
-        return cls(name, tuple(Subscription.of(name, s) for s in data["subscriptions"]))
+        return cls(name, tuple(Subscription.of(name, s) for s in data["subscriptions"]),
+                   data.get("content_based_deduplication", False))  # records written before FIFO topics lack it
 
 
 def declared_topics(app: App) -> dict[str, TopicRecord]:
     """The app's topics, by name, with their subscriptions in declaration order."""
     subscriptions: dict[str, list[Subscription]] = {}
+    content_dedup: set[str] = set()
     for trigger in app.triggers:
         if isinstance(trigger, TopicSubscription):
             subscriptions.setdefault(trigger.topic, []).append(trigger.subscription())
-    return {name: TopicRecord(name, tuple(subs)) for name, subs in subscriptions.items()}
+        elif isinstance(trigger, TopicAttributes):
+            subscriptions.setdefault(trigger.topic, [])
+            if trigger.content_based_deduplication:
+                content_dedup.add(trigger.topic)
+    return {name: TopicRecord(name, tuple(subs), name in content_dedup) for name, subs in subscriptions.items()}
+
+
+def store_topics(app: App, backend: Tables) -> None:
+    """Write the app's topics to `squall.topics` (every node, at every start)."""
+    for name, record in declared_topics(app).items():
+        backend.table_put(TOPICS_TABLE, name, record.to_json())
 
 
 #: per app (by id, the app kept alive with them), its topics and how many triggers it had
@@ -292,8 +341,7 @@ class TopicSource(Source[TopicSubscription]):
                 dlq=t.dead_letters, function=t.function, max_receive_count=attempts(self.function(t)),
                 visibility_timeout=invocation_visibility(self.function(t).timeout), internal=True))
             backend.queue_declare(t.dead_letters, QueueConfig(dlq_of=t.target_queue, internal=not t.dlq))
-        for name, record in declared_topics(self.app).items():
-            backend.table_put(TOPICS_TABLE, name, record.to_json())
+        store_topics(self.app, backend)
 
     def services(self, node: NodeContext) -> list[Service]:
         watcher = node.shared(QueueWatcher, lambda: QueueWatcher(node.backend))
@@ -330,3 +378,16 @@ def _to_topic(backend: Backend, name: str, body: str, attributes: dict[str, Any]
 
 
 register_target(TargetKind.TOPIC, _to_topic, check_topic_name)
+
+
+class TopicAttributesSource(Source[TopicAttributes]):
+    """Topics declared with `app.topic`: their records, nothing to run."""
+
+    kind = "topic-attributes"
+    trigger = TopicAttributes
+
+    def provision(self, backend: Backend) -> None:
+        store_topics(self.app, backend)
+
+    def services(self, node: NodeContext) -> list[Service]:
+        return []

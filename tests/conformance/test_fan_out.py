@@ -1,4 +1,6 @@
-"""Queues.fan_out: a publish into several queues with its counts, one commit on both backends."""
+"""Queues.fan_out: a publish into several queues with its counts, one commit on both backends;
+into FIFO queues with groups and deduplication ids, and a FIFO topic's publish deduplicated
+and numbered (`PublishOnce`) in the same commit."""
 
 from __future__ import annotations
 
@@ -6,12 +8,16 @@ import threading
 
 import pytest
 
+from squall.backends.fifo import DEDUP_WINDOW, SEQUENCE_PLACEHOLDER, FifoEntry, PublishOnce
+from squall.backends.protocol import FanOutEntry as E
 from squall.errors import ConfigError
+from tests.conformance.support import run_threads
 
 
 def test_entries_reach_their_queues_in_order_with_ids(backend, clock):
-    ids = backend.fan_out([("a", "1", {"k": {"dataType": "String"}}), ("b", "2", None), ("a", "3", None)],
-                          "counts", {"t delivered": 2})
+    ids, sequence, original = backend.fan_out([E("a", "1", {"k": {"dataType": "String"}}), E("b", "2"), E("a", "3")],
+                                              "counts", {"t delivered": 2})
+    assert sequence is None and original is None
     assert len(set(ids)) == 3
     first, third = backend.claim("a", 10, 30)
     [second] = backend.claim("b", 10, 30)
@@ -21,7 +27,7 @@ def test_entries_reach_their_queues_in_order_with_ids(backend, clock):
 
 
 def test_counts_add_up_and_each_addition_is_a_write(backend):
-    backend.fan_out([("a", "x", None)], "counts", {"t delivered": 1, "t filtered": 3})
+    backend.fan_out([E("a", "x")], "counts", {"t delivered": 1, "t filtered": 3})
     backend.fan_out([], "counts", {"t delivered": 2})
     delivered = backend.table_get("counts", "t delivered")
     assert (delivered.value, delivered.version) == (3, 2)
@@ -38,20 +44,20 @@ def test_a_counter_holding_no_integer_counts_from_zero(backend):
 
 def test_nothing_is_written_when_an_attribute_is_not_json(backend):
     with pytest.raises(ConfigError, match="message attributes"):
-        backend.fan_out([("a", "ok", None), ("b", "bad", {"k": object()})], "counts", {"n": 1})
+        backend.fan_out([E("a", "ok"), E("b", "bad", {"k": object()})], "counts", {"n": 1})
     assert backend.queue_stats("a").total == backend.queue_stats("b").total == 0
     assert backend.table_get("counts", "n") is None
 
 
 def test_an_empty_call_writes_nothing(backend):
-    assert backend.fan_out([], "counts", {}) == []
+    assert backend.fan_out([], "counts", {}).ids == []
     assert backend.table_scan("counts") == []
 
 
 def test_concurrent_publishers_lose_no_count(backend, other):
     def publish(store):
         for _ in range(50):
-            store.fan_out([("a", "m", None)], "counts", {"n": 1})
+            store.fan_out([E("a", "m")], "counts", {"n": 1})
 
     threads = [threading.Thread(target=publish, args=(store,)) for store in (backend, other)]
     for thread in threads:
@@ -73,7 +79,117 @@ def test_fan_out_wakes_the_watchers_of_each_queue(backend):
 
     watch = backend.watch_enqueues(callback)
     try:
-        backend.fan_out([("a", "1", None), ("b", "2", None)], "counts", {})
+        backend.fan_out([E("a", "1"), E("b", "2")], "counts", {})
         assert event.wait(5)
     finally:
         watch.close()
+
+
+# ---- FIFO queues and FIFO publishes --------------------------------------------------------
+
+TOPIC = "orders.fifo"
+
+
+def envelope(text: str) -> tuple[str, int]:
+    """A body holding the sequence number placeholder after `text`, and where."""
+    return f"{text}:{SEQUENCE_PLACEHOLDER}:end", len(text) + 1
+
+
+def publish(store, dedup_id: str, message_id: str, group: str = "g", text: str = "m", counts=None):
+    body, at = envelope(text)
+    return store.fan_out([E("ledger.fifo", body, {"k": "v"}, group, dedup_id, at),
+                          E("audit", body, None, None, None, at), E("raw.fifo", text, None, group, dedup_id)],
+                         "counts", counts or {"published": 1},
+                         PublishOnce(TOPIC, dedup_id, message_id))
+
+
+def test_fifo_entries_join_their_groups_with_the_queues_deduplication(backend):
+    backend.enqueue_fifo("ledger.fifo", [FifoEntry("direct", None, "a", "d1")])
+    ids, _, _ = backend.fan_out([E("ledger.fifo", "a1", None, "a", "d1"), E("ledger.fifo", "b1", None, "b", "d2"),
+                                 E("ledger.fifo", "a2", None, "a", "d3"), E("audit", "x")], "counts", {})
+    first = backend.peek("ledger.fifo")[0]
+    assert ids[0] == first.id  # d1 was accepted by the queue: the original's id, nothing stored
+    messages = backend.claim("ledger.fifo", 10, 30)
+    assert [(m.body, m.group, m.dedup_id) for m in messages] == [
+        ("direct", "a", "d1"), ("a2", "a", "d3"), ("b1", "b", "d2")]
+    assert [m.id for m in messages[1:]] == [ids[2], ids[1]]
+    assert sorted(m.sequence for m in messages) == [m.sequence for m in sorted(messages, key=lambda m: m.sequence)]
+    assert len({m.sequence for m in messages}) == 3
+    [audit] = backend.claim("audit", 10, 30)
+    assert (audit.id, audit.group, audit.sequence) == (ids[3], None, None)
+
+
+def test_a_fifo_publish_is_numbered_in_its_scope_and_the_number_written_into_the_bodies(backend):
+    first = publish(backend, "d1", "m1", text="one")
+    second = publish(backend, "d2", "m2", text="two√")  # a non-ASCII character before the placeholder
+    assert first.original is None and second.original is None
+    assert len(first.sequence) == 20 and first.sequence.isdigit() and second.sequence > first.sequence
+    ledger = backend.claim("ledger.fifo", 10, 30)
+    assert [m.body for m in ledger] == [f"one:{first.sequence}:end", f"two√:{second.sequence}:end"]
+    assert [m.attributes for m in ledger] == [{"k": "v"}] * 2 and [m.group for m in ledger] == ["g", "g"]
+    assert [m.body for m in backend.claim("audit", 10, 30)] == [f"one:{first.sequence}:end",
+                                                                 f"two√:{second.sequence}:end"]
+    assert [m.body for m in backend.claim("raw.fifo", 10, 30)] == ["one", "two√"]
+    assert ledger[0].id == first.ids[0] and backend.table_get("counts", "published").value == 2
+
+
+def test_a_duplicate_publish_writes_nothing_and_answers_the_original(backend, clock):
+    first = publish(backend, "d1", "m1")
+    clock.advance(DEDUP_WINDOW - 1)
+    again = publish(backend, "d1", "m-other", group="h", text="changed")
+    assert again == ([], first.sequence, "m1")
+    assert backend.queue_stats("ledger.fifo").total == backend.queue_stats("audit").total == 1
+    assert backend.table_get("counts", "published").value == 1
+    clock.advance(1)  # the window is over: accepted again, with the next number
+    later = publish(backend, "d1", "m3", group="h", text="later")
+    assert later.original is None and later.sequence > first.sequence
+    assert backend.queue_stats("audit").total == 2
+    # the queues deduplicated d1 too, for their own window, which ended with the topic's
+    assert backend.queue_stats("ledger.fifo").total == 2
+
+
+def test_publish_scopes_are_apart_from_queues_and_from_each_other(backend):
+    backend.enqueue_fifo(TOPIC, [FifoEntry("a message", None, "g", "d1")])
+    assert publish(backend, "d1", "m1").original is None  # the queue named like the topic keeps its own ids
+    assert backend.fan_out([], "counts", {}, PublishOnce("other.fifo", "d1", "m2")).original is None
+    assert publish(backend, "d1", "m3").original == "m1"
+
+
+def test_a_publish_with_a_bad_entry_writes_nothing_and_remembers_nothing(backend):
+    body, at = envelope("x")
+    bad = [E("ledger.fifo", body, None, "g", "d1", at), E("audit", body, {"k": object()}, None, None, at)]
+    with pytest.raises(ConfigError, match="message attributes"):
+        backend.fan_out(bad, "counts", {"published": 1}, PublishOnce(TOPIC, "d1", "m1"))
+    assert backend.queue_stats("ledger.fifo").total == 0 and backend.table_get("counts", "published") is None
+    assert publish(backend, "d1", "m2").original is None
+
+
+@pytest.mark.parametrize(("entry", "reason"), [
+    (E("ledger.fifo", "b"), "needs a group and a deduplication id"),
+    (E("ledger.fifo", "b", None, "g"), "needs a group and a deduplication id"),
+    (E("audit", "b", None, "g", "d"), "'audit' is a standard queue"),
+    (E("audit", "no placeholder", None, None, None, 3), "no sequence number placeholder at 3"),
+])
+def test_bad_entries_are_refused_before_anything_is_written(backend, entry, reason):
+    with pytest.raises(ConfigError, match=reason):
+        backend.fan_out([E("audit", "fine"), entry], "counts", {"n": 1}, PublishOnce(TOPIC, "d", "m"))
+    assert backend.queue_stats("audit").total == 0
+    assert publish(backend, "d", "m2").original is None  # "d" was not remembered
+
+
+def test_a_placeholder_without_a_fifo_publish_is_refused(backend):
+    body, at = envelope("x")
+    with pytest.raises(ConfigError, match="no FIFO publish"):
+        backend.fan_out([E("audit", body, None, None, None, at)], "counts", {})
+
+
+def test_concurrent_publishers_get_distinct_numbers_and_one_wins_a_deduplication_id(backend, other):
+    stores = (backend, other)
+    numbers = run_threads(lambda i: [publish(stores[i % 2], f"d{i}-{n}", f"m{i}-{n}").sequence for n in range(20)], 4)
+    flat = [number for numbers_ in numbers for number in numbers_]
+    assert len(set(flat)) == 80 and all(numbers_ == sorted(numbers_) for numbers_ in numbers)
+    answers = run_threads(lambda i: publish(stores[i % 2], "same", f"racer{i}"), 4)
+    assert sum(answer.original is None for answer in answers) == 1
+    winner = next(answer for answer in answers if answer.original is None)
+    assert {answer.sequence for answer in answers} == {winner.sequence}
+    assert backend.queue_stats("audit").total == 81

@@ -281,10 +281,9 @@ def test_a_topic_target_must_be_declared(tmp_path):
     assert "alarm 'charge-errors': unknown topic 'missing' (topics: alerts, orders)" in result.stderr
 
 
-@pytest.mark.skip(reason="FIFO queues are on branch i11-fifo, not on main yet: the lead enables this after the "
-                         "merge, with the FIFO topic's deliveries sent through enqueue_fifo")
 def test_a_fifo_topic_feeding_a_fifo_queue_keeps_each_groups_order(tmp_path):
     app = write_app(tmp_path, """
+        import json
         from squall import App
 
         app = App("fifo-topics")
@@ -301,7 +300,7 @@ def test_a_fifo_topic_feeding_a_fifo_queue_keeps_each_groups_order(tmp_path):
         def publish(event, ctx):
             group, n = event["pathParameters"]["group"], event["pathParameters"]["n"]
             return ctx.publish("orders.fifo", n, group_id=group, dedup_id=f"{group}-{n}")
-    """.replace("from squall import App", "import json\nfrom squall import App"))
+    """)
     url = f"sqlite:///{tmp_path}/state.db"
     with NodeProcess(app, backend=url) as node, node.client() as client:
         for n in range(20):

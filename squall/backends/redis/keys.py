@@ -17,6 +17,9 @@ after a kind segment and no suffix contains ':', so names cannot collide:
     squall:q:<queue>:heads             ZSET  group -> visible_at of the group's head (its first message)
     squall:q:<queue>:dedup             HASH  deduplication id -> message id
     squall:q:<queue>:dedupx            ZSET  deduplication id -> end of its deduplication window
+    squall:pub:<scope>:seq             STRING a FIFO publish scope's (a topic's) last sequence number
+    squall:pub:<scope>:dedup           HASH  deduplication id -> "<message id> <sequence number>"
+    squall:pub:<scope>:dedupx          ZSET  deduplication id -> end of its deduplication window
     squall:t:<table>:items             HASH  key -> JSON {"v": value, "ver": n}
     squall:t:<table>:keys              ZSET  key (score 0: lexicographic, for scans)
     squall:streams                     HASH  stream -> shard count
@@ -69,6 +72,11 @@ def queue(name: str) -> list[str]:
 
 def queue_part(name: str, part: str) -> str:
     return f"{PREFIX}q:{name}:{part}"
+
+
+def publish_scope(scope: str) -> list[str]:
+    """seq, dedup and dedupx of a FIFO publish scope (`Queues.fan_out`'s `once`)."""
+    return [f"{PREFIX}pub:{scope}:{part}" for part in ("seq", "dedup", "dedupx")]
 
 
 def table(name: str) -> list[str]:

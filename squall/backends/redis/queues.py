@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from squall.backends import checks
-from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, is_fifo
+from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, PublishOnce, is_fifo
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import Forward, Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import FanOut, FanOutEntry, Forward, Message, QueueConfig, QueueStats, Watch
 from squall.backends.redis import keys
 from squall.backends.redis.core import RedisCore, reachable
 from squall.backends.redis.watch import PubSubWatch
@@ -26,6 +26,13 @@ def _message(queue: str, data: dict[str, Any], receive_count: int, first_receive
                    receipt=receipt, receive_count=receive_count, sent_at=data["sent_at"],
                    first_received_at=first_received_at, group=data.get("group"), dedup_id=data.get("dedup_id"),
                    sequence=data.get("sequence"))
+
+
+def _byte_offset(text: str, body: str, at: int) -> int:
+    """Where, in bytes, the message JSON `text` holds character `at` of its body: JSON
+    escapes a string character by character, so the escaped prefix is as long there."""
+    start = text.index(',"body":"') + len(',"body":"')
+    return len(text[:start + len(checks.json_text("body", body[:at])) - 2].encode())
 
 
 class RedisQueues(RedisCore):
@@ -79,27 +86,44 @@ class RedisQueues(RedisCore):
             args += [checks.json_text("message attributes", message), message_id, group, dedup_id]
         return list(self._run("enqueue_fifo", keys.queue(queue), args))
 
-    def fan_out(self, entries: Sequence[tuple[str, str, dict[str, Any] | None]], counters: str,
-                counts: Mapping[str, int]) -> list[str]:
+    @reachable
+    def fan_out(self, entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, int],
+                once: PublishOnce | None = None) -> FanOut:
+        checks.fan_out_entries(entries, once)
         now = self.clock()
         ids: list[str] = []
-        by_queue: dict[str, list[str]] = {}
-        for queue, body, attributes in entries:
+        by_queue: dict[str, list[Any]] = {}
+        fifo: dict[str, list[int]] = {}  # per FIFO queue, the entries whose ids the script answers
+        for index, entry in enumerate(entries):
             ids.append(new_message_id())
-            message = {"id": ids[-1], "body": body, "attributes": attributes or {}, "sent_at": now}
-            by_queue.setdefault(queue, []).append(checks.json_text("message attributes", message))
-        if not entries and not counts:
-            return ids
+            # "attributes" then "sent_at" last: the layout dead_letter.lua splices into
+            message: dict[str, Any] = {"id": ids[-1], "body": entry.body}
+            if entry.group is not None:
+                message.update(group=entry.group, dedup_id=entry.dedup_id)
+            message.update(attributes=entry.attributes or {}, sent_at=now)
+            text = checks.json_text("message attributes", message)
+            queued = by_queue.setdefault(entry.queue, [])
+            queued += [text, -1 if entry.sequence_at is None else _byte_offset(text, entry.body, entry.sequence_at)]
+            if entry.group is not None:
+                queued += [ids[-1], entry.group, entry.dedup_id]
+                fifo.setdefault(entry.queue, []).append(index)
+        if not entries and not counts and once is None:
+            return FanOut(ids)
         keys_: list[str] = []
-        args: list[Any] = [now, len(by_queue)]
+        publish = (once.dedup_id, once.message_id) if once else ("", "")
+        args: list[Any] = [now, now + DEDUP_WINDOW, len(by_queue), *publish]
         for queue, messages in by_queue.items():
             keys_ += keys.queue(queue)
-            args += [queue, len(messages), *messages]
-        keys_ += keys.table(counters)
+            args += [len(messages) // (5 if queue in fifo else 2), *messages]
+        keys_ += keys.table(counters) + (keys.publish_scope(once.scope) if once else [])
         for key, count in counts.items():
             args += [key, int(count)]
-        self._run("fan_out", keys_, args)
-        return ids
+        original, sequence, answered = self._run("fan_out", keys_, args)
+        if original is not None:
+            return FanOut([], sequence, original)
+        for index, message_id in zip((i for queue in by_queue for i in fifo.get(queue, ())), answered, strict=True):
+            ids[index] = message_id
+        return FanOut(ids, sequence)
 
     @reachable
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from squall.backends import checks
-from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, is_fifo, sequence_number
+from squall.backends.fifo import DEDUP_WINDOW, SEQUENCE_WIDTH, FifoEntry, PublishOnce, is_fifo, sequence_number
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import Forward, Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import FanOut, FanOutEntry, Forward, Message, QueueConfig, QueueStats, Watch
 from squall.backends.sqlite.core import SQLiteCore
 from squall.backends.sqlite.watch import FileWatch
 
@@ -93,6 +93,36 @@ def insert_messages(conn: sqlite3.Connection, queue: str, rows: Sequence[tuple[s
     return ids
 
 
+def insert_fifo(conn: sqlite3.Connection, queue: str, rows: Sequence[tuple[str, str, str, str]], now: float,
+                delay: float) -> list[str]:
+    """Append (body, attributes JSON, group, deduplication id) rows to a FIFO queue inside
+    the caller's transaction (`enqueue_fifo`, `fan_out`): a deduplication id the queue
+    accepted within the window stores nothing and answers the original's id. Their ids."""
+    ids: list[str] = []
+    conn.execute("DELETE FROM dedup WHERE queue = ? AND expires <= ?", (queue, now))
+    for body, attributes, group, dedup_id in rows:
+        original = conn.execute("SELECT message_id FROM dedup WHERE queue = ? AND dedup_id = ?",
+                                (queue, dedup_id)).fetchone()
+        if original is not None:
+            ids.append(original[0])
+            continue
+        ids.append(new_message_id())
+        conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at, grp, dedup_id) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (ids[-1], queue, body, attributes, now, now + delay, group, dedup_id))
+        conn.execute("INSERT INTO dedup (queue, dedup_id, message_id, expires) VALUES (?, ?, ?, ?)",
+                     (queue, dedup_id, ids[-1], now + DEDUP_WINDOW))
+    return ids
+
+
+def _with_sequence(entry: FanOutEntry, sequence: str | None) -> str:
+    """A fan-out entry's body with the publish's sequence number written in at `sequence_at`."""
+    at = entry.sequence_at
+    if at is None or sequence is None:
+        return entry.body
+    return entry.body[:at] + sequence + entry.body[at + SEQUENCE_WIDTH:]
+
+
 class SQLiteQueues(SQLiteCore):
     """The `Queues` protocol on SQLite."""
 
@@ -131,41 +161,48 @@ class SQLiteQueues(SQLiteCore):
         now = self.clock()
         rows = [(body, checks.json_text("message attributes", attributes or {}), group, dedup_id)
                 for body, attributes, group, dedup_id in entries]
-        ids: list[str] = []
         with self._write() as conn:
-            conn.execute("DELETE FROM dedup WHERE queue = ? AND expires <= ?", (queue, now))
-            for body, attributes, group, dedup_id in rows:
-                original = conn.execute("SELECT message_id FROM dedup WHERE queue = ? AND dedup_id = ?",
-                                        (queue, dedup_id)).fetchone()
-                if original is not None:
-                    ids.append(original[0])
-                    continue
-                ids.append(new_message_id())
-                conn.execute("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at, grp, dedup_id) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (ids[-1], queue, body, attributes, now, now + delay, group, dedup_id))
-                conn.execute("INSERT INTO dedup (queue, dedup_id, message_id, expires) VALUES (?, ?, ?, ?)",
-                             (queue, dedup_id, ids[-1], now + DEDUP_WINDOW))
-        return ids
+            return insert_fifo(conn, queue, rows, now, delay)
 
-    def fan_out(self, entries: Sequence[tuple[str, str, dict[str, Any] | None]], counters: str,
-                counts: Mapping[str, int]) -> list[str]:
+    def fan_out(self, entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, int],
+                once: PublishOnce | None = None) -> FanOut:
+        checks.fan_out_entries(entries, once)
+        attributes = [checks.json_text("message attributes", entry.attributes or {}) for entry in entries]
+        if not entries and not counts and once is None:
+            return FanOut([])
         now = self.clock()
-        ids = [new_message_id() for _ in entries]
-        rows = [(message_id, queue, body, checks.json_text("message attributes", attributes or {}), now, now)
-                for message_id, (queue, body, attributes) in zip(ids, entries, strict=True)]
-        if not rows and not counts:
-            return ids
         with self._write() as conn:
+            sequence = None
+            if once is not None:
+                conn.execute("DELETE FROM publish_dedup WHERE scope = ? AND expires <= ?", (once.scope, now))
+                original = conn.execute("SELECT message_id, sequence FROM publish_dedup WHERE scope = ? AND "
+                                        "dedup_id = ?", (once.scope, once.dedup_id)).fetchone()
+                if original is not None:
+                    return FanOut([], original[1], original[0])
+                (last,), = conn.execute("INSERT INTO publish_sequences (scope, last) VALUES (?, 1) ON CONFLICT "
+                                        "(scope) DO UPDATE SET last = last + 1 RETURNING last", (once.scope,))
+                sequence = sequence_number(last)
+                conn.execute("INSERT INTO publish_dedup (scope, dedup_id, message_id, sequence, expires) "
+                             "VALUES (?, ?, ?, ?, ?)", (once.scope, once.dedup_id, once.message_id, sequence,
+                                                        now + DEDUP_WINDOW))
+            ids: list[str] = []
+            standard = []  # one statement for every standard queue's message
+            for entry, text in zip(entries, attributes, strict=True):
+                body = _with_sequence(entry, sequence)
+                if entry.group is not None and entry.dedup_id is not None:
+                    ids += insert_fifo(conn, entry.queue, [(body, text, entry.group, entry.dedup_id)], now, 0.0)
+                else:
+                    ids.append(new_message_id())
+                    standard.append((ids[-1], entry.queue, body, text, now, now))
             conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                             "VALUES (?, ?, ?, ?, ?, ?)", standard)
             # a counter that holds no integer (CAST gives 0 for any other JSON) counts from 0
             conn.executemany("INSERT INTO items (tbl, key, value, version) VALUES (?, ?, ?, 1) "
                              "ON CONFLICT (tbl, key) DO UPDATE SET version = version + 1, value = "
                              "CASE WHEN value GLOB '-[0-9]*' OR value GLOB '[0-9]*' "
                              "THEN CAST(CAST(value AS INTEGER) + excluded.value AS TEXT) ELSE excluded.value END",
                              [(counters, key, str(int(count))) for key, count in counts.items()])
-        return ids
+        return FanOut(ids, sequence)
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:

@@ -121,8 +121,23 @@ _V2_FIFO: Migration = (
     "CREATE INDEX dedup_expiry ON dedup (queue, expires)",
 )
 
+#: FIFO topics: per publish scope (a topic), the deduplication ids it accepted within the
+#: window with the publish's message id and sequence number, and its last sequence number
+_V3_FIFO_TOPICS: Migration = (
+    """CREATE TABLE publish_dedup (
+        scope TEXT NOT NULL,
+        dedup_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        sequence TEXT NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (scope, dedup_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX publish_dedup_expiry ON publish_dedup (scope, expires)",
+    "CREATE TABLE publish_sequences (scope TEXT PRIMARY KEY, last INTEGER NOT NULL) WITHOUT ROWID",
+)
+
 #: in order; the schema version of a database is how many of these it has had
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2_FIFO)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2_FIFO, _V3_FIFO_TOPICS)
 LATEST = len(MIGRATIONS)
 
 

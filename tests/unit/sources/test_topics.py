@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from squall import App
 from squall.errors import ConfigError, InvalidFilterPolicy, PayloadTooLarge
 from squall.sources.publishing import check_attributes, check_fifo_ids, check_message, check_subject
-from squall.sources.topics import TopicRecord, TopicSubscription, check_topic_name
+from squall.sources.topics import TopicAttributes, TopicRecord, TopicSubscription, check_topic_name
 from squall.testing import Harness
 
 
@@ -98,13 +100,42 @@ def test_subjects_sns_refuses(subject):
 
 def test_fifo_ids_required_on_fifo_topics_and_refused_on_standard_ones():
     fifo, standard = TopicRecord("t.fifo", ()), TopicRecord("t", ())
-    check_fifo_ids(fifo, "g", "d")
+    content = TopicRecord("t.fifo", (), content_based_deduplication=True)
+    assert check_fifo_ids(fifo, "m", "g", "d") == ("g", "d")
+    assert check_fifo_ids(standard, "m", None, None) is None
     with pytest.raises(ConfigError, match="group_id is required"):
-        check_fifo_ids(fifo, None, "d")
-    with pytest.raises(ConfigError, match="dedup_id is required"):
-        check_fifo_ids(fifo, "g", "x" * 129)
+        check_fifo_ids(fifo, "m", None, "d")
+    with pytest.raises(ConfigError, match="group_id is required"):
+        check_fifo_ids(content, "m", None, None)
+    with pytest.raises(ConfigError, match=r"dedup_id is required \(unless the topic has content_based_dedup"):
+        check_fifo_ids(fifo, "m", "g", None)
+    with pytest.raises(ConfigError, match="invalid dedup_id 'xxx"):
+        check_fifo_ids(fifo, "m", "g", "x" * 129)
+    with pytest.raises(ConfigError, match="invalid group_id 'a b'"):
+        check_fifo_ids(fifo, "m", "a b", "d")
     with pytest.raises(ConfigError, match="dedup_id is only for FIFO topics"):
-        check_fifo_ids(standard, None, "d")
+        check_fifo_ids(standard, "m", None, "d")
+    # content-based: the SHA-256 of the message, not of its attributes; an explicit id wins
+    assert check_fifo_ids(content, "hello", "g", None) == (
+        "g", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+    assert check_fifo_ids(content, "hello", "g", "mine") == ("g", "mine")
+
+
+@pytest.mark.parametrize(("declare", "reason"), [
+    (dict(topic="t", content_based_deduplication=True), "content_based_deduplication is only for FIFO topics"),
+    (dict(topic="t.fifo", content_based_deduplication="yes"), "must be True or False, not 'yes'"),
+    (dict(topic="bad name.fifo"), "invalid topic name"),
+])
+def test_topic_attributes_sns_refuses(declare, reason):
+    with pytest.raises(ConfigError, match=reason):
+        TopicAttributes(**declare)
+
+
+def test_a_topic_is_declared_once():
+    app = App("twice")
+    app.topic("t.fifo", content_based_deduplication=True)
+    with pytest.raises(ConfigError, match="topic 't.fifo' is declared twice"):
+        app.topic("t.fifo")
 
 
 def test_the_harness_publishes_and_shows_each_subscriptions_deliveries():
@@ -129,3 +160,28 @@ def test_the_harness_publishes_and_shows_each_subscriptions_deliveries():
     assert (deliveries["function:paid"].delivered, deliveries["function:paid"].filtered) == (1, 1)
     assert (deliveries["function:broken"].delivered, deliveries["function:broken"].failed) == (2, 2)
     assert deliveries["queue:audit"].delivered == 2
+
+
+def test_the_harness_publishes_to_a_fifo_topic_and_its_fifo_queue_keeps_each_group_in_order():
+    app = App("fifo-harnessed")
+    got: list[tuple[str, str, str]] = []
+    app.subscribe_queue("orders.fifo", "ledger.fifo")
+
+    @app.on_queue("ledger.fifo", batch_size=4)
+    def ledger(event, ctx):
+        for record in event["Records"]:
+            envelope = json.loads(record["body"])
+            got.append((record["attributes"]["MessageGroupId"], envelope["Message"], envelope["SequenceNumber"]))
+
+    with Harness(app) as h:
+        answers = [h.publish("orders.fifo", f"{group}{n}", group_id=group, dedup_id=f"{group}{n}")
+                   for n in range(5) for group in "xy"]
+        duplicate = h.publish("orders.fifo", "changed", group_id="x", dedup_id="x0")
+        assert (duplicate, duplicate.sequence_number) == (answers[0], answers[0].sequence_number)
+        h.drain("ledger.fifo")
+        assert h.deliveries("orders.fifo")["queue:ledger.fifo"].delivered == 10
+    for offset, group in enumerate("xy"):  # the answers alternate x, y
+        mine = [(message, sequence) for g, message, sequence in got if g == group]
+        assert [message for message, _ in mine] == [f"{group}{n}" for n in range(5)]
+        sequences = [a.sequence_number for a in answers[offset::2]]
+        assert [sequence for _, sequence in mine] == sequences == sorted(sequences)

@@ -147,3 +147,42 @@ local function held(q, receipt)
   if slot and redis.call('HGET', q.rcpt, slot) == receipt then return slot end
   return nil
 end
+
+-- Append messages to FIFO queue q, visible at `at`, each entry {message JSON, id, group,
+-- deduplication id}: an entry whose deduplication id q accepted before the window's end
+-- (`window` for the ones accepted now) stores nothing and answers the original's id. A
+-- stored message's JSON gets its sequence number, the slot's seq, as its first member.
+-- Returns each entry's message id.
+local function insert_fifo(q, entries, now, at, window)
+  local expired = redis.call('ZRANGEBYSCORE', q.dedupx, '-inf', now)
+  chunked('ZREM', q.dedupx, expired)
+  chunked('HDEL', q.dedup, expired)
+  local seq = tonumber(redis.call('GET', q.seq) or '0')  -- insert() hands out seq + 1, seq + 2...
+  local msgs, visible_at, groups, ids = {}, {}, {}, {}
+  for _, entry in ipairs(entries) do
+    local id, dedup = entry[2], entry[4]
+    local original = redis.call('HGET', q.dedup, dedup)
+    if original then
+      id = original
+    else
+      seq = seq + 1
+      msgs[#msgs + 1] = '{"sequence":"' .. string.format('%020d', seq) .. '",' .. string.sub(entry[1], 2)
+      visible_at[#visible_at + 1] = at
+      groups[#groups + 1] = entry[3]
+      redis.call('HSET', q.dedup, dedup, id)
+      redis.call('ZADD', q.dedupx, window, dedup)
+    end
+    ids[#ids + 1] = id
+  end
+  local slots = insert(q, msgs, visible_at, groups)
+  if tonumber(at) > tonumber(now) then
+    local delayed = {}
+    for _, slot in ipairs(slots) do
+      delayed[#delayed + 1] = at
+      delayed[#delayed + 1] = slot
+    end
+    chunked('ZADD', q.new, delayed)
+  end
+  wake(q.name)
+  return ids
+end
