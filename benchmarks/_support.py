@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: child processes, ports, percentiles, load check.
+"""Helpers shared by the benchmark scripts: child processes, ports, percentiles, load check,
+a throwaway redis-server.
 
 The scripts move their own directory to the end of sys.path before importing anything
 (`http.py` and `queue.py` would otherwise shadow the standard library modules of those
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,3 +102,16 @@ def child(args: list[str], cwd: Path, log: Path, port: int | None = None) -> Ite
 def squall_run(app: Path, backend_url: str, port: int, *extra: str) -> list[str]:
     """The command line of a production node (`squall run`)."""
     return [PYTHON, "-m", "squall", "run", str(app), "--port", str(port), "--backend", backend_url, *extra]
+
+
+@contextlib.contextmanager
+def throwaway_redis(workdir: Path) -> Iterator[str]:
+    """A redis-server with no persistence on a free loopback port; yields its URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        sys.exit("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    command = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", str(workdir)]
+    with child(command, workdir, workdir / "redis.log", port):
+        yield f"redis://127.0.0.1:{port}/0"

@@ -28,14 +28,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from _support import child, free_port, squall_run, warn_if_busy  # noqa: E402
+from _support import child, free_port, squall_run, throwaway_redis, warn_if_busy  # noqa: E402
 
 from squall.backends import Backend, open_backend  # noqa: E402
 from squall.services import Queue  # noqa: E402
@@ -116,16 +115,6 @@ def bench(backend_url: str, workdir: Path, count: int) -> list[Result]:
             backend.close()
 
 
-def _queue_benchmark():  # noqa: ANN202 - a module
-    """benchmarks/queue.py (its name is the standard library's), for its throwaway redis-server."""
-    spec = importlib.util.spec_from_file_location("queue_benchmark", Path(_HERE) / "queue.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -138,7 +127,7 @@ def main() -> None:
             if kind == "sqlite":
                 results = bench(f"sqlite:///{workdir}/state.db", workdir, args.messages)
             else:
-                with _queue_benchmark().throwaway_redis(workdir) as url:
+                with throwaway_redis(workdir) as url:
                     results = bench(url, workdir, args.messages)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
-from _support import child, free_port, percentile, squall_run, warn_if_busy  # noqa: E402
+from _support import child, free_port, percentile, squall_run, throwaway_redis, warn_if_busy  # noqa: E402
 
 from squall.backends import Backend, open_backend  # noqa: E402
 from squall.services import Queue, Table  # noqa: E402
@@ -266,16 +266,6 @@ def monitor_calls(url: str, node_pid: int, seconds: float) -> Calls:
                  commands.most_common(5),
                  f"not counted: {in_scripts / seconds:,.1f}/s run inside scripts (`lua`), "
                  f"{other / seconds:,.1f}/s from other connections")
-
-
-@contextlib.contextmanager
-def throwaway_redis(workdir: Path) -> Iterator[str]:
-    """A redis-server with no persistence on a free loopback port; yields its URL."""
-    port = free_port()
-    command = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", str(workdir)]
-    with child(command, workdir, workdir / "redis.log", port):
-        yield f"redis://127.0.0.1:{port}/0"
 
 
 # ---- SQLite: the sitecustomize's count ---------------------------------------------------

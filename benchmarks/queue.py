@@ -50,7 +50,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HE
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
-import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -60,7 +59,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any, Protocol  # noqa: E402
 
 import redis  # noqa: E402
-from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa: E402
+from _support import PYTHON, child, free_port, squall_run, throwaway_redis, warn_if_busy  # noqa: E402
 
 from squall.backends import Backend, open_backend  # noqa: E402
 from squall.loader import load_app  # noqa: E402
@@ -375,19 +374,6 @@ class CeleryCase:
 
     def check(self) -> str:
         return f"{self.count} tasks counted by the workers, none left unacknowledged"
-
-
-@contextlib.contextmanager
-def throwaway_redis(workdir: Path) -> Iterator[str]:
-    """A redis-server with no persistence on a free loopback port; yields its URL."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    command = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(workdir)]
-    with child(command, workdir, workdir / "redis.log", port):
-        yield f"redis://127.0.0.1:{port}/0"
 
 
 def cases(backend: Backend, backend_url: str, workdir: Path, app_path: Path, nodes: list[int],
