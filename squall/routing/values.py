@@ -124,12 +124,12 @@ class Cidr:
     def matches(self, value: Leaf) -> bool:
         if type(value) is not str:
             return False
-        address = _address(value)
+        address = address_of(value)
         return address is not None and address.version == self.network.version and address in self.network
 
 
 @lru_cache(maxsize=4096)
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def address_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """`text` as an IP address (None if it is not one); parsing is slow and events repeat them."""
     try:
         return ipaddress.ip_address(text)
