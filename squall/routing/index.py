@@ -26,6 +26,7 @@ conditions one candidate at a time.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from squall.routing.tree import Condition
@@ -129,6 +130,8 @@ class _Lookups:
     models: tuple[tuple[NumberModel, dict[int, int], dict[Leaf, int]], ...] = ()
     cidrs: tuple[tuple[int, int, dict[int, int]], ...] = ()
     lowers: bool = False
+    #: `leaf`, or a quicker equivalent for what this path holds
+    probe: Callable[[Leaf], int] | None = None
 
     def file(self, matcher: Matcher, bit: int) -> None:
         if type(matcher) is Exact:
@@ -153,11 +156,8 @@ class _Lookups:
         elif type(matcher) is Numeric:
             self.numeric.setdefault(matcher.model, []).append((matcher, bit))
         elif type(matcher) is Cidr:
-            network = matcher.network
-            shift = network.max_prefixlen - network.prefixlen
-            by_bits = self.networks.setdefault((network.version, shift), {})
-            leading = int(network.network_address) >> shift
-            by_bits[leading] = by_bits.get(leading, 0) | bit
+            by_bits = self.networks.setdefault((matcher.network.version, matcher.shift), {})
+            by_bits[matcher.leading] = by_bits.get(matcher.leading, 0) | bit
         else:  # `indexable` keeps the others out
             raise TypeError(f"{type(matcher).__name__} is not indexed")
 
@@ -170,6 +170,13 @@ class _Lookups:
         self.ranges = tuple((model, _Ranges.build(ranges)) for model, ranges in self.numeric.items())
         self.models = tuple((model, scaled, literals) for model, (scaled, literals) in self.numbers.items())
         self.cidrs = tuple((version, shift, by_bits) for (version, shift), by_bits in sorted(self.networks.items()))
+        self.probe = self.leaf
+        if not (self.constants or self.numbers or self.ranges):  # only strings can match
+            string: Callable[[str], int] = self.string
+            if not (self.lowers or self.prefixes or self.suffixes or self.cidrs):
+                get = self.strings.get
+                string = lambda text: get(text, 0)  # noqa: E731
+            self.probe = lambda value: string(value) if type(value) is str else 0
 
     def string(self, text: str) -> int:
         found = self.strings.get(text, 0)
@@ -187,7 +194,7 @@ class _Lookups:
         if self.cidrs:
             address = address_of(text)
             if address is not None:
-                version, number = address.version, int(address)
+                version, number = address
                 for network_version, shift, by_bits in self.cidrs:
                     if network_version == version:
                         found |= by_bits.get(number >> shift, 0)
@@ -224,6 +231,8 @@ class FieldIndex:
     #: alternatives with an anything-but over strings (any non-string passes), over numbers
     but_any: int = 0
     but_numbers: int = 0
+    #: `leaf`, or the positive look-ups' probe where there is no anything-but
+    probe: Callable[[Leaf], int] | None = None
 
     def file(self, condition: Condition, bit: int) -> None:
         """File an indexable condition's matchers (see `indexable`) under `bit`."""
@@ -238,19 +247,21 @@ class FieldIndex:
             else:
                 self.positive.file(matcher, bit)
 
-    def freeze(self) -> None:
+    def freeze(self) -> Callable[[Leaf], int]:
+        """Build the look-ups; the function that answers for one leaf."""
         self.positive.freeze()
         self.excluded.freeze()
+        self.probe = self.leaf if self.but_any or self.but_numbers else self.positive.probe
+        assert self.probe is not None
+        return self.probe
 
     def leaf(self, value: Leaf) -> int:
-        found = self.positive.leaf(value)
-        if self.but_any or self.but_numbers:
-            kind = type(value)
-            applies = self.but_any | (self.but_numbers if _numeric(kind, value) else 0)
-            if applies:
-                found |= applies & ~self.excluded.leaf(value)
+        assert self.positive.probe is not None and self.excluded.probe is not None  # frozen
+        found = self.positive.probe(value)
+        applies = self.but_any | (self.but_numbers if _numeric(type(value), value) else 0)
+        if applies:
+            found |= applies & ~self.excluded.probe(value)
         return found
-
 
 
 def _numeric(kind: type, value: Leaf) -> bool:

@@ -28,12 +28,13 @@ checks it against rule-by-rule matching on generated patterns and events).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from squall.routing.index import FieldIndex, indexable
 from squall.routing.tree import MISSING, Condition, Node, Path, Pattern, leaves_of, objects_of
+from squall.routing.values import Leaf
 
 K = TypeVar("K", bound=Hashable)
 
@@ -88,28 +89,40 @@ class _Step:
     absent: int = 0
     #: the alternatives with a condition here the index cannot answer
     tested: int = 0
-    #: of `need`, those a field without a value here fails
-    required: int = 0
-    #: those a missing field fails: `required` here and at every path below
-    required_below: int = 0
-    #: the alternatives that test anything (indexed or not) strictly below this path
-    beneath: int = 0
-    #: `below` as a tuple, the order the walk visits it in
-    keys: tuple[tuple[str, _Step], ...] = ()
 
-    def freeze(self) -> tuple[int, int]:
-        """Compute the masks over the subtree: (required at or below, testing at or below)."""
-        self.required = self.need & ~self.absent
-        self.required_below, beneath = self.required, 0
-        for child in self.below.values():
-            required, testing = child.freeze()
-            self.required_below |= required
+    def freeze(self) -> tuple[int, int, _Frozen]:
+        """This path's masks over its subtree, as the walk reads them: (required at or
+        below, testing at or below, the frozen step)."""
+        required = self.need & ~self.absent
+        required_below, beneath = required, 0
+        keys = []
+        for key, child in self.below.items():
+            child_required, testing, frozen = child.freeze()
+            required_below |= child_required
             beneath |= testing
-        self.beneath = beneath
-        self.keys = tuple(self.below.items())
-        if self.index is not None:
-            self.index.freeze()
-        return self.required_below, beneath | self.need | self.tested
+            keys.append((key, frozen))
+        probe = self.index.freeze() if self.index is not None else None
+        frozen = _Frozen(self.need, self.exists, probe, required, required_below, required_below & ~required,
+                         beneath, tuple(keys))
+        return required_below, beneath | self.need | self.tested, frozen
+
+
+class _Frozen(NamedTuple):
+    """A step as the walk reads it: a tuple, unpacked in one go at each key."""
+
+    need: int
+    exists: int
+    #: the alternatives of `need` that one leaf satisfies by its matchers
+    probe: Callable[[Leaf], int] | None
+    #: of `need`, those a field without a value here fails
+    required: int
+    #: those a missing field fails: `required` here and at every path below
+    missing: int
+    #: those a field that has no object here fails: `required` at every path below
+    flat: int
+    #: the alternatives that test anything (indexed or not) strictly below this path
+    beneath: int
+    keys: tuple[tuple[str, _Frozen], ...]
 
 
 @dataclass(eq=False, slots=True)
@@ -125,14 +138,14 @@ class _Index(Generic[K]):
 
     def __init__(self, patterns: dict[K, Pattern]):
         self.alternatives: list[_Alternative[K]] = []
-        self.root = _Step()
+        self.tree = _Step()
         #: alternatives settled by the masks alone, and those with conditions left to test
         self.settled = 0
         self.unsettled = 0
         for rule_id, pattern in patterns.items():
             for node in pattern.alternatives:
                 self._file(rule_id, node)
-        self.root.freeze()
+        self.root = self.tree.freeze()[2]
 
     def _file(self, rule_id: K, node: Node) -> None:
         bit = 1 << len(self.alternatives)
@@ -159,64 +172,69 @@ class _Index(Generic[K]):
         self.alternatives.append(alternative)
 
     def _step(self, path: Path) -> _Step:
-        step = self.root
+        step = self.tree
         for key in path:
             step = step.below.setdefault(key, _Step())
         return step
 
     def matching(self, document: Any) -> set[K]:
         if type(document) is dict:
-            failed, arrayed = self._walk(self.root.keys, document)
+            failed, arrayed = _walk(self.root.keys, document)
         else:
-            failed, arrayed = self.root.required_below, 0
+            failed, arrayed = self.root.missing, 0
         alternatives = self.alternatives
         matched = {alternatives[number].rule for number in _bits(self.settled & ~(failed | arrayed))}
         for number in _bits(self.unsettled & ~(failed | arrayed)):
             alternative = alternatives[number]
-            if alternative.rule not in matched and all(
-                    condition.test(_value_at(document, path)) for path, condition in alternative.rest):
-                matched.add(alternative.rule)
+            if alternative.rule not in matched:
+                for path, condition in alternative.rest:
+                    if not condition.test(_value_at(document, path)):
+                        break
+                else:
+                    matched.add(alternative.rule)
         for number in _bits(arrayed & ~failed):
             alternative = alternatives[number]
             if alternative.rule not in matched and alternative.node.match(document):
                 matched.add(alternative.rule)
         return matched
 
-    def _walk(self, keys: tuple[tuple[str, _Step], ...], document: dict[str, Any]) -> tuple[int, int]:
-        """(failed, arrayed): the alternatives some path under `document` fails, and those
-        with a path below an array of objects (left to `Node.match`)."""
-        failed = arrayed = 0
-        for key, step in keys:
-            value = document.get(key, MISSING)
-            if value is MISSING:
-                failed |= step.required_below
-                continue
-            if step.need:
-                kind = type(value)
-                if kind is dict or kind is list:
-                    leaves = leaves_of(value)
-                    if not leaves:
-                        failed |= step.required
-                    else:
-                        satisfied = step.exists
-                        if step.index is not None:
-                            for leaf in leaves:
-                                satisfied |= step.index.leaf(leaf)
-                        failed |= step.need & ~satisfied
-                elif step.index is not None:
-                    failed |= step.need & ~(step.exists | step.index.leaf(value))
+
+def _walk(keys: tuple[tuple[str, _Frozen], ...], document: dict[str, Any]) -> tuple[int, int]:
+    """(failed, arrayed): the alternatives some path under `document` fails, and those with
+    a path below an array of objects (left to `Node.match`)."""
+    failed = arrayed = 0
+    get = document.get
+    for key, (need, exists, probe, required, missing, flat, beneath, below) in keys:
+        value = get(key, MISSING)
+        if value is MISSING:
+            failed |= missing
+            continue
+        kind = type(value)
+        if need:
+            if kind is dict or kind is list:
+                leaves = leaves_of(value)
+                if not leaves:
+                    failed |= required
                 else:
-                    failed |= step.need & ~step.exists
-            if step.keys:
-                if type(value) is dict:
-                    below_failed, below_arrayed = self._walk(step.keys, value)
-                    failed |= below_failed
-                    arrayed |= below_arrayed
-                elif type(value) is list and objects_of(value):
-                    arrayed |= step.beneath
-                else:
-                    failed |= step.required_below & ~step.required
-        return failed, arrayed
+                    satisfied = exists
+                    if probe is not None:
+                        for leaf in leaves:
+                            satisfied |= probe(leaf)
+                    failed |= need & ~satisfied
+            elif probe is not None:
+                failed |= need & ~(exists | probe(value))
+            else:
+                failed |= need & ~exists
+        if below:
+            if kind is dict:
+                below_failed, below_arrayed = _walk(below, value)
+                failed |= below_failed
+                arrayed |= below_arrayed
+            elif kind is list and objects_of(value):
+                arrayed |= beneath
+            else:
+                failed |= flat
+    return failed, arrayed
 
 
 def _value_at(document: Any, path: Path) -> Any:
