@@ -10,6 +10,7 @@ fields. The explicit cases name what the index must not match.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 from squall.routing import InvalidEventPattern, InvalidFilterPolicy, Rules, event_pattern, filter_policy
 from squall.routing.tree import Pattern
+from squall.routing.values import address_of
 
 WORDS = ["alpha", "Alpha", "ALPHA", "alphabet", "beta", "bet", "Beta", "", "al*ha", "a\\b", "İstanbul", "istanbul"]
 NUMBERS = [0, -0.0, 1, -1, 5, 5.0, 10, 9.999999, 10.000001, 10.0000001, -10, 2.5, 5e9, 5.000001e9, -5e9, 1e9,
@@ -242,3 +244,15 @@ def test_index_edges(pattern, event, expected):
     assert (0 in rules.matching(event)) is expected
     assert rules.matching(event) == {n for n, p in enumerate([compiled, *map(event_pattern, NOISE)])
                                      if p.matches(event)}
+
+
+@pytest.mark.parametrize("text", ["10.0.0.1", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3",
+                                  "1.2.3.4.5", " 1.2.3.4", "1.2.3.4\n", "１.2.3.4", "1.2.3.04", "100.200.99.250",
+                                  "2001:db8::1", "::ffff:10.0.0.1", "fe80::1%eth0", "", "x", "1..2.3"])
+def test_addresses_read_as_ipaddress_reads_them(text):
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        assert address_of(text) is None
+    else:
+        assert address_of(text) == (address.version, int(address))
