@@ -211,11 +211,12 @@ class _Lookups:
         self.cidrs = tuple((version, shift, by_bits) for (version, shift), by_bits in sorted(self.networks.items()))
         self.probe = self.leaf
         if not (self.constants or self.numbers or self.ranges):  # only strings can match
-            string: Callable[[str], int] = self.string
-            if not (self.lowers or self.affixed or self.cidrs):
-                get = self.strings.get
-                string = lambda text: get(text, 0)  # noqa: E731
-            self.probe = lambda value: string(value) if type(value) is str else 0
+            string = self.string
+            get = self.strings.get
+            if not (self.lowers or self.affixed or self.cidrs):  # exact strings: one frame
+                self.probe = lambda value: get(value, 0) if type(value) is str else 0
+            else:
+                self.probe = lambda value: string(value) if type(value) is str else 0
 
     def string(self, text: str) -> int:
         found = self.strings.get(text, 0)
