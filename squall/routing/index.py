@@ -9,8 +9,8 @@ alternative:
 - exact strings, `true`/`false`/`null`, and numbers (scaled to their model's precision, or
   as given outside its range): a dict each;
 - `equals-ignore-case`: a dict of lower-cased text;
-- `prefix` and `suffix`, with or without case: a dict per length held, the value's prefix
-  (suffix) of each such length looked up;
+- `prefix` and `suffix`, with or without case: the prefixes (suffixes reversed) sorted,
+  each value's found by bisection (`_Prefixes`);
 - `cidr`: per IP version and prefix length, a dict of networks by their leading bits;
   the value is parsed as an address once;
 - `numeric`: the range bounds sorted, every stretch at and between them holding the
@@ -25,7 +25,7 @@ conditions one candidate at a time.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -108,6 +108,42 @@ class _Ranges:
 
 
 @dataclass(eq=False)
+class _Prefixes:
+    """Prefixes sorted, each with the alternatives of every prefix of it in the set: the
+    set's prefixes of a text are the chain below the greatest key not after it (any key
+    between a prefix of the text and the text starts with that prefix), found by
+    bisection and a short walk down the chain, whatever the number of lengths."""
+
+    keys: list[str]
+    #: per key, the greatest other key that is a prefix of it (-1: none)
+    parents: list[int]
+    #: per key, its alternatives and those of every key down its chain
+    masks: list[int]
+
+    @classmethod
+    def build(cls, by_text: dict[str, int]) -> _Prefixes:
+        keys = sorted(by_text)
+        parents: list[int] = []
+        masks: list[int] = []
+        chain: list[int] = []
+        for number, key in enumerate(keys):
+            while chain and not key.startswith(keys[chain[-1]]):
+                chain.pop()
+            parent = chain[-1] if chain else -1
+            parents.append(parent)
+            masks.append(by_text[key] | (masks[parent] if parent >= 0 else 0))
+            chain.append(number)
+        return cls(keys, parents, masks)
+
+    def find(self, text: str) -> int:
+        keys, parents = self.keys, self.parents
+        number = bisect_right(keys, text) - 1
+        while number >= 0 and not text.startswith(keys[number]):
+            number = parents[number]
+        return self.masks[number] if number >= 0 else 0
+
+
+@dataclass(eq=False)
 class _Lookups:
     """The positive matchers at one path, by the values that satisfy them."""
 
@@ -116,20 +152,21 @@ class _Lookups:
     #: per model: numbers in its range by their scaled form, and those outside it as given
     numbers: dict[NumberModel, tuple[dict[int, int], dict[Leaf, int]]] = field(default_factory=dict)
     lowered: dict[str, int] = field(default_factory=dict)
-    #: (prefix, suffix) x (as given, lower-cased): length -> text -> alternatives
-    affixes: dict[tuple[bool, bool], dict[int, dict[str, int]]] = field(default_factory=dict)
+    #: (prefix, suffix) x (as given, lower-cased): text (a suffix reversed) -> alternatives
+    affixes: dict[tuple[bool, bool], dict[str, int]] = field(default_factory=dict)
     numeric: dict[NumberModel, list[tuple[Numeric, int]]] = field(default_factory=dict)
     #: (IP version, bits after the prefix) -> the network's leading bits -> alternatives
     networks: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
     #: built by `freeze`
-    prefixes: tuple[tuple[int, dict[str, int]], ...] = ()
-    suffixes: tuple[tuple[int, dict[str, int]], ...] = ()
-    prefixes_lowered: tuple[tuple[int, dict[str, int]], ...] = ()
-    suffixes_lowered: tuple[tuple[int, dict[str, int]], ...] = ()
+    prefixes: _Prefixes | None = None
+    suffixes: _Prefixes | None = None
+    prefixes_lowered: _Prefixes | None = None
+    suffixes_lowered: _Prefixes | None = None
     ranges: tuple[tuple[NumberModel, _Ranges], ...] = ()
     models: tuple[tuple[NumberModel, dict[int, int], dict[Leaf, int]], ...] = ()
     cidrs: tuple[tuple[int, int, dict[int, int]], ...] = ()
     lowers: bool = False
+    affixed: bool = False
     #: `leaf`, or a quicker equivalent for what this path holds
     probe: Callable[[Leaf], int] | None = None
 
@@ -150,9 +187,9 @@ class _Lookups:
         elif type(matcher) is EqualsIgnoreCase:
             self.lowered[matcher.text] = self.lowered.get(matcher.text, 0) | bit
         elif type(matcher) is Affix:
-            by_text = self.affixes.setdefault((matcher.suffix, matcher.ignore_case), {}).setdefault(
-                len(matcher.text), {})
-            by_text[matcher.text] = by_text.get(matcher.text, 0) | bit
+            by_text = self.affixes.setdefault((matcher.suffix, matcher.ignore_case), {})
+            text = matcher.text[::-1] if matcher.suffix else matcher.text
+            by_text[text] = by_text.get(text, 0) | bit
         elif type(matcher) is Numeric:
             self.numeric.setdefault(matcher.model, []).append((matcher, bit))
         elif type(matcher) is Cidr:
@@ -162,35 +199,39 @@ class _Lookups:
             raise TypeError(f"{type(matcher).__name__} is not indexed")
 
     def freeze(self) -> None:
-        def tables(suffix: bool, lowered: bool) -> tuple[tuple[int, dict[str, int]], ...]:
-            return tuple(sorted(self.affixes.get((suffix, lowered), {}).items()))
+        def tables(suffix: bool, lowered: bool) -> _Prefixes | None:
+            by_text = self.affixes.get((suffix, lowered))
+            return _Prefixes.build(by_text) if by_text else None
         self.prefixes, self.suffixes = tables(False, False), tables(True, False)
         self.prefixes_lowered, self.suffixes_lowered = tables(False, True), tables(True, True)
         self.lowers = bool(self.lowered or self.prefixes_lowered or self.suffixes_lowered)
+        self.affixed = bool(self.prefixes or self.suffixes)
         self.ranges = tuple((model, _Ranges.build(ranges)) for model, ranges in self.numeric.items())
         self.models = tuple((model, scaled, literals) for model, (scaled, literals) in self.numbers.items())
         self.cidrs = tuple((version, shift, by_bits) for (version, shift), by_bits in sorted(self.networks.items()))
         self.probe = self.leaf
         if not (self.constants or self.numbers or self.ranges):  # only strings can match
-            string: Callable[[str], int] = self.string
-            if not (self.lowers or self.prefixes or self.suffixes or self.cidrs):
-                get = self.strings.get
-                string = lambda text: get(text, 0)  # noqa: E731
-            self.probe = lambda value: string(value) if type(value) is str else 0
+            string = self.string
+            get = self.strings.get
+            if not (self.lowers or self.affixed or self.cidrs):  # exact strings: one frame
+                self.probe = lambda value: get(value, 0) if type(value) is str else 0
+            else:
+                self.probe = lambda value: string(value) if type(value) is str else 0
 
     def string(self, text: str) -> int:
         found = self.strings.get(text, 0)
-        for length, by_text in self.prefixes:
-            found |= by_text.get(text[:length], 0)
-        for length, by_text in self.suffixes:
-            found |= by_text.get(text[len(text) - length:], 0)
+        if self.affixed:
+            if self.prefixes is not None:
+                found |= self.prefixes.find(text)
+            if self.suffixes is not None:
+                found |= self.suffixes.find(text[::-1])
         if self.lowers:
             lower = text.lower()
             found |= self.lowered.get(lower, 0)
-            for length, by_text in self.prefixes_lowered:
-                found |= by_text.get(lower[:length], 0)
-            for length, by_text in self.suffixes_lowered:
-                found |= by_text.get(lower[len(lower) - length:], 0)
+            if self.prefixes_lowered is not None:
+                found |= self.prefixes_lowered.find(lower)
+            if self.suffixes_lowered is not None:
+                found |= self.suffixes_lowered.find(lower[::-1])
         if self.cidrs:
             address = address_of(text)
             if address is not None:
