@@ -50,6 +50,9 @@ class InvokeRequest:
     wait: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
     links: tuple[SpanContext, ...] = ()
+    #: the invocation's trace id, once tracing has seen it ("" without tracing): what its
+    #: log lines are tagged with
+    trace_id: str = ""
 
 
 Handler = Callable[[InvokeRequest], Coroutine[Any, Any, Invocation]]

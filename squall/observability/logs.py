@@ -42,7 +42,7 @@ RATE = 1024 * 1024
 BURST = 8 * RATE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogChunk:
     """A piece of one function's output: whole lines, each ending in a newline (unless an
     instance was cut off mid-line). `request_id` is empty for what was written outside an

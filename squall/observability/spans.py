@@ -63,7 +63,7 @@ class FaasTrigger(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpanShape:
     """What a trigger kind adds to an invocation's span (`Source.span`): its name and kind,
     the `faas.trigger` value, the attributes of its own conventions (HTTP server,
@@ -106,6 +106,14 @@ class SpanRecord:
         return [self.trace_id, self.span_id, self.parent_id, self.name, int(self.kind), self.start_ns, self.end_ns,
                 self.attributes, int(self.status), self.status_message,
                 [[link.trace_id, link.span_id, link.sampled] for link in self.links]]
+
+    @classmethod
+    def from_encoded(cls, encoded: list[Any]) -> SpanRecord:
+        """The record of a span the node encoded itself (trusted: `decode` checks the
+        untrusted ones)."""
+        trace_id, span_id, parent_id, name, kind, start, end, attributes, status, message, links = encoded
+        return cls(trace_id, span_id, parent_id, name, SpanKind(kind), start, end, attributes, Status(status),
+                   message, [SpanContext(*link) for link in links])
 
     @classmethod
     def decode(cls, raw: Any) -> SpanRecord | None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
+from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from squall.backends.protocol import Streams
@@ -48,6 +48,9 @@ Shaper = Callable[[InvokeRequest, Invocation], SpanShape | None]
 #: the most spans one instance may hand back with one invocation (the rest are dropped)
 MAX_INSTANCE_SPANS = 1000
 
+_OTHER = FaasTrigger.OTHER._value_
+_SERVER = int(SpanKind.SERVER)
+
 
 class Tracer(StreamBatch):
     """Buffers span records and appends them to the span stream every `interval` seconds
@@ -64,6 +67,13 @@ class Tracer(StreamBatch):
         self._buffer.append(record.encode())
         if self.exporter is not None:
             self._records.append(record)
+
+    def add_encoded(self, encoded: list[Any]) -> None:
+        """A span already in `SpanRecord.encode`'s form (the node's own invocation spans,
+        made so without a record: the exporter, when there is one, gets the record)."""
+        self._buffer.append(encoded)
+        if self.exporter is not None:
+            self._records.append(SpanRecord.from_encoded(encoded))
 
     async def settle(self) -> None:
         await super().settle()
@@ -95,18 +105,20 @@ class Tracing(Interceptor):
 
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
         headers = request.headers
-        parent = parse_traceparent(headers.get(TRACEPARENT))
+        incoming = headers.get(TRACEPARENT)
+        parent = parse_traceparent(incoming) if incoming else None
         trace_id = new_trace_id() if parent is None else parent.trace_id
         sampled = self.sampler.sampled(trace_id, parent)
         span_id = new_span_id()
         headers[TRACEPARENT] = f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
-        start = time.time_ns()
+        request.trace_id = trace_id
+        start = time_ns()
         invocation = await call_next(request)
         if sampled:
-            end = time.time_ns()
+            end = time_ns()
             try:
-                self.tracer.add(self._record(request, invocation, trace_id, span_id,
-                                             "" if parent is None else parent.span_id, start, end))
+                self.tracer.add_encoded(self._encoded(request, invocation, trace_id, span_id,
+                                                      "" if parent is None else parent.span_id, start, end))
                 spans = invocation.spans
                 if spans:
                     self._instance_spans(spans)
@@ -114,30 +126,31 @@ class Tracing(Interceptor):
                 log.exception("invocation %s of %s: its span was not recorded", request.request_id, request.function)
         return invocation
 
-    def _record(self, request: InvokeRequest, invocation: Invocation, trace_id: str, span_id: str,
-                parent_id: str, start: int, end: int) -> SpanRecord:
+    def _encoded(self, request: InvokeRequest, invocation: Invocation, trace_id: str, span_id: str,
+                 parent_id: str, start: int, end: int) -> list[Any]:
+        """The invocation's span, straight in `SpanRecord.encode`'s form: it is made on
+        every invocation, and a record made only to be encoded cost a third of it."""
         shaper = self.shapers.get(request.trigger)
         shape = shaper(request, invocation) if shaper is not None else None
         function = request.function
-        static = self._static.get(function) or self._function_attributes(function)
-        attributes: dict[str, Any] = {
-            **static, "faas.trigger": FaasTrigger.OTHER._value_ if shape is None else shape.trigger._value_,
-            "faas.invocation_id": invocation.request_id, "faas.coldstart": invocation.cold,
-        }
+        attributes = (self._static.get(function) or self._function_attributes(function)).copy()
+        attributes["faas.invocation_id"] = invocation.request_id
+        attributes["faas.coldstart"] = invocation.cold
         status, message = Status.UNSET, ""
         error = invocation.error
         if error is not None:
             attributes["error.type"] = error.error_type
             status, message = Status.ERROR, str(error)
+        links = [[link.trace_id, link.span_id, link.sampled] for link in request.links] if request.links else []
         if shape is None:
-            return SpanRecord(trace_id, span_id, parent_id, function, SpanKind.SERVER, start, end, attributes, status,
-                              message, list(request.links))
+            attributes["faas.trigger"] = _OTHER
+            return [trace_id, span_id, parent_id, function, _SERVER, start, end, attributes, status, message, links]
+        attributes["faas.trigger"] = shape.trigger._value_
         attributes.update(shape.attributes)
         if shape.error is not None and error is None:
             attributes["error.type"] = shape.error
             status = Status.ERROR
-        return SpanRecord(trace_id, span_id, parent_id, shape.name, shape.kind, start, end, attributes, status,
-                          message, list(request.links))
+        return [trace_id, span_id, parent_id, shape.name, shape.kind, start, end, attributes, status, message, links]
 
     def _function_attributes(self, function: str) -> dict[str, Any]:
         """What every span of `function` says about it, made once per function (and what

@@ -36,7 +36,6 @@ from squall.errors import (
     RuntimeUnavailable,
 )
 from squall.loader import app_root
-from squall.observability.context import TRACEPARENT, parse_traceparent
 from squall.runtime import wire
 from squall.runtime.base import ClusterSlots, FunctionLog, Runtime, RuntimeSettings, throttled
 from squall.runtime.environment import Initialization, zygote_environment
@@ -540,7 +539,7 @@ class ProcessRuntime(Runtime):
             raise InvalidPayload(f"the event cannot be sent to the function: {exc}",
                                  "InvalidRequestContentException") from None
         instance, cold = await pool.acquire(request.wait)
-        trace = trace_id_of(request.headers)
+        trace = request.trace_id
         instance.log_opened = False
         report_init_ms = instance.init_ms if instance.invocations == 0 else None
         healthy: Instance | None = None
@@ -631,12 +630,6 @@ class ProcessRuntime(Runtime):
             if not self.zygote.gate.is_open or self.zygote.generation != instance.generation:
                 raise RuntimeUnavailable("the instance was lost with its zygote", "Runtime.Unavailable") from None
             raise InstanceCrashed(f"Runtime exited with error: {describe_exit(status)}", "Runtime.ExitError") from None
-
-
-def trace_id_of(headers: dict[str, str]) -> str:
-    """The trace id an invocation's log lines carry: its context's (`traceparent`), or ''."""
-    context = parse_traceparent(headers.get(TRACEPARENT))
-    return "" if context is None else context.trace_id
 
 
 def out_of_memory(config: FunctionConfig) -> OutOfMemory:

@@ -157,28 +157,32 @@ class HttpSource(Source[HttpRoute]):
         """A SERVER span by the HTTP server conventions: `{method} {route}`, and the status
         the gateway answers with (an error's, the proxy response's `statusCode`, else 200;
         a REST route's result without one is a 502). A 5xx is an error of the span."""
-        event = request.event if isinstance(request.event, dict) else {}
+        event = request.event if type(request.event) is dict else {}
         context = event.get("requestContext") or {}
-        v1 = self._formats.get(request.source) is PayloadFormat.V1
-        http = context if v1 else context.get("http") or {}
-        identity = context.get("identity") or {} if v1 else http
-        method = (event.get("httpMethod") if v1 else http.get("method")) or "_OTHER"
-        route = "" if request.source == DEFAULT_ROUTE else request.source.partition(" ")[2]
+        source = request.source
+        if self._formats.get(source) is PayloadFormat.V1:
+            http, v1 = context, True
+            identity = context.get("identity") or {}
+            method = event.get("httpMethod") or "_OTHER"
+        else:
+            http = identity = context.get("http") or {}
+            method = http.get("method") or "_OTHER"
+            v1 = False
         status = _status(invocation, v1)
         attributes: dict[str, Any] = {"http.request.method": method, "url.path": http.get("path", ""),
                                       "url.scheme": "http", "http.response.status_code": status}
+        route = "" if source == DEFAULT_ROUTE else source.partition(" ")[2]
         if route:
             attributes["http.route"] = route
-        query = "" if v1 else event.get("rawQueryString", "")
-        if query:
+        if not v1 and (query := event.get("rawQueryString")):
             attributes["url.query"] = query
         protocol = http.get("protocol", "")
         if protocol.startswith("HTTP/"):
             attributes["network.protocol.version"] = protocol[5:]
-        if identity.get("sourceIp"):
-            attributes["client.address"] = identity["sourceIp"]
-        if identity.get("userAgent"):
-            attributes["user_agent.original"] = identity["userAgent"]
+        if address := identity.get("sourceIp"):
+            attributes["client.address"] = address
+        if agent := identity.get("userAgent"):
+            attributes["user_agent.original"] = agent
         return SpanShape(f"{method} {route}" if route else method, SpanKind.SERVER, FaasTrigger.HTTP, attributes,
                          str(status) if status >= 500 else None)
 
