@@ -110,17 +110,22 @@ class GatewayProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         self._cancel_body_timer()
         self._awaiting_body = True  # the body timer starts if this read does not complete it
+        previous = self.cycle
         rejection = self._rejection()
         if rejection is None:
             super().on_headers_complete()
-            return
-        # uvicorn starts the request's cycle with self.app: answer with the rejection instead,
-        # so the rest of the request is parsed (and discarded) as usual
-        app, self.app = self.app, rejection
-        try:
-            super().on_headers_complete()
-        finally:
-            self.app = app
+        else:
+            # uvicorn starts the request's cycle with self.app: answer with the rejection
+            # instead, so the rest of the request is parsed (and discarded) as usual
+            app, self.app = self.app, rejection
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        cycle = self.cycle
+        if cycle is not None and cycle is not previous:  # (an upgrade request starts none)
+            # its task has not run yet: it writes through a transport holding its head
+            cycle.transport = HeadWithBody(self.transport)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._awaiting_body = False
@@ -197,6 +202,40 @@ class GatewayProtocol(HttpToolsProtocol):
         lines = [STATUS_LINE[response.status], *(name + b": " + value + b"\r\n" for name, value in headers), b"\r\n"]
         self.transport.write(b"".join(lines) + response.body)
         self.transport.close()
+
+
+class HeadWithBody:
+    """The connection's transport as one response's cycle sees it: uvicorn writes a
+    response's head on `http.response.start` and its body on `http.response.body`; the
+    head is held and goes out with the first body write, so a response is one send (one
+    segment, one wake-up of the client) instead of two. An interim `100 Continue` is not a
+    head: the client waits for it before sending the body, so it goes out at once."""
+
+    __slots__ = ("_head", "_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport):
+        self._transport = transport
+        self._head = b""
+        #: whether the head was taken (everything after it passes straight through)
+        self._held = False
+
+    def write(self, data: bytes) -> None:
+        if self._held:
+            head, self._head = self._head, b""
+            self._transport.write(head + data if head else data)
+        elif data.startswith(b"HTTP/1.1 100 "):
+            self._transport.write(data)
+        else:
+            self._head, self._held = data, True
+
+    def close(self) -> None:
+        if self._head:
+            self._transport.write(self._head)
+            self._head = b""
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def _cancel(timer: asyncio.TimerHandle | None) -> None:

@@ -227,6 +227,9 @@ class SQLiteCore:
             conn.path = self.path
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # pages read through the OS page cache, not a pread each: every thread has its own
+            # connection and page cache, and the observability flushes read what others wrote
+            conn.execute("PRAGMA mmap_size = 268435456")
         except (sqlite3.Error, BackendUnavailable) as e:  # the latter from _Connection.execute
             cause = e.__cause__ if isinstance(e, BackendUnavailable) and e.__cause__ else e
             raise BackendUnavailable(f"cannot open SQLite database {self.path}: {_describe(self.path, cause)}") from e
