@@ -60,7 +60,9 @@ Handler = Callable[[InvokeRequest], Coroutine[Any, Any, Invocation]]
 
 class Interceptor(ABC):
     """One link of the chain: may change the request, call the rest of the chain (or not),
-    and look at or change the invocation it returns."""
+    and look at or change the invocation it returns. A link with nothing to do after the
+    rest of the chain may be a plain method returning `call_next(request)` itself, which
+    spares every invocation a coroutine (`RecursionGuard`)."""
 
     @abstractmethod
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation: ...

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.errors import RecursiveInvocation
@@ -35,10 +37,15 @@ class RecursionGuard(Interceptor):
         """`recorder`: where the stops are counted (None: observability off)."""
         self.recorder = recorder
 
-    async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
+    def __call__(self, request: InvokeRequest, call_next: Handler) -> Coroutine[Any, Any, Invocation]:
+        """The rest of the chain's coroutine itself for a request within its limit (every
+        invocation passes here: no frame of its own), else the stop's."""
         lineage = request.headers.get(LINEAGE)
         if not lineage or invocations(lineage, request.function) < MAX_INVOCATIONS:
-            return await call_next(request)
+            return call_next(request)
+        return self._stop(request)
+
+    async def _stop(self, request: InvokeRequest) -> Invocation:
         log.warning("function %s: %s Request %s (%s %s) was dropped after %d invocations in its chain.",
                     request.function, MESSAGE, request.request_id, request.trigger, request.source or "-",
                     MAX_INVOCATIONS)

@@ -30,11 +30,12 @@ class PlatformLog:
     """The platform's lines for one function's invocations (its format chosen once)."""
 
     def __init__(self, config: FunctionConfig):
-        self.config = config
         self._json = config.log_format is LogFormat.JSON
         rank = _SYSTEM_RANK[config.system_log_level or SystemLogLevel.INFO]
         self._info = rank <= _SYSTEM_RANK[SystemLogLevel.INFO]
         self._debug = rank <= _SYSTEM_RANK[SystemLogLevel.DEBUG]
+        #: whether `end` reports the size of the result (the JSON format's runtimeDone)
+        self.counts_bytes = self._json and self._debug
 
     def start(self, request_id: str) -> str:
         """What precedes the invocation's own output."""
@@ -44,20 +45,22 @@ class PlatformLog:
             return ""
         return _system("platform.start", {"requestId": request_id, "version": "$LATEST"})
 
-    def end(self, invocation: Invocation, init_ms: float | None, produced_bytes: int = 0) -> str:
-        """What follows it, once it has ended however it ended. `init_ms` is reported with
-        an instance's first invocation, whether it was a cold start or the instance was
-        provisioned ahead (as Lambda reports a provisioned environment's init)."""
+    def end(self, invocation: Invocation, init_ms: float | None, produced_bytes: int = 0,
+            started: bool = True) -> str:
+        """What follows it, once it has ended however it ended (preceded by `start`'s
+        lines unless `started`: they were written with its first output). `init_ms` is
+        reported with an instance's first invocation, whether it was a cold start or the
+        instance was provisioned ahead (as Lambda reports a provisioned environment's init)."""
         error = invocation.error
         request_id = invocation.request_id
         if not self._json:
-            timed_out = ""
+            lines = "" if started else f"START RequestId: {request_id} Version: $LATEST\n"
             if isinstance(error, FunctionTimeout):  # the platform's own line, before END
-                timed_out = f"{_now()} {request_id} {error}\n"
-            return f"{timed_out}END RequestId: {request_id}\n{invocation.report_line(init_ms)}\n"
+                lines += f"{_now()} {request_id} {error}\n"
+            return f"{lines}END RequestId: {request_id}\n{invocation.report_line(init_ms)}\n"
         status: dict[str, Any] = {"status": "success"} if error is None else {
             "status": "timeout" if isinstance(error, FunctionTimeout) else "error", "errorType": error.error_type}
-        lines = ""
+        lines = "" if started else self.start(request_id)
         if self._debug:
             lines += _system("platform.runtimeDone", {
                 "requestId": request_id, **status,
@@ -70,11 +73,6 @@ class PlatformLog:
                 metrics["initDurationMs"] = round(init_ms, 2)
             lines += _system("platform.report", {"requestId": request_id, "metrics": metrics, **status})
         return lines
-
-    @property
-    def counts_bytes(self) -> bool:
-        """Whether `end` reports the size of the result (the JSON format's runtimeDone)."""
-        return self._json and self._debug
 
 
 def _now() -> str:

@@ -547,7 +547,7 @@ class ProcessRuntime(Runtime):
         try:
             deadline = time.time() + config.timeout
             message = wire.Invoke(request.request_id, event, deadline, wire.Headers(request.headers))
-            result = await self._exchange(instance, pool.platform, message, trace)
+            result = await self._exchange(instance, pool, message, trace)
             if instance.cell.ran_out_of_memory:  # a process of its tree went over
                 raise out_of_memory(config)
             invocation = Invocation(request.request_id, config.name, request.trigger, start, result.duration_ms,
@@ -574,17 +574,15 @@ class ProcessRuntime(Runtime):
             pool.release(healthy)
         # the platform's lines close the invocation's log, however it ended (one write
         # with START when the instance sent no output)
-        platform = pool.platform
-        closing = platform.end(invocation, report_init_ms, produced)
         self.log.write(config.name, request.request_id, trace,
-                       closing if instance.log_opened else platform.start(request.request_id) + closing)
+                       pool.platform.end(invocation, report_init_ms, produced, instance.log_opened))
         return invocation
 
-    async def _exchange(self, instance: Instance, platform: PlatformLog, request: wire.Invoke,
+    async def _exchange(self, instance: Instance, pool: FunctionPool, request: wire.Invoke,
                         trace: str) -> wire.Result:
         """Send the invocation; take its output and serve its nested ctx.invoke calls until
         the result arrives."""
-        config = platform.config
+        config, platform = pool.config, pool.platform
         channel = instance.channel
         expires = asyncio.get_running_loop().time() + (request.deadline - time.time())
         try:
