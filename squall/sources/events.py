@@ -13,8 +13,8 @@ The path of an event, each step durable and each hand-over one commit:
 2. **Route.** A `Router` per bus claims intake events, matches each once against the bus's
    compiled rules (`squall.routing.Rules`) and archives, renders each matched target's
    input (`InputPath`, input transformer) and replaces the event by one message per target,
-   in that target's own queue, in one commit (`Queues.queue_forward`): an event is routed
-   exactly once, even if its router dies half-way.
+   in that target's own queue, in one commit (`Queues.fan_out`, consuming the claimed
+   events): an event is routed exactly once, even if its router dies half-way.
 3. **Deliver.** Each target queue has its own consumer (`QueueConsumer`), so a slow or
    failing target delays no other. A function target is an asynchronous invocation; any
    other target is handed to `squall.dispatch.targets.deliver`. Failures are retried with
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from squall.backends import Backend, Message, QueueConfig
-from squall.backends.protocol import Forward, Queues
+from squall.backends.protocol import Consumed, FanOutEntry, Queues
 from squall.core.checks import check_number, check_queue_name
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import InvokeRequest
@@ -483,33 +483,35 @@ class Router(_Pump):
     def pump_once(self) -> int:
         messages = self.backend.claim(self.queue, ROUTE_BATCH, ROUTE_VISIBILITY)
         if messages:
-            self.backend.queue_forward(self.queue, [self.forward(m) for m in messages])
+            entries = [entry for message in messages for entry in self.forward(message)]
+            self.backend.fan_out(entries, consumed=Consumed(self.queue, [m.receipt for m in messages]))
         return len(messages)
 
-    def forward(self, message: Message) -> Forward:
-        """What one intake event becomes: a message per matched target (none for a message
-        that is not an event: logged and dropped, since no retry can mend it)."""
+    def forward(self, message: Message) -> list[FanOutEntry]:
+        """What one intake event becomes: a message per matched target, written only while
+        the claim holds (none for a message that is not an event: logged and dropped, since
+        no retry can mend it)."""
         try:
             event = json.loads(message.body)
         except ValueError:
             event = None
         if not isinstance(event, dict):
             log.error("bus %s: message %s is not an event, dropped: %.200s", self.bus, message.id, message.body)
-            return message.receipt, []
+            return []
         trace = message.attributes.get(TRACE_ATTRIBUTE)
         attributes = {TRACE_ATTRIBUTE: trace} if trace else None
         replayed = REPLAY_NAME in event
         ingested = event_time(message.sent_at)
-        out: list[tuple[str, str, dict[str, Any] | None]] = []
+        out: list[FanOutEntry] = []
         for index in sorted(self.rules.matching(event) | self.everything):
             route = self.routes[index]
             if route.archive and replayed:
                 continue
             context = Context(route.rule, route.rule_arn, ingested)
             for queue, target in route.targets:
-                out.append((queue, message.body if target is None else target.input(event, message.body, context),
-                            attributes))
-        return message.receipt, out
+                body = message.body if target is None else target.input(event, message.body, context)
+                out.append(FanOutEntry(queue, body, attributes, receipt=message.receipt))
+        return out
 
 
 # ---- delivering -------------------------------------------------------------------------
