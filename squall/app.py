@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from squall.backends.fifo import is_fifo
 from squall.core.checks import FUNCTION_NAME, check_name, check_number
 from squall.dispatch.targets import Target, TargetKind
 from squall.errors import ConfigError, FunctionNotFound
@@ -102,7 +103,10 @@ class FunctionConfig:
                      integer=True)
         for option in ("on_success", "on_failure"):
             if getattr(self, option) is not None:
-                Target.parse(f"{option} of {self.name!r}", getattr(self, option), DESTINATION_KINDS)
+                target = Target.parse(f"{option} of {self.name!r}", getattr(self, option), DESTINATION_KINDS)
+                if target.kind in (TargetKind.QUEUE, TargetKind.TOPIC) and is_fifo(target.name):
+                    raise ConfigError(f"{option} of {self.name!r}: {target} is a FIFO {target.kind}; Lambda sends "
+                                      f"invocation records to standard SQS queues and SNS topics only")
 
     def destination(self, option: str) -> Target | None:
         """The parsed `on_success` or `on_failure` target (None if not set)."""
