@@ -338,7 +338,8 @@ class App:
         """Declare an EventBridge rule on `bus` sending the events `pattern` matches to each of
         `targets`: `{"function": f}`, `{"queue": q}`, `{"topic": t}` or `{"bus": b}`, each with
         `input_path` or `input_transformer` (AWS's InputPathsMap/InputTemplate) and a retry
-        policy (`retry_attempts`, `max_event_age`, `dlq`). What it names must be declared before it."""
+        policy (`retry_attempts`, `max_event_age`, `dlq`); a FIFO queue with its
+        `message_group_id` (EventBridge's SqsParameters). What it names must be declared before it."""
         if isinstance(targets, (str, Mapping)) or not targets:
             raise ConfigError(f"rule {name!r}: targets must be a non-empty list of targets such as {{'queue': 'q'}}")
         declared = EventRule(name=name, bus=bus, pattern=pattern, targets=tuple(targets))  # type: ignore[arg-type]
