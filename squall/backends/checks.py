@@ -84,8 +84,9 @@ def fan_out(entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, 
             raise ConfigError("a fan-out that consumes claimed messages cannot be a FIFO publish")
         for receipt in consumed.receipts:
             receipts.setdefault(receipt, len(receipts))
+    source = consumed.queue if consumed is not None else None
     for entry in entries:
-        if is_fifo(entry.queue):
+        if entry.queue.endswith(FIFO_SUFFIX):
             fifo_entries(entry.queue, [FifoEntry(entry.body, None, entry.group or "", entry.dedup_id or "")], 0.0)
         elif entry.group is not None or entry.dedup_id is not None:
             raise ConfigError(f"queue {entry.queue!r} is a standard queue: its messages have no group or "
@@ -94,7 +95,7 @@ def fan_out(entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, 
         if at is not None and (once is None or entry.body[at:at + SEQUENCE_WIDTH] != SEQUENCE_PLACEHOLDER):
             raise ConfigError(f"a fan-out entry to {entry.queue!r} has no sequence number placeholder at {at} "
                               f"(or the fan-out is no FIFO publish)")
-        if consumed is not None and entry.queue == consumed.queue:
+        if entry.queue == source:
             raise ConfigError(f"a fan-out consuming from queue {entry.queue!r} cannot append to it")
         if entry.receipt is not None and entry.receipt not in receipts:
             raise ConfigError(f"a fan-out entry to {entry.queue!r} names receipt {entry.receipt!r}, which the "

@@ -187,7 +187,9 @@ class SQLiteQueues(SQLiteCore):
                 once: PublishOnce | None = None, consumed: Consumed | None = None) -> FanOut:
         counts = counts or {}
         receipts = checks.fan_out(entries, counters, counts, once, consumed)
-        attributes = [checks.json_text("message attributes", entry.attributes or {}) for entry in entries]
+        texts: dict[int, str] = {}  # the entries made from one message share its attributes: encoded once
+        attributes = [texts.get(id(entry.attributes)) or texts.setdefault(
+            id(entry.attributes), checks.json_text("message attributes", entry.attributes or {})) for entry in entries]
         if not entries and not counts and once is None and not receipts:
             return FanOut([])
         now = self.clock()
@@ -212,7 +214,7 @@ class SQLiteQueues(SQLiteCore):
                 if entry.receipt is not None and entry.receipt not in current:
                     ids.append("")
                     continue
-                body = _with_sequence(entry, sequence)
+                body = entry.body if sequence is None else _with_sequence(entry, sequence)
                 if entry.group is not None and entry.dedup_id is not None:
                     ids += insert_fifo(conn, entry.queue, [(body, text, entry.group, entry.dedup_id)], now, 0.0)
                 else:
