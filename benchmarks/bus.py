@@ -6,7 +6,7 @@ in one process on SQLite (and on Redis with --backend redis):
 
 - **bus**: `put_events` in requests of 10 entries, then the bus's `Router` routing every
   event (claim, one match against the compiled rules, the input of each target, one
-  `queue_forward` commit per claim), until the intake queue is empty;
+  `fan_out` commit per claim, consuming it), until the intake queue is empty;
 - **baseline**, the same run: the same nine messages per event sent straight to the same
   queues, one `enqueue_batch` per queue per 10 events (what a producer that knew its
   consumers would do without a bus).

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from squall.backends.fifo import is_fifo
 from squall.core.checks import FUNCTION_NAME, check_name, check_number
 from squall.dispatch.targets import Target, TargetKind
 from squall.errors import ConfigError, FunctionNotFound
@@ -102,7 +103,10 @@ class FunctionConfig:
                      integer=True)
         for option in ("on_success", "on_failure"):
             if getattr(self, option) is not None:
-                Target.parse(f"{option} of {self.name!r}", getattr(self, option), DESTINATION_KINDS)
+                target = Target.parse(f"{option} of {self.name!r}", getattr(self, option), DESTINATION_KINDS)
+                if target.kind in (TargetKind.QUEUE, TargetKind.TOPIC) and is_fifo(target.name):
+                    raise ConfigError(f"{option} of {self.name!r}: {target} is a FIFO {target.kind}; Lambda sends "
+                                      f"invocation records to standard SQS queues and SNS topics only")
 
     def destination(self, option: str) -> Target | None:
         """The parsed `on_success` or `on_failure` target (None if not set)."""
@@ -334,7 +338,8 @@ class App:
         """Declare an EventBridge rule on `bus` sending the events `pattern` matches to each of
         `targets`: `{"function": f}`, `{"queue": q}`, `{"topic": t}` or `{"bus": b}`, each with
         `input_path` or `input_transformer` (AWS's InputPathsMap/InputTemplate) and a retry
-        policy (`retry_attempts`, `max_event_age`, `dlq`). What it names must be declared before it."""
+        policy (`retry_attempts`, `max_event_age`, `dlq`); a FIFO queue with its
+        `message_group_id` (EventBridge's SqsParameters). What it names must be declared before it."""
         if isinstance(targets, (str, Mapping)) or not targets:
             raise ConfigError(f"rule {name!r}: targets must be a non-empty list of targets such as {{'queue': 'q'}}")
         declared = EventRule(name=name, bus=bus, pattern=pattern, targets=tuple(targets))  # type: ignore[arg-type]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from squall.backends.fifo import FIFO_SUFFIX, SEQUENCE_PLACEHOLDER, SEQUENCE_WIDTH, FifoEntry, PublishOnce, is_fifo
-from squall.backends.protocol import FanOutEntry, Item
+from squall.backends.protocol import Consumed, FanOutEntry, Item
 from squall.errors import ConditionFailed, ConfigError
 
 #: the most shards a stream may have (a shard is a row, or a Redis key, created up front)
@@ -72,11 +72,21 @@ def fifo_entries(queue: str, entries: Sequence[FifoEntry], delay: float) -> floa
     return seconds("delay", delay)
 
 
-def fan_out_entries(entries: Sequence[FanOutEntry], once: PublishOnce | None) -> None:
-    """Check a fan-out's entries (their attributes are checked as each backend writes them
-    out, before it writes anything)."""
+def fan_out(entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, int], once: PublishOnce | None,
+            consumed: Consumed | None) -> dict[str, int]:
+    """Check a fan-out (its attributes are checked as each backend writes them out, before
+    it writes anything). Each distinct consumed receipt with its index, in order."""
+    if counts and not counters:
+        raise ConfigError("a fan-out with counts needs the table of its counters")
+    receipts: dict[str, int] = {}
+    if consumed is not None:
+        if once is not None:
+            raise ConfigError("a fan-out that consumes claimed messages cannot be a FIFO publish")
+        for receipt in consumed.receipts:
+            receipts.setdefault(receipt, len(receipts))
+    source = consumed.queue if consumed is not None else None
     for entry in entries:
-        if is_fifo(entry.queue):
+        if entry.queue.endswith(FIFO_SUFFIX):
             fifo_entries(entry.queue, [FifoEntry(entry.body, None, entry.group or "", entry.dedup_id or "")], 0.0)
         elif entry.group is not None or entry.dedup_id is not None:
             raise ConfigError(f"queue {entry.queue!r} is a standard queue: its messages have no group or "
@@ -85,6 +95,12 @@ def fan_out_entries(entries: Sequence[FanOutEntry], once: PublishOnce | None) ->
         if at is not None and (once is None or entry.body[at:at + SEQUENCE_WIDTH] != SEQUENCE_PLACEHOLDER):
             raise ConfigError(f"a fan-out entry to {entry.queue!r} has no sequence number placeholder at {at} "
                               f"(or the fan-out is no FIFO publish)")
+        if entry.queue == source:
+            raise ConfigError(f"a fan-out consuming from queue {entry.queue!r} cannot append to it")
+        if entry.receipt is not None and entry.receipt not in receipts:
+            raise ConfigError(f"a fan-out entry to {entry.queue!r} names receipt {entry.receipt!r}, which the "
+                              f"fan-out does not consume")
+    return receipts
 
 
 def shard_count(stream: str, shards: int) -> int:

@@ -23,16 +23,17 @@ Some changes must commit together or not at all across two primitives. Each such
 *named operation* of the protocol, done as one SQLite transaction and one Redis Lua script,
 never a general transaction API: Redis cannot roll back, and a script must declare every key
 it touches up front, so only operations whose keys are known before they run can be atomic.
-Today there are two:
+Today there are three:
 
 - a table write and its change record: `Tables.table_put` / `Tables.table_delete` with
   `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
 - timers that fire into queues: `Timers.timers_fire` (schedules: the firing's messages
   and the next timer commit together, so a firing is enqueued exactly once).
-- a fan-out: `Queues.queue_forward` deletes claimed messages and appends what each becomes
-  to other queues (an event bus's router: one event, one message per matched target).
-- a publish fanned out to N queues, with its delivery counts: `Queues.fan_out` (and, for
-  a FIFO topic, its deduplication and sequence number in the same commit).
+- a fan-out: `Queues.fan_out` appends messages to several queues with counts added to a
+  table, and may consume claimed messages in the same commit. A topic's publish uses it
+  with its delivery counts (and, for a FIFO topic, its deduplication and sequence number);
+  an event bus's router with the intake events it replaces (one event, one message per
+  matched target, an event claimed twice routed once).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer):
 
@@ -58,7 +59,7 @@ from squall.backends.queueconfig import QueueConfig
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "FanOut", "FanOutEntry", "FifoEntry", "Forward", "Item", "Leases", "Message", "NodeInfo",
+    "Backend", "Clock", "Consumed", "FanOut", "FanOutEntry", "FifoEntry", "Item", "Leases", "Message", "NodeInfo",
     "Nodes", "PublishOnce", "QueueConfig",
     "QueueStats", "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch",
     "shard_for",
@@ -161,22 +162,31 @@ class FanOutEntry(NamedTuple):
     #: with a `PublishOnce`: where `body` holds `SEQUENCE_PLACEHOLDER`, which the backend
     #: overwrites with the publish's sequence number (known only inside the commit)
     sequence_at: int | None = None
+    #: with `Consumed`: the receipt (one of its receipts) of the claimed message this entry
+    #: is made from; the entry is written only if that receipt is current
+    receipt: str | None = None
+
+
+class Consumed(NamedTuple):
+    """Claimed messages a `Queues.fan_out` deletes in its commit: their queue and receipts."""
+
+    queue: str
+    receipts: Sequence[str]
 
 
 class FanOut(NamedTuple):
     """What a `Queues.fan_out` did."""
 
     #: the message id of each entry, in entry order (a FIFO queue's original message's for
-    #: a deduplication id it had accepted); empty for a duplicate publish
+    #: a deduplication id it had accepted; "" for an entry whose receipt was not current);
+    #: empty for a duplicate publish
     ids: list[str]
     #: with a `PublishOnce`: the publish's sequence number (the original's for a duplicate)
     sequence: str | None = None
     #: a duplicate publish (nothing was written): the original publish's message id
     original: str | None = None
-
-
-#: one claimed message (its receipt) and what it becomes: (target queue, body, attributes) each
-Forward = tuple[str, Sequence[tuple[str, str, dict[str, Any] | None]]]
+    #: with `Consumed`: how many of its (distinct) receipts were current, so deleted
+    consumed: int = 0
 
 
 class Watch(Protocol):
@@ -243,8 +253,8 @@ class Queues(Protocol):
         sequence number (`sequence_number`) greater than every earlier one of the queue,
         which it keeps when it is dead-lettered or redriven."""
 
-    def fan_out(self, entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, int],
-                once: PublishOnce | None = None) -> FanOut:
+    def fan_out(self, entries: Sequence[FanOutEntry], counters: str = "", counts: Mapping[str, int] | None = None,
+                once: PublishOnce | None = None, consumed: Consumed | None = None) -> FanOut:
         """Append each entry to its queue, visible now, and add each of `counts` to the
         item of that key in table `counters`, all in one commit (a topic's publish: every
         subscription gets its message, and the tallies move, or nothing happens).
@@ -253,6 +263,14 @@ class Queues(Protocol):
         queue has neither, else ConfigError) and is stored as `enqueue_fifo` stores it:
         in its group, with the queue's next sequence number, or not at all when the queue
         accepted its deduplication id within the window (its id is then the original's).
+
+        With `consumed` (an event bus's router replacing the events it claimed): in the
+        same commit, every message of `consumed.queue` whose receipt is given and current
+        is deleted, and an entry naming a receipt (`FanOutEntry.receipt`, which must be
+        one of `consumed.receipts`) is written only if that receipt was current: a message
+        claimed twice (its visibility timeout ran out) is consumed, and its entries
+        written, once. Stale and foreign receipts delete nothing. No entry may go to
+        `consumed.queue`, and `consumed` cannot be combined with `once`.
 
         With `once` (a FIFO topic's publish): if `once.dedup_id` was accepted in
         `once.scope` less than `DEDUP_WINDOW` seconds ago, nothing is written and the
@@ -263,8 +281,8 @@ class Queues(Protocol):
 
         A counter item holds an integer: an absent one (or one holding anything else)
         counts from 0, and each addition is a write of the item (its version goes up by
-        one). Every entry is checked before anything is written; a call without entries,
-        counts or `once` writes nothing."""
+        one); counts need a `counters` table. Every entry is checked before anything is
+        written; a call without entries, counts, receipts or `once` writes nothing."""
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
@@ -297,15 +315,6 @@ class Queues(Protocol):
         With `attributes`, it carries these message attributes too (replacing any of the
         same name): Lambda annotates a failed asynchronous invocation so. False if the
         receipt is stale or foreign."""
-
-    def queue_forward(self, queue: str, forwards: Sequence[Forward]) -> int:
-        """Replace claimed messages of `queue` by new messages in other queues, in one commit.
-
-        For each `(receipt, [(target, body, attributes), ...])` whose receipt is current, the
-        message is deleted and the new messages are appended to their targets (visible now,
-        in the order given); an entry with a stale or foreign receipt changes nothing, so a
-        message claimed twice (its visibility timeout ran out) is forwarded once. A target
-        may not be `queue`. Returns how many receipts were current."""
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
         """Move messages from `source` (a DLQ) to `target` (another queue): every message the

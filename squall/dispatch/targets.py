@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from squall.backends import Backend
+from squall.backends.fifo import FifoEntry, content_dedup_id, is_fifo
 from squall.core.checks import FUNCTION_NAME, check_name, check_queue_name
 from squall.errors import ConfigError
 
@@ -85,6 +86,27 @@ class Target:
         return f"{self.kind}:{self.name}"
 
 
-def deliver(backend: Backend, target: Target, body: str, attributes: dict[str, Any] | None = None) -> None:
-    """Send `body` (JSON text) to `target`, durably."""
+def deliver(backend: Backend, target: Target, body: str, attributes: dict[str, Any] | None = None,
+            group: str | None = None) -> None:
+    """Send `body` (JSON text) to `target`, durably. A FIFO queue takes it in message group
+    `group`, deduplicated by content, as an EventBridge rule sends to one: SqsParameters
+    carry a MessageGroupId and no deduplication id, so the queue must be declared with
+    content-based deduplication (else ConfigError, and the delivery fails as SendMessage
+    would)."""
+    if target.kind is TargetKind.QUEUE and is_fifo(target.name):
+        _to_fifo_queue(backend, target.name, body, attributes, group)
+        return
+    if group is not None:
+        raise ConfigError(f"{target}: a message group is only for a FIFO queue")
     _DELIVERERS[target.kind](backend, target.name, body, attributes)
+
+
+def _to_fifo_queue(backend: Backend, name: str, body: str, attributes: dict[str, Any] | None,
+                   group: str | None) -> None:
+    if group is None:
+        raise ConfigError(f"queue {name!r} is a FIFO queue: a message to it needs a message group id")
+    config = backend.queue_config(name)
+    if config is None or not config.content_based_deduplication:
+        raise ConfigError(f"FIFO queue {name!r} needs content_based_deduplication=True to take events: "
+                          f"EventBridge sends them without a deduplication id")
+    backend.enqueue_fifo(name, [FifoEntry(body, attributes, group, content_dedup_id(body))])

@@ -13,8 +13,8 @@ The path of an event, each step durable and each hand-over one commit:
 2. **Route.** A `Router` per bus claims intake events, matches each once against the bus's
    compiled rules (`squall.routing.Rules`) and archives, renders each matched target's
    input (`InputPath`, input transformer) and replaces the event by one message per target,
-   in that target's own queue, in one commit (`Queues.queue_forward`): an event is routed
-   exactly once, even if its router dies half-way.
+   in that target's own queue, in one commit (`Queues.fan_out`, consuming the claimed
+   events): an event is routed exactly once, even if its router dies half-way.
 3. **Deliver.** Each target queue has its own consumer (`QueueConsumer`), so a slow or
    failing target delays no other. A function target is an asynchronous invocation; any
    other target is handed to `squall.dispatch.targets.deliver`. Failures are retried with
@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from squall.backends import Backend, Message, QueueConfig
-from squall.backends.protocol import Forward, Queues
+from squall.backends.fifo import check_fifo_id, is_fifo
+from squall.backends.protocol import Consumed, FanOutEntry, Queues
 from squall.core.checks import check_number, check_queue_name
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import InvokeRequest
@@ -99,7 +100,10 @@ IDLE_POLL = 5.0
 #: seconds before a router whose round failed (the backend is down) tries again
 UNREACHABLE_RETRY = 1.0
 #: what a target dictionary may hold besides its kind
-TARGET_OPTIONS = frozenset({"input_path", "input_transformer", "retry_attempts", "max_event_age", "dlq"})
+TARGET_OPTIONS = frozenset({"input_path", "input_transformer", "retry_attempts", "max_event_age", "dlq",
+                            "message_group_id"})
+#: EventBridge's SqsParameters.MessageGroupId: at most 100 characters
+MAX_GROUP_ID = 100
 #: what a rule may target (workflows, later)
 RULE_TARGETS = (TargetKind.FUNCTION, TargetKind.QUEUE, TargetKind.TOPIC, TargetKind.BUS)
 #: the error type of a failed delivery to a target that is not a function
@@ -174,6 +178,8 @@ class RuleTarget:
     retry_attempts: int
     max_event_age: int
     dlq: str
+    #: a FIFO queue target's MessageGroupId (EventBridge's SqsParameters); None for any other
+    message_group_id: str | None = None
 
     @classmethod
     def parse(cls, what: str, spec: Mapping[str, Any]) -> RuleTarget:
@@ -201,7 +207,11 @@ class RuleTarget:
         dlq = spec.get("dlq") or ""
         if dlq:
             check_queue_name(dlq)
-        return cls(target, parsed_path, parsed, retry_attempts, max_event_age, dlq)
+            if is_fifo(dlq):
+                raise ConfigError(f"{what}: dlq {dlq!r} is a FIFO queue; EventBridge's dead-letter queues are "
+                                  f"standard SQS queues")
+        group = _message_group_id(what, target, spec.get("message_group_id"))
+        return cls(target, parsed_path, parsed, retry_attempts, max_event_age, dlq, group)
 
     def input(self, event: Mapping[str, Any], text: str, context: Context) -> str:
         """What the target receives for `event` (whose JSON is `text`): the whole event, a
@@ -212,6 +222,27 @@ class RuleTarget:
             value = self.input_path.find(event)
             return wire.dumps(None if value is MISSING else value).decode()
         return text
+
+
+def _message_group_id(what: str, target: Target, group: Any) -> str | None:
+    """A target's MessageGroupId, as EventBridge takes SqsParameters: required for a FIFO
+    queue, refused for anything else; a FIFO topic is no target at all."""
+    fifo = is_fifo(target.name)
+    if target.kind is TargetKind.TOPIC and fifo:
+        raise ConfigError(f"{what}: topic {target.name!r} is a FIFO topic; EventBridge does not support SNS FIFO "
+                          f"topics as targets")
+    if target.kind is not TargetKind.QUEUE or not fifo:
+        if group is not None:
+            raise ConfigError(f"{what}: message_group_id is only for a FIFO queue target (EventBridge's "
+                              f"SqsParameters), not {target}")
+        return None
+    if group is None:
+        raise ConfigError(f"{what}: queue {target.name!r} is a FIFO queue: give the target a message_group_id "
+                          f"(EventBridge's SqsParameters.MessageGroupId)")
+    check_fifo_id(f"{what}: message_group_id", group)
+    if len(group) > MAX_GROUP_ID:
+        raise ConfigError(f"{what}: message_group_id is {len(group)} characters; EventBridge allows {MAX_GROUP_ID}")
+    return group
 
 
 def canonical_target(value: Any) -> str:
@@ -334,8 +365,10 @@ def check_bus(app: App, bus: str, what: str) -> EventBus | None:
 
 
 def check_rule_references(app: App, rule: EventRule) -> None:
-    """ConfigError if a function or bus the rule targets is not declared (before it)."""
+    """ConfigError if a function or bus the rule targets is not declared (before it), or a
+    FIFO queue it targets is not declared before it with content-based deduplication."""
     buses = {t.name for t in app.triggers if isinstance(t, EventBus)} | {DEFAULT_BUS}
+    deduplicating = {t.queue for t in app.queue_triggers if t.content_based_deduplication}
     for index, target in enumerate(rule.rule_targets):
         kind, name = target.target.kind, target.target.name
         if kind is TargetKind.FUNCTION and name != rule.function and name not in app.functions:
@@ -344,6 +377,10 @@ def check_rule_references(app: App, rule: EventRule) -> None:
         if kind is TargetKind.BUS and name not in buses:
             raise ConfigError(f"rule {rule.name!r} target {index}: unknown event bus {name!r}; declare it with "
                               f"app.bus({name!r}) before the rule")
+        if kind is TargetKind.QUEUE and is_fifo(name) and name not in deduplicating:
+            raise ConfigError(f"rule {rule.name!r} target {index}: FIFO queue {name!r} must be declared before the "
+                              f"rule with content_based_deduplication=True (app.on_queue): EventBridge sends events "
+                              f"to a FIFO queue without a deduplication id")
 
 
 # ---- putting events -----------------------------------------------------------------
@@ -483,33 +520,35 @@ class Router(_Pump):
     def pump_once(self) -> int:
         messages = self.backend.claim(self.queue, ROUTE_BATCH, ROUTE_VISIBILITY)
         if messages:
-            self.backend.queue_forward(self.queue, [self.forward(m) for m in messages])
+            entries = [entry for message in messages for entry in self.forward(message)]
+            self.backend.fan_out(entries, consumed=Consumed(self.queue, [m.receipt for m in messages]))
         return len(messages)
 
-    def forward(self, message: Message) -> Forward:
-        """What one intake event becomes: a message per matched target (none for a message
-        that is not an event: logged and dropped, since no retry can mend it)."""
+    def forward(self, message: Message) -> list[FanOutEntry]:
+        """What one intake event becomes: a message per matched target, written only while
+        the claim holds (none for a message that is not an event: logged and dropped, since
+        no retry can mend it)."""
         try:
             event = json.loads(message.body)
         except ValueError:
             event = None
         if not isinstance(event, dict):
             log.error("bus %s: message %s is not an event, dropped: %.200s", self.bus, message.id, message.body)
-            return message.receipt, []
+            return []
         trace = message.attributes.get(TRACE_ATTRIBUTE)
         attributes = {TRACE_ATTRIBUTE: trace} if trace else None
         replayed = REPLAY_NAME in event
         ingested = event_time(message.sent_at)
-        out: list[tuple[str, str, dict[str, Any] | None]] = []
+        out: list[FanOutEntry] = []
         for index in sorted(self.rules.matching(event) | self.everything):
             route = self.routes[index]
             if route.archive and replayed:
                 continue
             context = Context(route.rule, route.rule_arn, ingested)
             for queue, target in route.targets:
-                out.append((queue, message.body if target is None else target.input(event, message.body, context),
-                            attributes))
-        return message.receipt, out
+                body = message.body if target is None else target.input(event, message.body, context)
+                out.append(FanOutEntry(queue, body, attributes, receipt=message.receipt))
+        return out
 
 
 # ---- delivering -------------------------------------------------------------------------
@@ -542,11 +581,12 @@ def _target_arn(target: Target) -> str:
 class TargetDelivery:
     """Delivers a non-function target's messages (a queue, a topic, another bus), shaped as
     an invocation so that one consumer gives every kind of target the same retries and
-    dead-letter queue."""
+    dead-letter queue. `group`: a FIFO queue target's MessageGroupId."""
 
-    def __init__(self, backend: Backend, target: Target):
+    def __init__(self, backend: Backend, target: Target, group: str | None = None):
         self.backend = backend
         self.target = target
+        self.group = group
 
     async def __call__(self, request: InvokeRequest) -> Invocation:
         start = time.time()
@@ -554,7 +594,7 @@ class TargetDelivery:
         attributes = {TRACE_ATTRIBUTE: trace_attribute(context)} if context else None
         error = None
         try:
-            await asyncio.to_thread(deliver, self.backend, self.target, request.event, attributes)
+            await asyncio.to_thread(deliver, self.backend, self.target, request.event, attributes, self.group)
         except Exception as exc:  # noqa: BLE001 - any failure to deliver is retried, then dead-lettered
             error = FunctionError(f"{type(exc).__name__}: {exc}", DELIVERY_FAILED)
         return Invocation(request.request_id, request.function, request.trigger, start,
@@ -629,7 +669,8 @@ class RuleSource(Source[EventRule]):
             delivery = Delivery(self.kind, (lambda m: wire.loads(m[0].body)) if is_function else _raw_body,
                                 single_failure, dead_letter_attributes(rule, target),
                                 request_id=lambda messages: messages[0].id)
-            invoke = node.invoke if is_function else TargetDelivery(node.backend, target.target)
+            invoke = node.invoke if is_function else TargetDelivery(node.backend, target.target,
+                                                                    target.message_group_id)
             consumers.append(QueueConsumer(node.backend, invoke, config, delivery, watcher, node.runtime_ready,
                                            node.backend.clock))
         return consumers

@@ -1,6 +1,7 @@
 """Queues.fan_out: a publish into several queues with its counts, one commit on both backends;
-into FIFO queues with groups and deduplication ids, and a FIFO topic's publish deduplicated
-and numbered (`PublishOnce`) in the same commit."""
+into FIFO queues with groups and deduplication ids, a FIFO topic's publish deduplicated
+and numbered (`PublishOnce`) in the same commit, and claimed messages consumed by the
+commit that writes what they become (`Consumed`, an event bus's router)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import threading
 import pytest
 
 from squall.backends.fifo import DEDUP_WINDOW, SEQUENCE_PLACEHOLDER, FifoEntry, PublishOnce
+from squall.backends.protocol import Consumed
 from squall.backends.protocol import FanOutEntry as E
 from squall.errors import ConfigError
 from tests.conformance.support import run_threads
 
 
 def test_entries_reach_their_queues_in_order_with_ids(backend, clock):
-    ids, sequence, original = backend.fan_out([E("a", "1", {"k": {"dataType": "String"}}), E("b", "2"), E("a", "3")],
-                                              "counts", {"t delivered": 2})
-    assert sequence is None and original is None
+    ids, sequence, original, consumed = backend.fan_out(
+        [E("a", "1", {"k": {"dataType": "String"}}), E("b", "2"), E("a", "3")], "counts", {"t delivered": 2})
+    assert sequence is None and original is None and consumed == 0
     assert len(set(ids)) == 3
     first, third = backend.claim("a", 10, 30)
     [second] = backend.claim("b", 10, 30)
@@ -105,8 +107,8 @@ def publish(store, dedup_id: str, message_id: str, group: str = "g", text: str =
 
 def test_fifo_entries_join_their_groups_with_the_queues_deduplication(backend):
     backend.enqueue_fifo("ledger.fifo", [FifoEntry("direct", None, "a", "d1")])
-    ids, _, _ = backend.fan_out([E("ledger.fifo", "a1", None, "a", "d1"), E("ledger.fifo", "b1", None, "b", "d2"),
-                                 E("ledger.fifo", "a2", None, "a", "d3"), E("audit", "x")], "counts", {})
+    ids = backend.fan_out([E("ledger.fifo", "a1", None, "a", "d1"), E("ledger.fifo", "b1", None, "b", "d2"),
+                           E("ledger.fifo", "a2", None, "a", "d3"), E("audit", "x")], "counts", {}).ids
     first = backend.peek("ledger.fifo")[0]
     assert ids[0] == first.id  # d1 was accepted by the queue: the original's id, nothing stored
     messages = backend.claim("ledger.fifo", 10, 30)
@@ -137,7 +139,7 @@ def test_a_duplicate_publish_writes_nothing_and_answers_the_original(backend, cl
     first = publish(backend, "d1", "m1")
     clock.advance(DEDUP_WINDOW - 1)
     again = publish(backend, "d1", "m-other", group="h", text="changed")
-    assert again == ([], first.sequence, "m1")
+    assert again == ([], first.sequence, "m1", 0)
     assert backend.queue_stats("ledger.fifo").total == backend.queue_stats("audit").total == 1
     assert backend.table_get("counts", "published").value == 1
     clock.advance(1)  # the window is over: accepted again, with the next number
@@ -193,3 +195,100 @@ def test_concurrent_publishers_get_distinct_numbers_and_one_wins_a_deduplication
     winner = next(answer for answer in answers if answer.original is None)
     assert {answer.sequence for answer in answers} == {winner.sequence}
     assert backend.queue_stats("audit").total == 81
+
+
+# ---- consuming claimed messages -------------------------------------------------------------
+
+
+def bodies(messages) -> list[str]:
+    return [m.body for m in messages]
+
+
+def test_claimed_messages_are_replaced_by_their_entries_in_one_commit(backend, clock):
+    backend.enqueue("bus", "e1")
+    backend.enqueue("bus", "e2")
+    first, second = backend.claim("bus", 10, 30)
+    clock.advance(1)
+    done = backend.fan_out([E("t1", "e1 for t1", {"k": "v"}, receipt=first.receipt),
+                            E("t2", "e1 for t2", receipt=first.receipt),
+                            E("t1", "e1 again", receipt=first.receipt)],
+                           consumed=Consumed("bus", [first.receipt, second.receipt]))  # e2 matched nothing
+    assert done.consumed == 2 and all(done.ids) and len(set(done.ids)) == 3
+    assert backend.queue_stats("bus").total == 0
+    t1 = backend.claim("t1", 10, 30)
+    assert bodies(t1) == ["e1 for t1", "e1 again"]  # in the order given, visible now, never received
+    assert t1[0].attributes == {"k": "v"} and t1[0].sent_at == clock.now and t1[0].receive_count == 1
+    assert [m.id for m in t1] == [done.ids[0], done.ids[2]] and first.id not in done.ids
+    assert bodies(backend.claim("t2", 10, 30)) == ["e1 for t2"]
+
+
+def test_the_entries_of_a_stale_or_foreign_receipt_are_not_written(backend):
+    backend.enqueue("bus", "e1")
+    backend.enqueue("bus", "e2")
+    stale, kept = backend.claim("bus", 10, 0)
+    [again, _] = backend.claim("bus", 10, 30)  # received again: the first receipt went stale
+    assert again.id == stale.id
+    receipts = [stale.receipt, "not-a-receipt", "1.zz", again.receipt, again.receipt]
+    done = backend.fan_out([E("t", "from stale", receipt=stale.receipt),
+                            E("t", "from foreign", receipt="not-a-receipt"),
+                            E("t", "from current", receipt=again.receipt), E("t", "unconditional")],
+                           consumed=Consumed("bus", receipts))
+    assert done.consumed == 1 and done.ids[:2] == ["", ""] and all(done.ids[2:])
+    assert bodies(backend.peek("t")) == ["from current", "unconditional"]
+    assert bodies(backend.peek("bus")) == ["e2"]
+
+
+def test_a_message_claimed_by_two_routers_is_forwarded_once(backend, other):
+    backend.enqueue("bus", "e")
+    [late] = backend.claim("bus", 1, 0)  # its visibility timeout is over at once
+    [early] = other.claim("bus", 1, 30)
+    answers = run_threads(lambda i: (backend, other)[i].fan_out(
+        [E("t", f"by {i}", receipt=(late, early)[i].receipt)], consumed=Consumed("bus", [(late, early)[i].receipt])), 2)
+    assert [answer.consumed for answer in answers] == [0, 1]
+    assert bodies(backend.peek("t")) == ["by 1"] and backend.queue_stats("bus").total == 0
+
+
+def test_consumed_entries_to_fifo_queues_keep_their_groups_and_deduplication(backend):
+    for body in ("e1", "e2", "e3"):
+        backend.enqueue("bus", body)
+    one, two, three = backend.claim("bus", 10, 30)
+    backend.release("bus", three.receipt)
+    [three_again] = backend.claim("bus", 10, 30)
+    done = backend.fan_out([E("out.fifo", "a", None, "g", "d1", receipt=one.receipt),
+                            E("out.fifo", "b", None, "g", "d2", receipt=two.receipt),
+                            E("out.fifo", "c", None, "g", "d3", receipt=three.receipt),  # stale: not written
+                            E("out.fifo", "a dup", None, "g", "d1", receipt=two.receipt),
+                            E("plain", "p", receipt=two.receipt)],
+                           "counts", {"routed": 2}, consumed=Consumed("bus", [one.receipt, two.receipt, three.receipt]))
+    assert done.consumed == 2 and done.ids[2] == "" and done.ids[3] == done.ids[0]
+    messages = backend.claim("out.fifo", 10, 30)
+    assert [(m.body, m.group, m.dedup_id, m.id) for m in messages] == [("a", "g", "d1", done.ids[0]),
+                                                                     ("b", "g", "d2", done.ids[1])]
+    assert messages[0].sequence < messages[1].sequence
+    assert bodies(backend.claim("plain", 10, 30)) == ["p"]
+    assert backend.table_get("counts", "routed").value == 2
+    assert [m.id for m in backend.peek("bus")] == [three_again.id]  # its current receipt was not given
+
+
+def test_a_consuming_fan_out_that_fails_a_check_consumes_nothing(backend):
+    backend.enqueue("bus", "e")
+    [m] = backend.claim("bus", 1, 30)
+    consumed = Consumed("bus", [m.receipt])
+    refusals = [
+        ([E("t", "x", receipt=m.receipt), E("bus", "y")], {}, None, "cannot append to it"),
+        ([E("t", "x", receipt="another")], {}, None, "does not consume"),
+        ([E("t", "x", {"k": object()}, receipt=m.receipt)], {}, None, "message attributes"),
+        ([E("t", "x")], {}, PublishOnce(TOPIC, "d", "m"), "cannot be a FIFO publish"),
+    ]
+    for entries, counts, once, reason in refusals:
+        with pytest.raises(ConfigError, match=reason):
+            backend.fan_out(entries, "counts", counts, once, consumed)
+    with pytest.raises(ConfigError, match="needs the table of its counters"):
+        backend.fan_out([E("t", "x")], counts={"n": 1}, consumed=consumed)
+    with pytest.raises(ConfigError, match="does not consume"):
+        backend.fan_out([E("t", "x", receipt=m.receipt)])
+    assert backend.queue_stats("bus").in_flight == 1 and backend.queue_stats("t").total == 0
+    assert backend.table_scan("counts") == []
+    assert backend.fan_out([], consumed=Consumed("bus", [])).consumed == 0  # nothing to do
+    assert backend.fan_out([], consumed=consumed).consumed == 1  # consumed, nothing written
+    assert backend.queue_stats("bus").total == 0

@@ -10,7 +10,7 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, PublishOnce, is_fifo
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import FanOut, FanOutEntry, Forward, Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import Consumed, FanOut, FanOutEntry, Message, QueueConfig, QueueStats, Watch
 from squall.backends.redis import keys
 from squall.backends.redis.core import RedisCore, reachable
 from squall.backends.redis.watch import PubSubWatch
@@ -87,9 +87,10 @@ class RedisQueues(RedisCore):
         return list(self._run("enqueue_fifo", keys.queue(queue), args))
 
     @reachable
-    def fan_out(self, entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, int],
-                once: PublishOnce | None = None) -> FanOut:
-        checks.fan_out_entries(entries, once)
+    def fan_out(self, entries: Sequence[FanOutEntry], counters: str = "", counts: Mapping[str, int] | None = None,
+                once: PublishOnce | None = None, consumed: Consumed | None = None) -> FanOut:
+        counts = counts or {}
+        receipts = checks.fan_out(entries, counters, counts, once, consumed)
         now = self.clock()
         ids: list[str] = []
         by_queue: dict[str, list[Any]] = {}
@@ -103,27 +104,32 @@ class RedisQueues(RedisCore):
             message.update(attributes=entry.attributes or {}, sent_at=now)
             text = checks.json_text("message attributes", message)
             queued = by_queue.setdefault(entry.queue, [])
-            queued += [text, -1 if entry.sequence_at is None else _byte_offset(text, entry.body, entry.sequence_at)]
+            queued += [text, -1 if entry.sequence_at is None else _byte_offset(text, entry.body, entry.sequence_at),
+                       0 if entry.receipt is None else receipts[entry.receipt] + 1]
             if entry.group is not None:
                 queued += [ids[-1], entry.group, entry.dedup_id]
                 fifo.setdefault(entry.queue, []).append(index)
-        if not entries and not counts and once is None:
+        if not entries and not counts and once is None and not receipts:
             return FanOut(ids)
-        keys_: list[str] = []
+        keys_ = keys.queue(consumed.queue) if consumed is not None and receipts else []
         publish = (once.dedup_id, once.message_id) if once else ("", "")
-        args: list[Any] = [now, now + DEDUP_WINDOW, len(by_queue), *publish]
+        args: list[Any] = [now, now + DEDUP_WINDOW, len(by_queue), *publish, int(bool(counts)), len(receipts),
+                           *receipts]
         for queue, messages in by_queue.items():
             keys_ += keys.queue(queue)
-            args += [len(messages) // (5 if queue in fifo else 2), *messages]
-        keys_ += keys.table(counters) + (keys.publish_scope(once.scope) if once else [])
+            args += [len(messages) // (6 if queue in fifo else 3), *messages]
+        keys_ += (keys.table(counters) if counts else []) + (keys.publish_scope(once.scope) if once else [])
         for key, count in counts.items():
             args += [key, int(count)]
-        original, sequence, answered = self._run("fan_out", keys_, args)
+        original, sequence, answered, current = self._run("fan_out", keys_, args)
         if original is not None:
             return FanOut([], sequence, original)
         for index, message_id in zip((i for queue in by_queue for i in fifo.get(queue, ())), answered, strict=True):
             ids[index] = message_id
-        return FanOut(ids, sequence)
+        for index, entry in enumerate(entries):
+            if entry.receipt is not None and not current[receipts[entry.receipt]]:
+                ids[index] = ""
+        return FanOut(ids, sequence, None, sum(current))
 
     @reachable
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
@@ -156,23 +162,6 @@ class RedisQueues(RedisCore):
         added = checks.json_text("message attributes", attributes)[1:-1] if attributes else ""
         return bool(self._run("dead_letter", keys.queue(queue) + keys.queue(dlq),
                               [receipt, self.clock(), dlq, added]))
-
-    @reachable
-    def queue_forward(self, queue: str, forwards: Sequence[Forward]) -> int:
-        targets: dict[str, int] = {}
-        groups: list[Any] = []
-        now = self.clock()
-        for receipt, messages in forwards:
-            groups += [receipt, len(messages)]
-            for target, body, attributes in messages:
-                checks.distinct_queues(queue, target, "forward target")
-                message = {"id": new_message_id(), "body": body, "attributes": attributes or {}, "sent_at": now}
-                index = targets.setdefault(target, len(targets) + 1)
-                groups += [index, checks.json_text("message attributes", message)]
-        if not forwards:
-            return 0
-        keys_ = keys.queue(queue) + [key for target in targets for key in keys.queue(target)]
-        return self._run("forward", keys_, [now, len(targets), *targets, *groups])
 
     @reachable
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:

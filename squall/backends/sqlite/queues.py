@@ -20,7 +20,7 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.fifo import DEDUP_WINDOW, SEQUENCE_WIDTH, FifoEntry, PublishOnce, is_fifo, sequence_number
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import FanOut, FanOutEntry, Forward, Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import Consumed, FanOut, FanOutEntry, Message, QueueConfig, QueueStats, Watch
 from squall.backends.sqlite.core import SQLiteCore
 from squall.backends.sqlite.watch import FileWatch
 
@@ -123,6 +123,25 @@ def _with_sequence(entry: FanOutEntry, sequence: str | None) -> str:
     return entry.body[:at] + sequence + entry.body[at + SEQUENCE_WIDTH:]
 
 
+def _consume(conn: sqlite3.Connection, queue: str, receipts: Mapping[str, int]) -> set[str]:
+    """Delete the messages of `queue` whose receipt is current, inside the caller's
+    transaction (a fan-out replacing what it claimed). The receipts that were current."""
+    keys: dict[str, tuple[int, int]] = {}
+    seen: set[tuple[int, int]] = set()
+    for receipt in receipts:
+        key = _parse_receipt(receipt)
+        if key is not None and key not in seen:  # two spellings of one receipt count once
+            seen.add(key)
+            keys[receipt] = key
+    if not keys:
+        return set()
+    deleted = set(conn.execute(
+        "DELETE FROM messages WHERE (seq, receipt) IN "
+        "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) "
+        "AND +queue = ? RETURNING seq, receipt", (json.dumps(list(keys.values())), queue)))
+    return {receipt for receipt, key in keys.items() if key in deleted}
+
+
 class SQLiteQueues(SQLiteCore):
     """The `Queues` protocol on SQLite."""
 
@@ -164,14 +183,18 @@ class SQLiteQueues(SQLiteCore):
         with self._write() as conn:
             return insert_fifo(conn, queue, rows, now, delay)
 
-    def fan_out(self, entries: Sequence[FanOutEntry], counters: str, counts: Mapping[str, int],
-                once: PublishOnce | None = None) -> FanOut:
-        checks.fan_out_entries(entries, once)
-        attributes = [checks.json_text("message attributes", entry.attributes or {}) for entry in entries]
-        if not entries and not counts and once is None:
+    def fan_out(self, entries: Sequence[FanOutEntry], counters: str = "", counts: Mapping[str, int] | None = None,
+                once: PublishOnce | None = None, consumed: Consumed | None = None) -> FanOut:
+        counts = counts or {}
+        receipts = checks.fan_out(entries, counters, counts, once, consumed)
+        texts: dict[int, str] = {}  # the entries made from one message share its attributes: encoded once
+        attributes = [texts.get(id(entry.attributes)) or texts.setdefault(
+            id(entry.attributes), checks.json_text("message attributes", entry.attributes or {})) for entry in entries]
+        if not entries and not counts and once is None and not receipts:
             return FanOut([])
         now = self.clock()
         with self._write() as conn:
+            current = _consume(conn, consumed.queue, receipts) if consumed is not None else set()
             sequence = None
             if once is not None:
                 conn.execute("DELETE FROM publish_dedup WHERE scope = ? AND expires <= ?", (once.scope, now))
@@ -188,7 +211,10 @@ class SQLiteQueues(SQLiteCore):
             ids: list[str] = []
             standard = []  # one statement for every standard queue's message
             for entry, text in zip(entries, attributes, strict=True):
-                body = _with_sequence(entry, sequence)
+                if entry.receipt is not None and entry.receipt not in current:
+                    ids.append("")
+                    continue
+                body = entry.body if sequence is None else _with_sequence(entry, sequence)
                 if entry.group is not None and entry.dedup_id is not None:
                     ids += insert_fifo(conn, entry.queue, [(body, text, entry.group, entry.dedup_id)], now, 0.0)
                 else:
@@ -202,7 +228,7 @@ class SQLiteQueues(SQLiteCore):
                              "CASE WHEN value GLOB '-[0-9]*' OR value GLOB '[0-9]*' "
                              "THEN CAST(CAST(value AS INTEGER) + excluded.value AS TEXT) ELSE excluded.value END",
                              [(counters, key, str(int(count))) for key, count in counts.items()])
-        return FanOut(ids, sequence)
+        return FanOut(ids, sequence, None, len(current))
 
     def claim(self, queue: str, max_messages: int, visibility_timeout: float, *,
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
@@ -301,26 +327,6 @@ class SQLiteQueues(SQLiteCore):
                 return False
             _move(conn, [key[0]], dlq, self.clock(), added)
             return True
-
-    def queue_forward(self, queue: str, forwards: Sequence[Forward]) -> int:
-        for _, messages in forwards:
-            for target, _, _ in messages:
-                checks.distinct_queues(queue, target, "forward target")
-        now = self.clock()
-        current = 0
-        rows = []
-        with self._write() as conn:
-            for receipt, messages in forwards:
-                key = _parse_receipt(receipt)
-                if key is None or conn.execute("DELETE FROM messages WHERE seq = ? AND receipt = ? AND +queue = ?",
-                                               (*key, queue)).rowcount == 0:
-                    continue
-                current += 1
-                rows += [(new_message_id(), target, body, checks.json_text("message attributes", attributes or {}),
-                          now, now) for target, body, attributes in messages]
-            conn.executemany("INSERT INTO messages (id, queue, body, attributes, sent_at, visible_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
-        return current
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
         checks.distinct_queues(source, target, "redrive target")
