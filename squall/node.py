@@ -188,5 +188,5 @@ class Node:
         return {"app": self.app.name, "pid": os.getpid(), "host": socket.gethostname(), "started": self.started,
                 "instances": sum(c["instances"] for c in counts.values()),
                 "busy": sum(c["busy"] for c in counts.values()),
-                "invocations": self.meter.counts["invocations"],
+                "invocations": self.meter.invocations,
                 "healthy": not problems, "problems": problems}
