@@ -23,7 +23,7 @@ Some changes must commit together or not at all across two primitives. Each such
 *named operation* of the protocol, done as one SQLite transaction and one Redis Lua script,
 never a general transaction API: Redis cannot roll back, and a script must declare every key
 it touches up front, so only operations whose keys are known before they run can be atomic.
-Today there are two:
+Today:
 
 - a table write and its change record: `Tables.table_put` / `Tables.table_delete` with
   `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
@@ -33,6 +33,8 @@ Today there are two:
   to other queues (an event bus's router: one event, one message per matched target).
 - a publish fanned out to N queues, with its delivery counts: `Queues.fan_out` (and, for
   a FIFO topic, its deduplication and sequence number in the same commit).
+- a consumer's turn: `Queues.settle` acks, releases and dead-letters the messages of the
+  batches that finished and claims the next ones (one commit per turn, not four).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer):
 
@@ -58,10 +60,9 @@ from squall.backends.queueconfig import QueueConfig
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "FanOut", "FanOutEntry", "FifoEntry", "Forward", "Item", "Leases", "Message", "NodeInfo",
-    "Nodes", "PublishOnce", "QueueConfig",
-    "QueueStats", "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch",
-    "shard_for",
+    "Backend", "Clock", "DeadLetter", "FanOut", "FanOutEntry", "FifoEntry", "Forward", "Item", "Leases", "Message",
+    "NodeInfo", "Nodes", "PublishOnce", "QueueConfig", "QueueStats", "Queues", "Release", "Slots", "StreamRecord",
+    "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch", "shard_for",
 ]
 
 
@@ -173,6 +174,23 @@ class FanOut(NamedTuple):
     sequence: str | None = None
     #: a duplicate publish (nothing was written): the original publish's message id
     original: str | None = None
+
+
+class Release(NamedTuple):
+    """A claimed message `Queues.settle` gives back, as `Queues.release` does: visible again
+    after `delay` seconds; with `uncount`, the receive that gave `receipt` does not count."""
+
+    receipt: str
+    delay: float = 0.0
+    uncount: bool = False
+
+
+class DeadLetter(NamedTuple):
+    """A claimed message `Queues.settle` moves to the dead-letter queue, as
+    `Queues.dead_letter` does, with `attributes` added."""
+
+    receipt: str
+    attributes: dict[str, Any] | None = None
 
 
 #: one claimed message (its receipt) and what it becomes: (target queue, body, attributes) each
@@ -297,6 +315,21 @@ class Queues(Protocol):
         With `attributes`, it carries these message attributes too (replacing any of the
         same name): Lambda annotates a failed asynchronous invocation so. False if the
         receipt is stale or foreign."""
+
+    def settle(self, queue: str, acks: Sequence[str] = (), releases: Sequence[Release] = (),
+               dead_letters: Sequence[DeadLetter] = (), *, dlq: str | None = None, claim: int = 0,
+               visibility_timeout: float = 0.0, max_receives: int | None = None) -> list[Message]:
+        """A consumer's turn in one commit: what `ack(queue, acks)`, then `release` of each
+        of `releases`, then `dead_letter(queue, receipt, dlq, attributes)` of each of
+        `dead_letters`, then `claim(queue, claim, visibility_timeout, max_receives=...,
+        dlq=dlq)` would do one after another, committed together; returns what that claim
+        returns (nothing for `claim` 0). So stale and foreign receipts change nothing, a
+        receipt settled twice counts the first time only, and a message released to be
+        visible now may be claimed again at once.
+
+        Every argument is checked before anything is written, as those methods check
+        theirs; dead letters without a `dlq` are a ConfigError. A call with nothing to
+        settle is exactly `claim`."""
 
     def queue_forward(self, queue: str, forwards: Sequence[Forward]) -> int:
         """Replace claimed messages of `queue` by new messages in other queues, in one commit.
