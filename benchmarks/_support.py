@@ -54,6 +54,14 @@ def cpu_busy(seconds: float = 1.0) -> float:
     return 0.0 if total <= 0 else 1 - (idle1 - idle0) / total
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far, its own threads only
+    (not its children), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def warn_if_busy() -> None:
     """Print a warning when other processes already use the CPU: figures would be low."""
     busy = cpu_busy()

@@ -13,6 +13,10 @@ Baseline, in the same run and over the same minutes: this script's own asyncio l
 1,000 `loop.call_at` timers per minute boundary, each recording how late its callback ran
 (what a plain in-process timer loop achieves on this machine, while the node works).
 
+Also printed: the node process's own CPU (its threads, not the zygote's or the instances')
+from 1 s before each boundary to 9 s after it, per firing: what one asynchronous
+invocation costs the node, from the timer to the settled message.
+
 Target: p99 lateness under 1 s.
 
     python benchmarks/schedules.py [--minutes 2] [--schedules 1000] [--functions 10] [--concurrency 4]
@@ -35,7 +39,15 @@ import textwrap  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from _support import child, free_port, percentile, squall_run, throwaway_redis, warn_if_busy  # noqa: E402
+from _support import (  # noqa: E402
+    child,
+    free_port,
+    percentile,
+    process_cpu,
+    squall_run,
+    throwaway_redis,
+    warn_if_busy,
+)
 
 from squall.backends import open_backend  # noqa: E402
 
@@ -82,28 +94,46 @@ async def baseline(count: int, boundaries: list[float]) -> list[float]:
     return late
 
 
+async def node_cpu(pid: int, boundaries: list[float]) -> float:
+    """CPU seconds the node spent from 1 s before to 9 s after each boundary, summed."""
+    spent = 0.0
+    for boundary in boundaries:
+        await asyncio.sleep(max(0.0, boundary - 1 - time.time()))
+        before = process_cpu(pid)
+        await asyncio.sleep(max(0.0, boundary + 9 - time.time()))
+        spent += process_cpu(pid) - before
+    return spent
+
+
+async def observe(count: int, boundaries: list[float], pid: int) -> tuple[list[float], float]:
+    """The baseline timers' lateness, and the node's CPU seconds around the boundaries."""
+    late, cpu = await asyncio.gather(baseline(count, boundaries), node_cpu(pid, boundaries))
+    return late, cpu
+
+
 def summary(name: str, values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return (f"{name:<28} n={len(ms):>5}  p50={percentile(ms, 50):8.1f} ms  p99={percentile(ms, 99):8.1f} ms  "
             f"max={max(ms):8.1f} ms")
 
 
-def measure(url: str, directory: Path, args: argparse.Namespace) -> tuple[list[float], list[float]]:
-    """One node on `url`: the baseline timers' lateness and the handlers' (short if some
-    firings did not arrive within 20 s of the last boundary)."""
+def measure(url: str, directory: Path, args: argparse.Namespace) -> tuple[list[float], list[float], float]:
+    """One node on `url`: the baseline timers' lateness, the handlers' (short if some
+    firings did not arrive within 20 s of the last boundary) and the node's CPU seconds
+    around the boundaries."""
     app = directory / "app.py"
     app.write_text(textwrap.dedent(APP.format(functions=args.functions, concurrency=args.concurrency,
                                               per_function=args.schedules // args.functions)))
     port = free_port()
     started = time.time()
-    with child(squall_run(app, url, port), directory, directory / "node.log", port):
+    with child(squall_run(app, url, port), directory, directory / "node.log", port) as node:
         print(f"node up in {time.time() - started:.1f}s with {args.schedules} schedules", flush=True)
         # measure whole minutes that start at least 5 s from now (the node has provisioned)
         first = (int(time.time() + 5) // 60 + 1) * 60
         boundaries = [first + 60 * k for k in range(args.minutes)]
         print(f"measuring the boundaries {', '.join(time.strftime('%H:%M', time.gmtime(b)) for b in boundaries)}"
               f" UTC ({first + 60 * (args.minutes - 1) - time.time() + 20:.0f}s)", flush=True)
-        timer_late = asyncio.run(baseline(args.schedules, boundaries))
+        timer_late, cpu = asyncio.run(observe(args.schedules, boundaries, node.pid))
         expected = args.schedules * args.minutes
         backend = open_backend(url)
         measured: list[float] = []
@@ -118,7 +148,7 @@ def measure(url: str, directory: Path, args: argparse.Namespace) -> tuple[list[f
                 time.sleep(0.5)
         finally:
             backend.close()
-    return timer_late, measured
+    return timer_late, measured, cpu
 
 
 def main() -> int:
@@ -137,10 +167,10 @@ def main() -> int:
         print(f"\n{kind}:", flush=True)
         try:
             if kind == "sqlite":
-                timer_late, measured = measure(f"sqlite:///{directory}/state.db", directory, args)
+                timer_late, measured, cpu = measure(f"sqlite:///{directory}/state.db", directory, args)
             else:
                 with throwaway_redis(directory) as url:
-                    timer_late, measured = measure(url, directory, args)
+                    timer_late, measured, cpu = measure(url, directory, args)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         print(summary("asyncio call_at (baseline)", timer_late))
@@ -150,6 +180,8 @@ def main() -> int:
             status = 1
             continue
         print(summary(f"squall schedules ({kind})", measured))
+        print(f"node CPU: {cpu:.2f} s over the {args.minutes} boundaries, {cpu / expected * 1000:.2f} ms per firing",
+              flush=True)
         ratio = percentile(measured, 99) / max(percentile(timer_late, 99), 1e-6)
         print(f"p99 squall / p99 asyncio timer: {ratio:.0f}x; target p99 < 1000 ms: "
               f"{'met' if percentile(measured, 99) < 1 else 'NOT met'}", flush=True)

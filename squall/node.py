@@ -39,10 +39,11 @@ from squall.observability.metering import INVOCATIONS_STREAM, Meter, Metering
 from squall.observability.recorder import Recorder
 from squall.observability.settings import ObservabilitySettings
 from squall.observability.tracing import tracing_for
-from squall.runtime.base import ClusterSlots, Runtime, RuntimeSettings
+from squall.runtime.base import Runtime, RuntimeSettings
 from squall.runtime.inline import InlineRuntime
 from squall.runtime.invocation import Invocation
 from squall.runtime.process import ProcessRuntime, Zygote
+from squall.runtime.slots import ClusterSlots
 from squall.sources import Source, sources_for
 
 S = TypeVar("S", bound=Service)
@@ -89,7 +90,7 @@ class Node:
             self.runtime = InlineRuntime(app, self._nested, backend, open_objects(objects_url),
                                          self.settings.runtime, node_id)
         else:
-            slots = ClusterSlots(backend, node_id) if backend.distributed else None
+            slots = ClusterSlots(backend, node_id, backend.clock) if backend.distributed else None
             self.runtime = ProcessRuntime(app, self._nested, zygote, self.logs, self.settings.runtime, slots, node_id)
         #: open while the runtime can start instances (queue consumers claim only then)
         self.runtime_ready = self.runtime.ready

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from squall.backends.fifo import FIFO_SUFFIX, SEQUENCE_PLACEHOLDER, SEQUENCE_WIDTH, FifoEntry, PublishOnce, is_fifo
-from squall.backends.protocol import Consumed, FanOutEntry, Item
+from squall.backends.protocol import Consumed, DeadLetter, FanOutEntry, Item, Release
 from squall.errors import ConditionFailed, ConfigError
 
 #: the most shards a stream may have (a shard is a row, or a Redis key, created up front)
@@ -157,3 +157,17 @@ def claim(queue: str, max_messages: int, visibility_timeout: float, max_receives
     if dlq is not None:
         distinct_queues(queue, dlq, "dead-letter queue")
     return timeout, (max_receives, dlq) if max_receives is not None and dlq is not None else None
+
+
+def settle(queue: str, releases: Sequence[Release], dead_letters: Sequence[DeadLetter], dlq: str | None,
+           claim_count: int, visibility_timeout: float,
+           max_receives: int | None) -> tuple[list[float], list[str | None], float, tuple[int, str] | None]:
+    """Check a `Queues.settle`'s arguments: (each release's delay, each dead letter's added
+    attributes as a JSON object or None, the claim's visibility timeout and redrive policy)."""
+    timeout, policy = claim(queue, claim_count, visibility_timeout, max_receives, dlq)
+    delays = [seconds("delay", release.delay) for release in releases]
+    if dead_letters and dlq is None:
+        raise ConfigError(f"queue {queue!r}: dead letters need a dead-letter queue")
+    added = [json_text("message attributes", entry.attributes) if entry.attributes else None
+             for entry in dead_letters]
+    return delays, added, timeout, policy

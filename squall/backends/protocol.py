@@ -23,7 +23,7 @@ Some changes must commit together or not at all across two primitives. Each such
 *named operation* of the protocol, done as one SQLite transaction and one Redis Lua script,
 never a general transaction API: Redis cannot roll back, and a script must declare every key
 it touches up front, so only operations whose keys are known before they run can be atomic.
-Today there are three:
+Today:
 
 - a table write and its change record: `Tables.table_put` / `Tables.table_delete` with
   `feed=True` (see `squall.backends.changefeed` for the record and the stream it goes to);
@@ -34,6 +34,8 @@ Today there are three:
   with its delivery counts (and, for a FIFO topic, its deduplication and sequence number);
   an event bus's router with the intake events it replaces (one event, one message per
   matched target, an event claimed twice routed once).
+- a consumer's turn: `Queues.settle` acks, releases and dead-letters the messages of the
+  batches that finished and claims the next ones (one commit per turn, not four).
 
 To add the next one (a workflow step that writes its state, enqueues work and sets a timer):
 
@@ -59,10 +61,9 @@ from squall.backends.queueconfig import QueueConfig
 Clock = Callable[[], float]
 
 __all__ = [
-    "Backend", "Clock", "Consumed", "FanOut", "FanOutEntry", "FifoEntry", "Item", "Leases", "Message", "NodeInfo",
-    "Nodes", "PublishOnce", "QueueConfig",
-    "QueueStats", "Queues", "Slots", "StreamRecord", "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch",
-    "shard_for",
+    "Backend", "Clock", "Consumed", "DeadLetter", "FanOut", "FanOutEntry", "FifoEntry", "Item", "Leases", "Message",
+    "NodeInfo", "Nodes", "PublishOnce", "QueueConfig", "QueueStats", "Queues", "Release", "Slots", "StreamRecord",
+    "Streams", "Tables", "Timer", "TimerFiring", "Timers", "Watch", "shard_for",
 ]
 
 
@@ -187,6 +188,24 @@ class FanOut(NamedTuple):
     original: str | None = None
     #: with `Consumed`: how many of its (distinct) receipts were current, so deleted
     consumed: int = 0
+
+
+class Release(NamedTuple):
+    """A claimed message `Queues.settle` gives back, as `Queues.release` does: visible again
+    after `delay` seconds; with `uncount`, the receive that gave `receipt` does not count."""
+
+    receipt: str
+    delay: float = 0.0
+    uncount: bool = False
+
+
+class DeadLetter(NamedTuple):
+    """A claimed message `Queues.settle` moves to the dead-letter queue, as
+    `Queues.dead_letter` does, with `attributes` added."""
+
+    receipt: str
+    attributes: dict[str, Any] | None = None
+
 
 
 class Watch(Protocol):
@@ -315,6 +334,21 @@ class Queues(Protocol):
         With `attributes`, it carries these message attributes too (replacing any of the
         same name): Lambda annotates a failed asynchronous invocation so. False if the
         receipt is stale or foreign."""
+
+    def settle(self, queue: str, acks: Sequence[str] = (), releases: Sequence[Release] = (),
+               dead_letters: Sequence[DeadLetter] = (), *, dlq: str | None = None, claim: int = 0,
+               visibility_timeout: float = 0.0, max_receives: int | None = None) -> list[Message]:
+        """A consumer's turn in one commit: what `ack(queue, acks)`, then `release` of each
+        of `releases`, then `dead_letter(queue, receipt, dlq, attributes)` of each of
+        `dead_letters`, then `claim(queue, claim, visibility_timeout, max_receives=...,
+        dlq=dlq)` would do one after another, committed together; returns what that claim
+        returns (nothing for `claim` 0). So stale and foreign receipts change nothing, a
+        receipt settled twice counts the first time only, and a message released to be
+        visible now may be claimed again at once.
+
+        Every argument is checked before anything is written, as those methods check
+        theirs; dead letters without a `dlq` are a ConfigError. A call with nothing to
+        settle is exactly `claim`."""
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
         """Move messages from `source` (a DLQ) to `target` (another queue): every message the

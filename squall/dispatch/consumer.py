@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from squall.aws import request_id as new_request_id
 from squall.backends import Backend, Message
 from squall.backends.fifo import is_fifo
-from squall.backends.protocol import Clock
+from squall.backends.protocol import Clock, DeadLetter, Release
 from squall.core.health import Gate
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import Handler, InvokeRequest
@@ -259,37 +259,47 @@ class QueueConsumer(Service):
         return self.backend.claim(c.queue, batches * c.batch_size, c.visibility_timeout,
                                   max_receives=c.max_receive_count, dlq=c.dlq)
 
-    def settle(self, finished: Finished) -> None:
-        """Acknowledge every message that did not fail, in one call; retry the failed ones
-        after a backoff, or dead-letter those out of receives."""
+    def settle(self, finished: Finished, batches: int = 0) -> list[Message]:
+        """Settle every finished message and claim up to `batches` batches' worth, in one
+        backend call: acknowledge what did not fail, retry the failed ones after a backoff,
+        or dead-letter those out of receives (or past their age). Each batch's outbox is
+        sent first, so what it sends goes out at least once."""
         c = self.config
         for send in (send for batch in finished for send in batch.outbox):
             deliver(self.backend, send.target, send.body, send.attributes)  # sent at least once: before the ack
-        done = [m.receipt for batch in finished for m in batch.messages if m.id not in batch.failed]
-        if done:
-            self.backend.ack(c.queue, done)
-            self.filtered += sum(len(batch.messages) for batch in finished if batch.filtered)
+        acks: list[str] = []
+        releases: list[Release] = []
+        dead: list[DeadLetter] = []
         for batch in finished:
-            for m in (m for m in batch.messages if m.id in batch.failed):
-                if batch.disposition is Disposition.PLATFORM:
-                    self.backend.release(c.queue, m.receipt, PLATFORM_RETRY, uncount=True)
+            if batch.filtered:
+                self.filtered += len(batch.messages)
+            for m in batch.messages:
+                if m.id not in batch.failed:
+                    acks.append(m.receipt)
+                elif batch.disposition is Disposition.PLATFORM:
+                    releases.append(Release(m.receipt, PLATFORM_RETRY, uncount=True))
                 elif (batch.disposition is Disposition.POISONED or m.receive_count >= c.max_receive_count
                       or (c.max_age is not None and self.clock() - m.sent_at >= c.max_age)):
-                    self.backend.dead_letter(c.queue, m.receipt, c.dlq, batch.dead_letter_attributes)
+                    dead.append(DeadLetter(m.receipt, batch.dead_letter_attributes))
                 else:
-                    self.backend.release(c.queue, m.receipt, retry_delay(c.retry_base, m.receive_count))
+                    releases.append(Release(m.receipt, retry_delay(c.retry_base, m.receive_count)))
+        if not (acks or releases or dead or batches):
+            return []
+        return self.backend.settle(c.queue, acks, releases, dead, dlq=c.dlq, claim=batches * c.batch_size,
+                                   visibility_timeout=c.visibility_timeout, max_receives=c.max_receive_count)
 
     def _turn(self, finished: Finished, batches: int) -> list[Message]:
-        """One pump turn: settle, then claim (nothing when `batches` is 0)."""
-        self.settle(finished)
+        """One pump turn: settle and claim in one call (nothing claimed when `batches` is 0)."""
         if not self.fifo:
-            return self.claim(batches) if batches else []
-        claimed: list[Message] = []
-        for _ in range(batches):  # a claim per batch on FIFO (see _batches)
-            batch = self.claim()
-            claimed += batch
+            return self.settle(finished, batches)
+        # a claim per batch on FIFO (see _batches)
+        batch = self.settle(finished, min(batches, 1))
+        claimed = list(batch)
+        for _ in range(batches - 1):
             if len(batch) < self.config.batch_size:
                 break  # a short claim took everything claimable now
+            batch = self.claim()
+            claimed += batch
         return claimed
 
     # ---- the pump --------------------------------------------------------------------

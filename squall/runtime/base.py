@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from squall.backends.protocol import Slots
 from squall.core.health import Gate
 from squall.core.lifecycle import Service
 from squall.core.pipeline import Handler, InvokeRequest
-from squall.errors import InvocationError, Throttled
+from squall.errors import InvocationError
 from squall.runtime.invocation import Invocation
+from squall.runtime.slots import ClusterSlots, Slot
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -27,41 +26,10 @@ class RuntimeSettings:
     max_instances: int = 64
 
 
-class ClusterSlots:
-    """Cluster-wide reserved concurrency: one backend slot per running instance.
-
-    Only used on a distributed backend; on one node the local pool's cap is the limit.
-    """
-
-    def __init__(self, backend: Slots, holder: str):
-        self.backend = backend
-        self.holder = holder
-
-    async def acquire(self, config: FunctionConfig, limit: int, wait: float | None) -> str:
-        deadline = None if wait is None else time.monotonic() + wait
-        pause = 0.005
-        while True:
-            token = await asyncio.to_thread(self.backend.slot_acquire, f"fn.{config.name}", limit,
-                                            self.holder, config.timeout + 30)
-            if token is not None:
-                return token
-            if deadline is not None and time.monotonic() + pause > deadline:
-                raise throttled(config.name)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.1)
-
-    async def release(self, config: FunctionConfig, token: str) -> None:
-        await asyncio.to_thread(self.backend.slot_release, f"fn.{config.name}", token)
-
-
 class FunctionLog(Protocol):
     """Where a runtime puts what functions write (squall.observability.logs.LogSink)."""
 
     def write(self, function: str, request_id: str, trace_id: str, text: str) -> None: ...
-
-
-def throttled(function: str) -> Throttled:
-    return Throttled(f"Rate Exceeded: {function} is at its concurrency limit", "TooManyRequestsException")
 
 
 class Runtime(ABC):
@@ -95,17 +63,17 @@ class Runtime(ABC):
         """
         config = self.app.config(request.function)
         start = time.time()
-        token = None
+        slot: Slot | None = None
         try:
             if self.slots is not None and config.reserved_concurrency is not None:
-                token = await self.slots.acquire(config, config.reserved_concurrency, request.wait)
+                slot = await self.slots.acquire(config, config.reserved_concurrency, request.wait)
             invocation = await self._run(config, request)
         except InvocationError as error:
             invocation = Invocation(request.request_id, request.function, request.trigger, start,
                                     (time.time() - start) * 1000, config.memory_mb, error=error)
         finally:
-            if token is not None and self.slots is not None:
-                await self.slots.release(config, token)
+            if slot is not None and self.slots is not None:
+                await self.slots.release(config, slot)
         invocation.node = self.node
         return invocation
 

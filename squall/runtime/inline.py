@@ -22,10 +22,11 @@ from squall.core.pipeline import Handler, InvokeRequest
 from squall.errors import FunctionTimeout
 from squall.objects import ObjectStore
 from squall.runtime import wire
-from squall.runtime.base import Runtime, RuntimeSettings, throttled
+from squall.runtime.base import Runtime, RuntimeSettings
 from squall.runtime.context import Context
 from squall.runtime.instance import max_memory_mb
 from squall.runtime.invocation import Invocation, run_handler
+from squall.runtime.slots import throttled
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig

@@ -37,11 +37,12 @@ from squall.errors import (
 )
 from squall.loader import app_root
 from squall.runtime import wire
-from squall.runtime.base import ClusterSlots, FunctionLog, Runtime, RuntimeSettings, throttled
+from squall.runtime.base import FunctionLog, Runtime, RuntimeSettings
 from squall.runtime.environment import Initialization, zygote_environment
 from squall.runtime.invocation import Invocation, error_from_dict, too_large
 from squall.runtime.platform import PlatformLog
 from squall.runtime.sandbox import FREEZE_AFTER, Cell, Sandbox
+from squall.runtime.slots import ClusterSlots, throttled
 
 if TYPE_CHECKING:
     from squall.app import App, FunctionConfig
@@ -520,6 +521,8 @@ class ProcessRuntime(Runtime):
             pool.idle.append(instance)
 
     async def stop(self) -> None:
+        if self.slots is not None:
+            await self.slots.close()  # the cluster's slots this node kept for its next invocations
         for pool in self.pools.values():
             pool.clear()
         await self.zygote.stop()

@@ -10,7 +10,17 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.fifo import DEDUP_WINDOW, FifoEntry, PublishOnce, is_fifo
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import Consumed, FanOut, FanOutEntry, Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import (
+    Consumed,
+    DeadLetter,
+    FanOut,
+    FanOutEntry,
+    Message,
+    QueueConfig,
+    QueueStats,
+    Release,
+    Watch,
+)
 from squall.backends.redis import keys
 from squall.backends.redis.core import RedisCore, reachable
 from squall.backends.redis.watch import PubSubWatch
@@ -140,7 +150,26 @@ class RedisQueues(RedisCore):
         now = self.clock()
         keys_ = keys.queue(queue) + (keys.queue(policy[1]) if policy else [])
         reply = self._run("claim", keys_, [now, now + visibility_timeout, max_messages, uuid.uuid4().hex,
-                                           *(policy if policy else ("", ""))])
+                                           policy[0] if policy else ""])
+        return [_message(queue, *row) for row in json.loads(reply)]
+
+    @reachable
+    def settle(self, queue: str, acks: Sequence[str] = (), releases: Sequence[Release] = (),
+               dead_letters: Sequence[DeadLetter] = (), *, dlq: str | None = None, claim: int = 0,
+               visibility_timeout: float = 0.0, max_receives: int | None = None) -> list[Message]:
+        delays, added, visibility_timeout, policy = checks.settle(queue, releases, dead_letters, dlq, claim,
+                                                                  visibility_timeout, max_receives)
+        if not (acks or releases or dead_letters):
+            return self.claim(queue, claim, visibility_timeout, max_receives=max_receives, dlq=dlq)
+        now = self.clock()
+        args: list[Any] = [now, now + visibility_timeout, claim, uuid.uuid4().hex, policy[0] if policy else "",
+                           len(acks), *acks, len(releases)]
+        for release, delay in zip(releases, delays, strict=True):
+            args += [release.receipt, now + delay, int(release.uncount)]
+        args.append(len(dead_letters))
+        for entry, attributes in zip(dead_letters, added, strict=True):
+            args += [entry.receipt, "" if attributes is None else attributes[1:-1]]  # the members (dead_letter)
+        reply = self._run("settle", keys.queue(queue) + (keys.queue(dlq) if dlq is not None else []), args)
         return [_message(queue, *row) for row in json.loads(reply)]
 
     @reachable
@@ -152,7 +181,7 @@ class RedisQueues(RedisCore):
     @reachable
     def release(self, queue: str, receipt: str, delay: float = 0.0, *, uncount: bool = False) -> bool:
         delay = checks.seconds("delay", delay)
-        return bool(self._run("release", keys.queue(queue), [receipt, self.clock() + delay, queue, int(uncount)]))
+        return bool(self._run("release", keys.queue(queue), [receipt, self.clock() + delay, int(uncount)]))
 
     @reachable
     def dead_letter(self, queue: str, receipt: str, dlq: str, attributes: dict[str, Any] | None = None) -> bool:
@@ -160,8 +189,7 @@ class RedisQueues(RedisCore):
         # the members of a JSON object, spliced into the stored message's attributes by
         # the script (a later duplicate name wins when the message is read)
         added = checks.json_text("message attributes", attributes)[1:-1] if attributes else ""
-        return bool(self._run("dead_letter", keys.queue(queue) + keys.queue(dlq),
-                              [receipt, self.clock(), dlq, added]))
+        return bool(self._run("dead_letter", keys.queue(queue) + keys.queue(dlq), [receipt, self.clock(), added]))
 
     @reachable
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:

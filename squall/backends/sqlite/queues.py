@@ -20,7 +20,17 @@ from typing import Any
 from squall.backends import checks
 from squall.backends.fifo import DEDUP_WINDOW, SEQUENCE_WIDTH, FifoEntry, PublishOnce, is_fifo, sequence_number
 from squall.backends.ids import new_message_id
-from squall.backends.protocol import Consumed, FanOut, FanOutEntry, Message, QueueConfig, QueueStats, Watch
+from squall.backends.protocol import (
+    Consumed,
+    DeadLetter,
+    FanOut,
+    FanOutEntry,
+    Message,
+    QueueConfig,
+    QueueStats,
+    Release,
+    Watch,
+)
 from squall.backends.sqlite.core import SQLiteCore
 from squall.backends.sqlite.watch import FileWatch
 
@@ -234,56 +244,77 @@ class SQLiteQueues(SQLiteCore):
               max_receives: int | None = None, dlq: str | None = None) -> list[Message]:
         visibility_timeout, policy = checks.claim(queue, max_messages, visibility_timeout, max_receives, dlq)
         now = self.clock()
-        claimed: list[Message] = []
         # an idle queue is polled often: answer "nothing visible" without taking the write lock
         if max_messages == 0 or self._conn().execute(
                 "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (queue, now)).fetchone() is None:
-            return claimed
-        if is_fifo(queue):
-            return self._claim_fifo(queue, max_messages, visibility_timeout, policy, now)
+            return []
         with self._write() as conn:
-            # a round claims every live row it selects; only when it also dead-lettered some
-            # is there room for another, which skips the rows claimed so far (with a
-            # visibility timeout of 0 they are still visible)
-            seen: list[int] = []
-            while len(claimed) < max_messages:
-                skip = "AND seq NOT IN (SELECT value FROM json_each(?)) " if seen else ""
-                candidates = conn.execute(
-                    f"SELECT seq, receive_count FROM messages WHERE queue = ? AND visible_at <= ? {skip}"
-                    "ORDER BY visible_at, seq LIMIT ?",
-                    (queue, now, *([json.dumps(seen)] if seen else []), max_messages - len(claimed))).fetchall()
-                exhausted = [seq for seq, count in candidates if policy and count >= policy[0]]
-                live = [seq for seq, count in candidates if not policy or count < policy[0]]
-                if exhausted and policy:
-                    _move(conn, exhausted, policy[1], now)
-                if live:
-                    claimed += self._receive(conn, live, now, visibility_timeout)
-                if not exhausted:
-                    break
-                seen += live
+            return self._claim(conn, queue, max_messages, visibility_timeout, policy, now)
+
+    def settle(self, queue: str, acks: Sequence[str] = (), releases: Sequence[Release] = (),
+               dead_letters: Sequence[DeadLetter] = (), *, dlq: str | None = None, claim: int = 0,
+               visibility_timeout: float = 0.0, max_receives: int | None = None) -> list[Message]:
+        delays, added, visibility_timeout, policy = checks.settle(queue, releases, dead_letters, dlq, claim,
+                                                                  visibility_timeout, max_receives)
+        if not (acks or releases or dead_letters):
+            return self.claim(queue, claim, visibility_timeout, max_receives=max_receives, dlq=dlq)
+        now = self.clock()
+        with self._write() as conn:
+            self._ack(conn, queue, acks)
+            for release, delay in zip(releases, delays, strict=True):
+                self._release(conn, queue, release.receipt, now + delay, release.uncount)
+            for entry, attributes in zip(dead_letters, added, strict=True):
+                assert dlq is not None  # checked
+                self._dead_letter(conn, queue, entry.receipt, dlq, now, attributes)
+            return self._claim(conn, queue, claim, visibility_timeout, policy, now) if claim else []
+
+    def _claim(self, conn: sqlite3.Connection, queue: str, max_messages: int, visibility_timeout: float,
+               policy: tuple[int, str] | None, now: float) -> list[Message]:
+        """A claim inside the caller's transaction."""
+        if is_fifo(queue):
+            return self._claim_fifo(conn, queue, max_messages, visibility_timeout, policy, now)
+        # a round claims every live row it selects; only when it also dead-lettered some
+        # is there room for another, which skips the rows claimed so far (with a
+        # visibility timeout of 0 they are still visible)
+        claimed: list[Message] = []
+        seen: list[int] = []
+        while len(claimed) < max_messages:
+            skip = "AND seq NOT IN (SELECT value FROM json_each(?)) " if seen else ""
+            candidates = conn.execute(
+                f"SELECT seq, receive_count FROM messages WHERE queue = ? AND visible_at <= ? {skip}"
+                "ORDER BY visible_at, seq LIMIT ?",
+                (queue, now, *([json.dumps(seen)] if seen else []), max_messages - len(claimed))).fetchall()
+            exhausted = [seq for seq, count in candidates if policy and count >= policy[0]]
+            live = [seq for seq, count in candidates if not policy or count < policy[0]]
+            if exhausted and policy:
+                _move(conn, exhausted, policy[1], now)
+            if live:
+                claimed += self._receive(conn, live, now, visibility_timeout)
+            if not exhausted:
+                break
+            seen += live
         return claimed
 
-    def _claim_fifo(self, queue: str, max_messages: int, visibility_timeout: float,
+    def _claim_fifo(self, conn: sqlite3.Connection, queue: str, max_messages: int, visibility_timeout: float,
                     policy: tuple[int, str] | None, now: float) -> list[Message]:
         """Each group whose head is visible, earliest first, from its head on while its
         messages are visible; heads out of receives go to the DLQ and their group goes on."""
         picked: list[int] = []
         dead: list[int] = []
-        with self._write() as conn:
-            heads = sorted((visible_at, seq, group) for group, visible_at, seq in
-                           conn.execute(_FIFO_HEADS, {"queue": queue}) if visible_at <= now)
-            for _, _, group in heads:
-                rows = conn.execute("SELECT seq, visible_at, receive_count FROM messages "
-                                    "WHERE queue = ? AND grp = ? ORDER BY seq", (queue, group))
-                for seq, visible_at, count in rows:
-                    if visible_at > now or len(picked) == max_messages:
-                        break
-                    (dead if policy and count >= policy[0] else picked).append(seq)
-                if len(picked) == max_messages:
+        heads = sorted((visible_at, seq, group) for group, visible_at, seq in
+                       conn.execute(_FIFO_HEADS, {"queue": queue}) if visible_at <= now)
+        for _, _, group in heads:
+            rows = conn.execute("SELECT seq, visible_at, receive_count FROM messages "
+                                "WHERE queue = ? AND grp = ? ORDER BY seq", (queue, group))
+            for seq, visible_at, count in rows:
+                if visible_at > now or len(picked) == max_messages:
                     break
-            if dead and policy:
-                _move(conn, dead, policy[1], now)
-            return self._receive(conn, picked, now, visibility_timeout) if picked else []
+                (dead if policy and count >= policy[0] else picked).append(seq)
+            if len(picked) == max_messages:
+                break
+        if dead and policy:
+            _move(conn, dead, policy[1], now)
+        return self._receive(conn, picked, now, visibility_timeout) if picked else []
 
     @staticmethod
     def _receive(conn: sqlite3.Connection, seqs: list[int], now: float, visibility_timeout: float) -> list[Message]:
@@ -298,35 +329,53 @@ class SQLiteQueues(SQLiteCore):
         return [_message(row) for row in rows]
 
     def ack(self, queue: str, receipts: Sequence[str]) -> int:
+        if not any(map(_parse_receipt, receipts)):
+            return 0
+        with self._write() as conn:
+            return self._ack(conn, queue, receipts)
+
+    @staticmethod
+    def _ack(conn: sqlite3.Connection, queue: str, receipts: Sequence[str]) -> int:
         keys = [key for key in map(_parse_receipt, receipts) if key is not None]
         if not keys:
             return 0
-        with self._write() as conn:
-            return conn.execute(
-                "DELETE FROM messages WHERE (seq, receipt) IN "
-                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) "
-                "AND +queue = ?", (json.dumps(keys), queue)).rowcount
+        return conn.execute(
+            "DELETE FROM messages WHERE (seq, receipt) IN "
+            "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) "
+            "AND +queue = ?", (json.dumps(keys), queue)).rowcount
 
     def release(self, queue: str, receipt: str, delay: float = 0.0, *, uncount: bool = False) -> bool:
         delay = checks.seconds("delay", delay)
-        if (key := _parse_receipt(receipt)) is None:
+        if _parse_receipt(receipt) is None:
             return False
         with self._write() as conn:
-            return conn.execute("UPDATE messages SET visible_at = ?, receive_count = max(receive_count - ?, 0) "
-                                "WHERE seq = ? AND receipt = ? AND +queue = ?",
-                                (self.clock() + delay, int(uncount), *key, queue)).rowcount == 1
+            return self._release(conn, queue, receipt, self.clock() + delay, uncount)
+
+    @staticmethod
+    def _release(conn: sqlite3.Connection, queue: str, receipt: str, at: float, uncount: bool) -> bool:
+        if (key := _parse_receipt(receipt)) is None:
+            return False
+        return conn.execute("UPDATE messages SET visible_at = ?, receive_count = max(receive_count - ?, 0) "
+                            "WHERE seq = ? AND receipt = ? AND +queue = ?",
+                            (at, int(uncount), *key, queue)).rowcount == 1
 
     def dead_letter(self, queue: str, receipt: str, dlq: str, attributes: dict[str, Any] | None = None) -> bool:
         checks.distinct_queues(queue, dlq, "dead-letter queue")
         added = checks.json_text("message attributes", attributes) if attributes else None
-        if (key := _parse_receipt(receipt)) is None:
+        if _parse_receipt(receipt) is None:
             return False
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM messages WHERE seq = ? AND receipt = ? AND +queue = ?",
-                            (*key, queue)).fetchone() is None:
-                return False
-            _move(conn, [key[0]], dlq, self.clock(), added)
-            return True
+            return self._dead_letter(conn, queue, receipt, dlq, self.clock(), added)
+
+    @staticmethod
+    def _dead_letter(conn: sqlite3.Connection, queue: str, receipt: str, dlq: str, now: float,
+                     added: str | None) -> bool:
+        key = _parse_receipt(receipt)
+        if key is None or conn.execute("SELECT 1 FROM messages WHERE seq = ? AND receipt = ? AND +queue = ?",
+                                       (*key, queue)).fetchone() is None:
+            return False
+        _move(conn, [key[0]], dlq, now, added)
+        return True
 
     def redrive(self, source: str, target: str, limit: int | None = None) -> int:
         checks.distinct_queues(source, target, "redrive target")

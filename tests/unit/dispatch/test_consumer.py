@@ -181,7 +181,7 @@ def test_settle_acks_the_successes_in_one_call_and_releases_failures_with_backof
 
     consumer.settle([Settlement(first, {first[1].id}), Settlement(second, set())])
 
-    assert backend.calls == ["ack", "release"]  # one ack for both batches, one release
+    assert backend.calls == ["settle"]  # one call for both batches: the ack and the release
     stats = sqlite.queue_stats("q")
     assert (stats.visible, stats.in_flight, stats.delayed) == (0, 1, 0)
     clock.advance(10 - 0.001)  # retry_base * 2^0
@@ -222,7 +222,7 @@ def test_settle_dead_letters_a_message_out_of_receives(sqlite, clock, no_jitter)
 
     consumer.settle([Settlement(batch, {batch[0].id})])
 
-    assert backend.calls == ["ack", "dead_letter"]
+    assert backend.calls == ["settle"]  # the ack and the dead letter
     assert sqlite.queue_stats("q").total == 0
     [dead] = sqlite.peek("q-dlq")
     assert (dead.id, dead.body) == (batch[0].id, "poison")
@@ -235,7 +235,7 @@ def test_settle_of_nothing_makes_no_call(sqlite):
     assert backend.calls == []
 
 
-def test_settle_with_every_message_failed_makes_no_ack(sqlite, no_jitter):
+def test_settle_with_every_message_failed_releases_them_in_one_call(sqlite, no_jitter):
     declare(sqlite)
     sqlite.enqueue("q", "1")
     sqlite.enqueue("q", "2")
@@ -244,7 +244,8 @@ def test_settle_with_every_message_failed_makes_no_ack(sqlite, no_jitter):
     batch = consumer.claim()
     backend.calls.clear()
     consumer.settle([Settlement(batch, {m.id for m in batch})])
-    assert backend.calls == ["release", "release"]
+    assert backend.calls == ["settle"]
+    assert sqlite.queue_stats("q").delayed + sqlite.queue_stats("q").in_flight == 2
 
 
 # ---- step -----------------------------------------------------------------------------
@@ -420,7 +421,7 @@ def test_stop_lets_the_batch_in_flight_finish_and_be_acked(sqlite):
 
     asyncio.run(main())
     assert invoke.bodies == [["first"]]  # nothing claimed after stop()
-    assert backend.calls[-1] == "ack"
+    assert backend.calls[-1] == "settle"
     [left] = sqlite.peek("q")
     assert left.body == "second" and sqlite.queue_stats("q").visible == 1
 
@@ -438,17 +439,17 @@ def test_idle_consumer_makes_no_backend_calls_and_claims_again_on_wake(sqlite):
         consumer = QueueConsumer(backend, invoke, config(), SQS)  # type: ignore[arg-type]
         await consumer.start()
         try:
-            await until(lambda: backend.calls == ["claim"], what="the first claim")
+            await until(lambda: backend.calls == ["settle"], what="the first claim")
             await asyncio.sleep(0.2)
-            assert backend.calls == ["claim"]  # the claim came back short: idle
+            assert backend.calls == ["settle"]  # the claim came back short: idle
 
             sqlite.enqueue("q", "hello")  # behind the proxy's back: only wake() tells
             await asyncio.sleep(0.05)
-            assert backend.calls == ["claim"] and invoke.requests == []
+            assert backend.calls == ["settle"] and invoke.requests == []
             consumer.wake()
-            await until(lambda: backend.calls == ["claim", "claim", "ack"], what="claim, invoke, ack")
+            await until(lambda: backend.calls == ["settle"] * 3, what="claim, invoke, ack")
             await asyncio.sleep(0.2)
-            assert backend.calls == ["claim", "claim", "ack"]  # idle again
+            assert backend.calls == ["settle"] * 3  # idle again
         finally:
             await consumer.stop()
 
@@ -483,7 +484,7 @@ def test_a_failed_claim_is_logged_and_retried(sqlite, monkeypatch, caplog, error
     declare(sqlite)
     sqlite.enqueue("q", "1")
     backend = CountingBackend(sqlite)
-    backend.fail_once("claim", error)
+    backend.fail_once("settle", error)
     invoke = Recorder()
 
     async def main():
@@ -496,7 +497,7 @@ def test_a_failed_claim_is_logged_and_retried(sqlite, monkeypatch, caplog, error
 
     asyncio.run(main())
     assert invoke.bodies == [["1"]]
-    assert backend.calls[:2] == ["claim", "claim"]
+    assert backend.calls[:2] == ["settle", "settle"]
     logged = [r for r in caplog.records if r.name == "squall.queues"]
     assert any(r.levelno == level and said in r.getMessage() and str(error) in r.getMessage() for r in logged)
     # only an outage is announced as over
@@ -508,14 +509,17 @@ def test_backend_unavailable_during_an_ack_redelivers_after_the_visibility_timeo
     declare(sqlite)
     sqlite.enqueue("q", "1")
     backend = CountingBackend(sqlite)
-    backend.fail_once("ack", BackendUnavailable("down"))
-    invoke = Recorder()
+    gate = asyncio.Event()
+    invoke = Recorder(gate=gate)
 
     async def main():
         consumer = QueueConsumer(backend, invoke, config(), SQS)  # type: ignore[arg-type]
         await consumer.start()
         try:
-            await until(lambda: backend.calls.count("ack") == 1, what="the failed ack")
+            await until(lambda: invoke.running == 1, what="the handler to start")
+            backend.fail_once("settle", BackendUnavailable("down"))  # the turn that acks it
+            gate.set()
+            await until(lambda: backend.calls.count("settle") == 2, what="the failed ack")
             clock.advance(30)  # the visibility timeout: the unsettled message is visible again
             await until(lambda: sqlite.queue_stats("q").total == 0, what="the redelivery")
         finally:
