@@ -9,14 +9,15 @@ that some alternative tests is one step of a tree of paths, holding
   (`squall.routing.index`) of those conditions' matchers;
 - `exists`, `absent`: which of them `{"exists": true}` / `{"exists": false}` satisfies.
 
-Matching walks the event along the tree once. At each path the event has, its values are
-looked up in that path's index, once each, and the alternatives that need the path but
-were not satisfied are marked failed; a path the event lacks fails, in one mask, every
+Matching walks the event along the tree once. At each path the event has, one call
+(`_checker`) looks its values up in that path's index, once each, and answers the
+alternatives that need the path but were not satisfied (for a path of exact strings alone,
+a dict holds that answer per string); a path the event lacks fails, in one mask, every
 alternative that requires it or a path below it. What survives, `~failed`, matched. Two
 kinds of alternative are settled one by one instead, among the survivors only:
 
-- those with a condition the index cannot answer (`wildcard`, `cidr`, two `anything-but`s
-  in one field: `index.indexable`): that condition is tested on its field;
+- those with a condition the index cannot answer (two `anything-but`s in one field:
+  `index.indexable`): that condition is tested on its field;
 - those with a path below an array of objects in this event: `Node.match` decides, since
   one element must satisfy the whole sub-pattern below the array (array consistency),
   which a flat look-up cannot see.
@@ -32,9 +33,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from squall.routing.index import FieldIndex, indexable
+from squall.routing.index import FieldIndex, bits, indexable
 from squall.routing.tree import MISSING, Condition, Node, Path, Pattern, leaves_of, objects_of
-from squall.routing.values import Leaf
 
 K = TypeVar("K", bound=Hashable)
 
@@ -101,21 +101,16 @@ class _Step:
             required_below |= child_required
             beneath |= testing
             keys.append((key, frozen))
-        probe = self.index.freeze() if self.index is not None else None
-        frozen = _Frozen(self.need, self.exists, probe, required, required_below, required_below & ~required,
-                         beneath, tuple(keys))
+        frozen = _Frozen(_checker(self.need, self.exists, self.absent, self.index), required_below,
+                         required_below & ~required, beneath, tuple(keys))
         return required_below, beneath | self.need | self.tested, frozen
 
 
 class _Frozen(NamedTuple):
     """A step as the walk reads it: a tuple, unpacked in one go at each key."""
 
-    need: int
-    exists: int
-    #: the alternatives of `need` that one leaf satisfies by its matchers
-    probe: Callable[[Leaf], int] | None
-    #: of `need`, those a field without a value here fails
-    required: int
+    #: the alternatives of `need` that a value here fails (None: no alternative needs it)
+    check: Callable[[Any], int] | None
     #: those a missing field fails: `required` here and at every path below
     missing: int
     #: those a field that has no object here fails: `required` at every path below
@@ -123,6 +118,38 @@ class _Frozen(NamedTuple):
     #: the alternatives that test anything (indexed or not) strictly below this path
     beneath: int
     keys: tuple[tuple[str, _Frozen], ...]
+
+
+def _checker(need: int, exists: int, absent: int, index: FieldIndex | None) -> Callable[[Any], int] | None:
+    """The function from a field's value (present) to the alternatives of `need` it fails:
+    one with no leaf (an object, an empty array) fails those not satisfied by absence; one
+    with leaves, those that neither `exists` nor a matcher of theirs satisfies."""
+    if not need:
+        return None
+    required = need & ~absent
+    unmet = need & ~exists
+    probe = index.freeze() if index is not None else None
+
+    def of_leaves(value: Any) -> int:
+        leaves = leaves_of(value)
+        if not leaves:
+            return required
+        if probe is None:
+            return unmet
+        satisfied = 0
+        for leaf in leaves:
+            satisfied |= probe(leaf)
+        return unmet & ~satisfied
+
+    if probe is None:
+        return lambda value: of_leaves(value) if type(value) is dict or type(value) is list else unmet
+    strings = index.exact_strings() if index is not None else None
+    if strings is not None:
+        fails = {text: unmet & ~satisfied for text, satisfied in strings.items()}
+        get = fails.get
+        return lambda value: get(value, unmet) if type(value) is str else \
+            of_leaves(value) if type(value) is dict or type(value) is list else unmet
+    return lambda value: of_leaves(value) if type(value) is dict or type(value) is list else unmet & ~probe(value)
 
 
 @dataclass(eq=False, slots=True)
@@ -138,6 +165,8 @@ class _Index(Generic[K]):
 
     def __init__(self, patterns: dict[K, Pattern]):
         self.alternatives: list[_Alternative[K]] = []
+        #: the rule of each alternative, by its number
+        self.rules: list[K] = []
         self.tree = _Step()
         #: alternatives settled by the masks alone, and those with conditions left to test
         self.settled = 0
@@ -170,6 +199,7 @@ class _Index(Generic[K]):
         else:
             self.settled |= bit
         self.alternatives.append(alternative)
+        self.rules.append(rule_id)
 
     def _step(self, path: Path) -> _Step:
         step = self.tree
@@ -182,20 +212,23 @@ class _Index(Generic[K]):
             failed, arrayed = _walk(self.root.keys, document)
         else:
             failed, arrayed = self.root.missing, 0
-        alternatives = self.alternatives
-        matched = {alternatives[number].rule for number in _bits(self.settled & ~(failed | arrayed))}
-        for number in _bits(self.unsettled & ~(failed | arrayed)):
-            alternative = alternatives[number]
-            if alternative.rule not in matched:
-                for path, condition in alternative.rest:
-                    if not condition.test(_value_at(document, path)):
-                        break
-                else:
+        rules = self.rules
+        undecided = failed | arrayed
+        matched = {rules[number] for number in bits(self.settled & ~undecided)}
+        if self.unsettled:
+            for number in bits(self.unsettled & ~undecided):
+                alternative = self.alternatives[number]
+                if alternative.rule not in matched:
+                    for path, condition in alternative.rest:
+                        if not condition.test(_value_at(document, path)):
+                            break
+                    else:
+                        matched.add(alternative.rule)
+        if arrayed:
+            for number in bits(arrayed & ~failed):
+                alternative = self.alternatives[number]
+                if alternative.rule not in matched and alternative.node.match(document):
                     matched.add(alternative.rule)
-        for number in _bits(arrayed & ~failed):
-            alternative = alternatives[number]
-            if alternative.rule not in matched and alternative.node.match(document):
-                matched.add(alternative.rule)
         return matched
 
 
@@ -204,28 +237,15 @@ def _walk(keys: tuple[tuple[str, _Frozen], ...], document: dict[str, Any]) -> tu
     a path below an array of objects (left to `Node.match`)."""
     failed = arrayed = 0
     get = document.get
-    for key, (need, exists, probe, required, missing, flat, beneath, below) in keys:
+    for key, (check, missing, flat, beneath, below) in keys:
         value = get(key, MISSING)
         if value is MISSING:
             failed |= missing
             continue
-        kind = type(value)
-        if need:
-            if kind is dict or kind is list:
-                leaves = leaves_of(value)
-                if not leaves:
-                    failed |= required
-                else:
-                    satisfied = exists
-                    if probe is not None:
-                        for leaf in leaves:
-                            satisfied |= probe(leaf)
-                    failed |= need & ~satisfied
-            elif probe is not None:
-                failed |= need & ~(exists | probe(value))
-            else:
-                failed |= need & ~exists
+        if check is not None:
+            failed |= check(value)
         if below:
+            kind = type(value)
             if kind is dict:
                 below_failed, below_arrayed = _walk(below, value)
                 failed |= below_failed
@@ -246,11 +266,3 @@ def _value_at(document: Any, path: Path) -> Any:
             return MISSING
         value = value.get(key, MISSING)
     return value
-
-
-def _bits(mask: int) -> Iterator[int]:
-    """The numbers of the bits set in `mask`, lowest first."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low

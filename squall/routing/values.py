@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 Leaf = str | int | float | bool | None
@@ -90,10 +90,25 @@ class EqualsIgnoreCase:
 
 @dataclass(frozen=True, slots=True)
 class Wildcard:
-    """`*` stands for any run of characters (none included); `\\*` is a star, `\\\\` a backslash."""
+    """`*` stands for any run of characters (none included); `\\*` is a star, `\\\\` a backslash.
 
+    `segments` are the literal runs around the stars, escapes resolved (one more than
+    there are stars): a value matches when it starts with the first, ends with the last,
+    holds the others in order between them, and these do not overlap. The index files the
+    first and last; the regular expression built from all of them decides the rest."""
+
+    #: the pattern as given
     text: str
-    regex: re.Pattern[str]
+    segments: tuple[str, ...]
+    regex: re.Pattern[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regex", re.compile(".*".join(map(re.escape, self.segments)), re.DOTALL))
+
+    @property
+    def length(self) -> int:
+        """The fewest characters a matching value has: its literal characters."""
+        return sum(map(len, self.segments))
 
     def matches(self, value: Leaf) -> bool:
         return type(value) is str and self.regex.fullmatch(value) is not None
