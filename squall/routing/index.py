@@ -312,7 +312,15 @@ class _Lookups:
         self.ranges = tuple((model, _Ranges.build(ranges)) for model, ranges in self.numeric.items())
         self.models = tuple((model, scaled, literals) for model, (scaled, literals) in self.numbers.items())
         self.probe = self.leaf
-        if not (self.constants or self.numbers or self.ranges):  # only strings can match
+        if not (self.strings or finders or self.constants):  # only numbers can match
+            if len(self.ranges) == 1 and not self.models:
+                ((model, ranges),) = self.ranges
+                comparable, stretch = model.comparable, ranges.find
+                self.probe = lambda value: stretch(scaled) if (scaled := comparable(value)) is not None else 0
+            else:
+                number = self.number
+                self.probe = lambda value: number(value) if _numeric(type(value), value) else 0  # type: ignore[arg-type]
+        elif not (self.constants or self.numbers or self.ranges):  # only strings can match
             get = self.strings.get
             if not finders:  # exact strings: one frame
                 self.probe = lambda value: get(value, 0) if type(value) is str else 0
