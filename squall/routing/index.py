@@ -263,6 +263,8 @@ class _Lookups:
     models: tuple[tuple[NumberModel, dict[int, int], dict[Leaf, int]], ...] = ()
     #: `leaf`, or a quicker equivalent for what this path holds
     probe: Callable[[Leaf], int] | None = None
+    #: `string`, or a quicker equivalent
+    text: Callable[[str], int] | None = None
 
     def file(self, matcher: Matcher, bit: int) -> None:
         if type(matcher) is Exact:
@@ -330,6 +332,11 @@ class _Lookups:
             else:
                 string = self.string
                 self.probe = lambda value: string(value) if type(value) is str else 0
+        self.text = self.string
+        if len(finders) == 1:
+            (only,) = finders
+            known = self.strings.get
+            self.text = only if not self.strings else lambda text: known(text, 0) | only(text)
 
     def string(self, text: str) -> int:
         found = self.strings.get(text, 0)
@@ -392,14 +399,24 @@ class FieldIndex:
         assert self.probe is not None
         return self.probe
 
-    def exact_strings(self) -> dict[str, int] | None:
-        """Once frozen: the alternatives by string, when exact strings are all this path
-        holds (a leaf that is not one of them satisfies none)."""
-        positive = self.positive
-        if self.but_any or self.but_numbers or positive.finders or positive.constants or positive.numbers or \
-                positive.ranges:
+    def string_table(self) -> tuple[dict[str, int], int] | None:
+        """Once frozen, when no string needs more than a look-up by its text (exact strings,
+        and anything-but over exact strings): the alternatives by string, and those that
+        every other string satisfies."""
+        positive, excluded = self.positive, self.excluded
+        if positive.finders or excluded.finders:
             return None
-        return positive.strings
+        by_string = {text: positive.strings.get(text, 0) | (self.but_any & ~excluded.strings.get(text, 0))
+                     for text in positive.strings.keys() | excluded.strings.keys()}
+        return by_string, self.but_any
+
+    def text_only(self) -> Callable[[str], int] | None:
+        """Once frozen, when only strings can satisfy this path's matchers: the function
+        from a string to the alternatives it satisfies."""
+        positive = self.positive
+        if self.but_any or self.but_numbers or positive.constants or positive.numbers or positive.ranges:
+            return None
+        return positive.text
 
     def leaf(self, value: Leaf) -> int:
         assert self.positive.probe is not None and self.excluded.probe is not None  # frozen

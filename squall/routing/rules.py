@@ -122,32 +122,38 @@ class _Frozen(NamedTuple):
 
 def _checker(need: int, exists: int, absent: int, index: FieldIndex | None) -> Callable[[Any], int] | None:
     """The function from a field's value (present) to the alternatives of `need` it fails:
-    one with no leaf (an object, an empty array) fails those not satisfied by absence; one
-    with leaves, those that neither `exists` nor a matcher of theirs satisfies."""
+    a value with no leaf (an object, an empty array) fails those not satisfied by absence;
+    one with leaves, those that neither `exists` nor a matcher of theirs satisfies. A scalar
+    is answered in one or two calls: strings by a dict of failures where a table holds
+    them, or by the string look-ups alone where only strings can match."""
     if not need:
         return None
     required = need & ~absent
     unmet = need & ~exists
-    probe = index.freeze() if index is not None else None
+    if index is None:
+        return lambda value: (required if not leaves_of(value) else unmet) \
+            if type(value) is dict or type(value) is list else unmet
+    probe = index.freeze()
 
     def of_leaves(value: Any) -> int:
         leaves = leaves_of(value)
         if not leaves:
             return required
-        if probe is None:
-            return unmet
         satisfied = 0
         for leaf in leaves:
             satisfied |= probe(leaf)
         return unmet & ~satisfied
 
-    if probe is None:
-        return lambda value: of_leaves(value) if type(value) is dict or type(value) is list else unmet
-    strings = index.exact_strings() if index is not None else None
-    if strings is not None:
-        fails = {text: unmet & ~satisfied for text, satisfied in strings.items()}
-        get = fails.get
-        return lambda value: get(value, unmet) if type(value) is str else \
+    table = index.string_table()
+    if table is not None:
+        by_string, otherwise = table
+        get = {text: unmet & ~satisfied for text, satisfied in by_string.items()}.get
+        other = unmet & ~otherwise
+        return lambda value: get(value, other) if type(value) is str else \
+            of_leaves(value) if type(value) is dict or type(value) is list else unmet & ~probe(value)
+    text = index.text_only()
+    if text is not None:
+        return lambda value: unmet & ~text(value) if type(value) is str else \
             of_leaves(value) if type(value) is dict or type(value) is list else unmet
     return lambda value: of_leaves(value) if type(value) is dict or type(value) is list else unmet & ~probe(value)
 
