@@ -21,7 +21,11 @@ from squall.routing import InvalidEventPattern, InvalidFilterPolicy, Rules, even
 from squall.routing.tree import Pattern
 from squall.routing.values import address_of
 
-WORDS = ["alpha", "Alpha", "ALPHA", "alphabet", "beta", "bet", "Beta", "", "al*ha", "a\\b", "İstanbul", "istanbul"]
+WORDS = ["alpha", "Alpha", "ALPHA", "alphabet", "beta", "bet", "Beta", "", "al*ha", "a\\b", "İstanbul", "istanbul",
+         "a", "ala", "alala", "a*b\nt"]
+#: stars at the start, middle and end, several, escaped; heads and tails that overlap in short words
+WILDCARDS = ["al*", "*ha", "*", "a*b*t", "al\\*ha", "*\\\\*", "a*a", "al*la", "al*l*a", "*l*", "*a*", "alpha", "",
+             "b*t*a", "A*", "a\\**", "*b\nt"]
 NUMBERS = [0, -0.0, 1, -1, 5, 5.0, 10, 9.999999, 10.000001, 10.0000001, -10, 2.5, 5e9, 5.000001e9, -5e9, 1e9,
            123456789012, 3.0e-7]
 IPS = ["10.0.0.1", "10.1.255.255", "10.2.3.4", "192.168.1.7", "2001:db8::1", "2001:db9::1", "not-an-ip", "10.0.0"]
@@ -54,9 +58,10 @@ def value(rng: random.Random, sns: bool) -> Any:
     ]
     if not sns:
         choices += [{"prefix": {"equals-ignore-case": text[:3]}}, {"suffix": {"equals-ignore-case": text[-3:]}},
-                    {"wildcard": rng.choice(["al*", "*ha", "*", "a*b*t", "al\\*ha", "*\\\\*"])},
+                    {"wildcard": rng.choice(WILDCARDS)}, {"wildcard": rng.choice(WILDCARDS)},
                     {"anything-but": {"equals-ignore-case": rng.sample([w for w in WORDS if w], 2)}},
-                    {"anything-but": {"wildcard": rng.choice(["al*", "*ta"])}}]
+                    {"anything-but": {"wildcard": rng.choice(WILDCARDS)}},
+                    {"anything-but": {"wildcard": rng.sample(WILDCARDS, 2)}}]
     return rng.choice(choices)
 
 
@@ -230,9 +235,33 @@ NOISE = [{"a": ["alpha"]}, {"a": [{"prefix": "b"}]}, {"a": [{"numeric": [">", 10
     ({"a": {"x": ["alpha"], "y": ["beta"]}}, {"a": [{"x": "alpha"}, {"x": "alpha", "y": "beta"}]}, True),
     ({"a": {"x": [{"exists": False}]}}, {"a": [{"x": 1}, {"y": 1}]}, True),
     ({"a": {"x": ["alpha"]}, "b": ["beta"]}, {"a": [{"x": "alpha"}], "b": "gamma"}, False),
-    # wildcards stay rule by rule, among the candidates
+    # wildcards: head, tail and literal length from the same wildcard, middle runs in order
     ({"a": [{"wildcard": "al*a"}], "b": ["beta"]}, {"a": "alpha", "b": "beta"}, True),
     ({"a": [{"wildcard": "al*a"}], "b": ["beta"]}, {"a": "alphas", "b": "beta"}, False),
+    ({"a": [{"wildcard": "ab*ba"}]}, {"a": "aba"}, False),  # head and tail would overlap
+    ({"a": [{"wildcard": "ab*ba"}]}, {"a": "abba"}, True),
+    ({"a": [{"wildcard": "a*b*c"}]}, {"a": "abc"}, True),
+    ({"a": [{"wildcard": "a*b*c"}]}, {"a": "acac"}, False),
+    ({"a": [{"wildcard": "a*b*b*a"}]}, {"a": "abba"}, True),
+    ({"a": [{"wildcard": "a*bb*bb*a"}]}, {"a": "abbba"}, False),  # middle runs do not overlap either
+    ({"a": [{"wildcard": "x*b"}, {"wildcard": "a*y"}]}, {"a": "ab"}, False),  # a head of one, a tail of the other
+    ({"a": [{"wildcard": "x*b"}, {"wildcard": "a*y"}]}, {"a": ["ab", "ay"]}, True),
+    ({"a": [{"wildcard": "a\\*"}]}, {"a": "a*"}, True),  # an escaped star is a star
+    ({"a": [{"wildcard": "a\\*"}]}, {"a": "ab"}, False),
+    ({"a": [{"wildcard": "a\\**"}]}, {"a": "a*b"}, True),
+    ({"a": [{"wildcard": "a\\\\*"}]}, {"a": "a\\b"}, True),
+    ({"a": [{"wildcard": "alpha"}]}, {"a": "alpha"}, True),  # no star: the exact string
+    ({"a": [{"wildcard": "alpha"}]}, {"a": "alphas"}, False),
+    ({"a": [{"wildcard": "*"}]}, {"a": ""}, True),
+    ({"a": [{"wildcard": "*"}]}, {"a": 5}, False),
+    ({"a": [{"wildcard": "*a*"}]}, {"a": "a"}, True),
+    ({"a": [{"wildcard": "a*b"}]}, {"a": "a\nb"}, True),
+    ({"a": [{"anything-but": {"wildcard": "al*"}}]}, {"a": "alpha"}, False),
+    ({"a": [{"anything-but": {"wildcard": "al*"}}]}, {"a": "beta"}, True),
+    ({"a": [{"anything-but": {"wildcard": "al*"}}]}, {"a": 5}, True),
+    ({"a": [{"anything-but": {"wildcard": ["al*", "*ta"]}}]}, {"a": "beta"}, False),
+    ({"a": [{"anything-but": {"wildcard": ["al*", "*ta"]}}]}, {"a": "gamma"}, True),
+    ({"a": [{"anything-but": {"wildcard": ["x*b", "a*y"]}}]}, {"a": "ab"}, True),
 ])
 def test_index_edges(pattern, event, expected):
     compiled = event_pattern(pattern)
