@@ -95,14 +95,17 @@ class _Step:
         below, testing at or below, the frozen step)."""
         required = self.need & ~self.absent
         required_below, beneath = required, 0
-        keys = []
+        leaves, branches = [], []
         for key, child in self.below.items():
             child_required, testing, frozen = child.freeze()
             required_below |= child_required
             beneath |= testing
-            keys.append((key, frozen))
+            if frozen.leaves or frozen.branches:
+                branches.append((key, frozen))
+            elif frozen.check is not None:  # else no alternative needs the path (only tests it)
+                leaves.append((key, frozen.check, frozen.missing))
         frozen = _Frozen(_checker(self.need, self.exists, self.absent, self.index), required_below,
-                         required_below & ~required, beneath, tuple(keys))
+                         required_below & ~required, beneath, tuple(leaves), tuple(branches))
         return required_below, beneath | self.need | self.tested, frozen
 
 
@@ -117,7 +120,10 @@ class _Frozen(NamedTuple):
     flat: int
     #: the alternatives that test anything (indexed or not) strictly below this path
     beneath: int
-    keys: tuple[tuple[str, _Frozen], ...]
+    #: the keys below without keys below them: (key, its check, its `missing`)
+    leaves: tuple[tuple[str, Callable[[Any], int], int], ...]
+    #: the others
+    branches: tuple[tuple[str, _Frozen], ...]
 
 
 def _checker(need: int, exists: int, absent: int, index: FieldIndex | None) -> Callable[[Any], int] | None:
@@ -215,7 +221,7 @@ class _Index(Generic[K]):
 
     def matching(self, document: Any) -> set[K]:
         if type(document) is dict:
-            failed, arrayed = _walk(self.root.keys, document)
+            failed, arrayed = _walk(self.root, document)
         else:
             failed, arrayed = self.root.missing, 0
         rules = self.rules
@@ -238,28 +244,30 @@ class _Index(Generic[K]):
         return matched
 
 
-def _walk(keys: tuple[tuple[str, _Frozen], ...], document: dict[str, Any]) -> tuple[int, int]:
-    """(failed, arrayed): the alternatives some path under `document` fails, and those with
-    a path below an array of objects (left to `Node.match`)."""
+def _walk(step: _Frozen, document: dict[str, Any]) -> tuple[int, int]:
+    """(failed, arrayed): the alternatives some path under `document` (at `step`) fails,
+    and those with a path below an array of objects (left to `Node.match`)."""
     failed = arrayed = 0
     get = document.get
-    for key, (check, missing, flat, beneath, below) in keys:
+    for key, check, missing in step.leaves:
+        value = get(key, MISSING)
+        failed |= missing if value is MISSING else check(value)
+    for key, below in step.branches:
         value = get(key, MISSING)
         if value is MISSING:
-            failed |= missing
+            failed |= below.missing
             continue
-        if check is not None:
-            failed |= check(value)
-        if below:
-            kind = type(value)
-            if kind is dict:
-                below_failed, below_arrayed = _walk(below, value)
-                failed |= below_failed
-                arrayed |= below_arrayed
-            elif kind is list and objects_of(value):
-                arrayed |= beneath
-            else:
-                failed |= flat
+        if below.check is not None:
+            failed |= below.check(value)
+        kind = type(value)
+        if kind is dict:
+            below_failed, below_arrayed = _walk(below, value)
+            failed |= below_failed
+            arrayed |= below_arrayed
+        elif kind is list and objects_of(value):
+            arrayed |= below.beneath
+        else:
+            failed |= below.flat
     return failed, arrayed
 
 
