@@ -104,10 +104,19 @@ class _Ranges:
             masks.append(current)
         return cls(bounds, masks)
 
-    def find(self, scaled: int) -> int:
-        bounds = self.bounds
-        i = bisect_left(bounds, scaled)
-        return self.masks[2 * i + 1 if i < len(bounds) and bounds[i] == scaled else 2 * i]
+    def finder(self, model: NumberModel) -> Callable[[Leaf], int]:
+        """The alternatives whose range holds a leaf (none for a leaf that is not a number
+        in `model`'s range), in one closure."""
+        bounds, masks, comparable = self.bounds, self.masks, model.comparable
+        count = len(bounds)
+
+        def find(value: Leaf) -> int:
+            scaled = comparable(value)
+            if scaled is None:
+                return 0
+            i = bisect_left(bounds, scaled)
+            return masks[2 * i + 1 if i < count and bounds[i] == scaled else 2 * i]
+        return find
 
 
 @dataclass(eq=False)
@@ -138,24 +147,22 @@ class _Prefixes:
             chain.append(number)
         return cls(keys, parents, masks)
 
-    def find(self, text: str) -> int:
-        keys, parents = self.keys, self.parents
-        number = bisect_right(keys, text) - 1
-        while number >= 0 and not text.startswith(keys[number]):
-            number = parents[number]
-        return self.masks[number] if number >= 0 else 0
+    def finder(self, suffix: bool = False, lowered: bool = False) -> Callable[[str], int]:
+        """The alternatives whose prefix a text has (with `suffix`, the keys are reversed
+        suffixes and so is the text; with `lowered`, the text is lower-cased first): one
+        closure, the text's forms made inline (a look-up is one call)."""
+        keys, parents, masks = self.keys, self.parents, self.masks
 
-
-def _finder(find: Callable[[str], int], suffix: bool, lowered: bool) -> Callable[[str], int]:
-    """`find` (over prefixes, or over suffixes reversed; over lower-cased text if
-    `lowered`) as a look-up of the text as given."""
-    if suffix and lowered:
-        return lambda text: find(text.lower()[::-1])
-    if suffix:
-        return lambda text: find(text[::-1])
-    if lowered:
-        return lambda text: find(text.lower())
-    return find
+        def find(text: str) -> int:
+            if lowered:
+                text = text.lower()
+            if suffix:
+                text = text[::-1]
+            number = bisect_right(keys, text) - 1
+            while number >= 0 and not text.startswith(keys[number]):
+                number = parents[number]
+            return masks[number] if number >= 0 else 0
+        return find
 
 
 @dataclass(eq=False)
@@ -185,8 +192,8 @@ class _Wildcards:
     most `lengths[i - 1]` (`fits[0]` none), and the regular expressions of those with more
     than two runs."""
 
-    heads: _Prefixes
-    tails: _Prefixes
+    heads: Callable[[str], int]
+    tails: Callable[[str], int]
     lengths: list[int]
     fits: list[int]
     #: alternatives whose middle runs are left to their regular expression, and those
@@ -212,10 +219,11 @@ class _Wildcards:
         fits = [0]
         for length in lengths:
             fits.append(fits[-1] | by_length[length])
-        return cls(_Prefixes.build(heads), _Prefixes.build(tails), lengths, fits, middles, regexes)
+        return cls(_Prefixes.build(heads).finder(), _Prefixes.build(tails).finder(suffix=True), lengths, fits, middles,
+                   regexes)
 
     def find(self, text: str) -> int:
-        found = self.heads.find(text) & self.tails.find(text[::-1]) & self.fits[bisect_right(self.lengths, len(text))]
+        found = self.heads(text) & self.tails(text) & self.fits[bisect_right(self.lengths, len(text))]
         unsure = found & self.middles
         if unsure:
             regexes = self.regexes
@@ -259,7 +267,8 @@ class _Lookups:
     #: built by `freeze`: the look-ups a string goes through besides `strings`, each
     #: taking the text as given
     finders: tuple[Callable[[str], int], ...] = ()
-    ranges: tuple[tuple[NumberModel, _Ranges], ...] = ()
+    #: per model, the ranges' look-up
+    ranges: tuple[Callable[[Leaf], int], ...] = ()
     models: tuple[tuple[NumberModel, dict[int, int], dict[Leaf, int]], ...] = ()
     #: `leaf`, or a quicker equivalent for what this path holds
     probe: Callable[[Leaf], int] | None = None
@@ -302,7 +311,7 @@ class _Lookups:
     def freeze(self) -> None:
         finders: list[Callable[[str], int]] = []
         for (suffix, ignore_case), by_text in self.affixes.items():
-            finders.append(_finder(_Prefixes.build(by_text).find, suffix, ignore_case))
+            finders.append(_Prefixes.build(by_text).finder(suffix, ignore_case))
         if self.lowered:
             lowered = self.lowered
             finders.append(lambda text: lowered.get(text.lower(), 0))
@@ -311,14 +320,12 @@ class _Lookups:
                                            for (version, shift), by_bits in sorted(self.networks.items()))).find)
         finders.extend(layer.find for layer in _Wildcards.layered(self.wildcards))
         self.finders = tuple(finders)
-        self.ranges = tuple((model, _Ranges.build(ranges)) for model, ranges in self.numeric.items())
+        self.ranges = tuple(_Ranges.build(ranges).finder(model) for model, ranges in self.numeric.items())
         self.models = tuple((model, scaled, literals) for model, (scaled, literals) in self.numbers.items())
         self.probe = self.leaf
         if not (self.strings or finders or self.constants):  # only numbers can match
             if len(self.ranges) == 1 and not self.models:
-                ((model, ranges),) = self.ranges
-                comparable, stretch = model.comparable, ranges.find
-                self.probe = lambda value: stretch(scaled) if (scaled := comparable(value)) is not None else 0
+                (self.probe,) = self.ranges
             else:
                 number = self.number
                 self.probe = lambda value: number(value) if _numeric(type(value), value) else 0  # type: ignore[arg-type]
@@ -349,10 +356,8 @@ class _Lookups:
         for model, scaled_values, literals in self.models:
             scaled = model.comparable(value)
             found |= literals.get(value, 0) if scaled is None else scaled_values.get(scaled, 0)
-        for model, ranges in self.ranges:
-            scaled = model.comparable(value)
-            if scaled is not None:
-                found |= ranges.find(scaled)
+        for ranges in self.ranges:
+            found |= ranges(value)
         return found
 
     def leaf(self, value: Leaf) -> int:
