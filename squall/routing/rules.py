@@ -31,12 +31,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from squall.routing.index import FieldIndex, bits, indexable
 from squall.routing.tree import MISSING, Condition, Node, Path, Pattern, leaves_of, objects_of
+from squall.routing.values import Exact
 
 K = TypeVar("K", bound=Hashable)
+
+#: fewer alternatives than this are not partitioned: one walk costs less than the split
+PARTITION_AT = 64
+#: a partition files at most this many times the alternatives it splits
+SPREAD = 3
 
 
 class Rules(Generic[K]):
@@ -50,7 +56,7 @@ class Rules(Generic[K]):
 
     def __init__(self) -> None:
         self._patterns: dict[K, Pattern] = {}
-        self._index: _Index[K] | None = None
+        self._index: _Matcher[K] | None = None
 
     def add(self, rule_id: K, pattern: Pattern) -> None:
         """File `pattern` under `rule_id`, replacing the rule's previous pattern."""
@@ -73,8 +79,99 @@ class Rules(Generic[K]):
     def matching(self, document: Any) -> set[K]:
         """The ids of the rules whose pattern matches `document`."""
         if self._index is None:
-            self._index = _Index(self._patterns)
+            self._index = _compile([(rule_id, node) for rule_id, pattern in self._patterns.items()
+                                    for node in pattern.alternatives], frozenset())
         return self._index.matching(document)
+
+
+class _Matcher(Protocol[K]):
+    def matching(self, document: Any) -> set[K]: ...
+
+
+def _compile(entries: list[tuple[K, Node]], used: frozenset[str]) -> _Matcher[K]:
+    """The matcher of these alternatives (rule id, node): an `_Index`, or a `_Partition`
+    when enough of them require exact strings at one top-level key not in `used`."""
+    if len(entries) >= PARTITION_AT:
+        partition = _Partition.split(entries, used)
+        if partition is not None:
+            return partition
+    return _Index(entries)
+
+
+def _exact_strings(condition: Condition) -> tuple[str, ...] | None:
+    """The strings a condition of exact strings alone allows (None for any other)."""
+    if condition.exists or condition.absent or not condition.matchers:
+        return None
+    values = []
+    for matcher in condition.matchers:
+        if type(matcher) is not Exact or type(matcher.value) is not str:
+            return None
+        values.append(matcher.value)
+    return tuple(values)
+
+
+class _Partition(Generic[K]):
+    """Alternatives split by the string an event holds at one top-level key, as
+    event-ruler's first transition does: every bit mask then spans one group's
+    alternatives, not all of them, and the walk visits the paths that group tests.
+
+    Each group holds the alternatives that allow its string there, and the `rest` (those
+    with no exact condition on the key), so an event walks one index: its string's group,
+    or `fallback` (the rest alone) for an event without a known string there. An event
+    holding an array there walks the group of each string in it."""
+
+    def __init__(self, key: str, groups: dict[str, _Matcher[K]], fallback: _Matcher[K] | None):
+        self.key = key
+        self.groups = groups
+        self.fallback = fallback
+
+    @classmethod
+    def split(cls, entries: list[tuple[K, Node]], used: frozenset[str]) -> _Partition[K] | None:
+        """The partition on the key that most alternatives require exact strings at, if
+        it has two groups or more and files at most `SPREAD` times as many alternatives as
+        given (the rest is copied into every group; an alternative allowing several strings
+        is filed in each of their groups)."""
+        counts: dict[str, int] = {}
+        for _, node in entries:
+            for key, condition in node.fields:
+                if key not in used and _exact_strings(condition) is not None:
+                    counts[key] = counts.get(key, 0) + 1
+        if not counts:
+            return None
+        key = max(counts, key=counts.__getitem__)
+        by_string: dict[str, list[tuple[K, Node]]] = {}
+        rest: list[tuple[K, Node]] = []
+        for entry in entries:
+            strings = next((_exact_strings(c) for name, c in entry[1].fields if name == key), None)
+            if strings is None:
+                rest.append(entry)
+            else:
+                for text in dict.fromkeys(strings):
+                    by_string.setdefault(text, []).append(entry)
+        filed = sum(len(group) for group in by_string.values()) + len(rest) * (len(by_string) + 1)
+        if len(by_string) < 2 or filed > SPREAD * len(entries):
+            return None
+        used = used | {key}
+        return cls(key, {text: _compile(group + rest, used) for text, group in by_string.items()},
+                   _compile(rest, used) if rest else None)
+
+    def matching(self, document: Any) -> set[K]:
+        value = document.get(self.key) if type(document) is dict else None
+        if type(value) is str:
+            group = self.groups.get(value)
+            if group is not None:
+                return group.matching(document)
+        elif type(value) is list:
+            matched: set[K] = set()
+            walked = False
+            for text in {leaf for leaf in leaves_of(value) if type(leaf) is str}:
+                group = self.groups.get(text)
+                if group is not None:
+                    matched |= group.matching(document)
+                    walked = True
+            if walked:
+                return matched
+        return self.fallback.matching(document) if self.fallback is not None else set()
 
 
 @dataclass(eq=False)
@@ -173,9 +270,9 @@ class _Alternative(Generic[K]):
 
 
 class _Index(Generic[K]):
-    """The tree of paths over every alternative of `patterns`; see the module's docstring."""
+    """The tree of paths over alternatives (rule id, node); see the module's docstring."""
 
-    def __init__(self, patterns: dict[K, Pattern]):
+    def __init__(self, entries: list[tuple[K, Node]]):
         self.alternatives: list[_Alternative[K]] = []
         #: the rule of each alternative, by its number
         self.rules: list[K] = []
@@ -183,9 +280,8 @@ class _Index(Generic[K]):
         #: alternatives settled by the masks alone, and those with conditions left to test
         self.settled = 0
         self.unsettled = 0
-        for rule_id, pattern in patterns.items():
-            for node in pattern.alternatives:
-                self._file(rule_id, node)
+        for rule_id, node in entries:
+            self._file(rule_id, node)
         self.root = self.tree.freeze()[2]
 
     def _file(self, rule_id: K, node: Node) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from squall.routing import InvalidEventPattern, InvalidFilterPolicy, Rules, event_pattern, filter_policy
+from squall.routing.rules import _Partition
 from squall.routing.tree import Pattern
 from squall.routing.values import address_of
 
@@ -154,6 +155,57 @@ def test_filter_policies_index_agrees_with_rule_by_rule(seed):
     flat_events = [{k: v for k, v in event_object(rng).items() if not isinstance(v, dict)} for _ in range(300)]
     assert check(attributes, flat_events) > len(flat_events) // 2
     assert check(body, [event_object(rng) for _ in range(300)]) > 100
+
+
+SOURCES = ["s1", "s2", "s3", "s4", "s5", "s6"]
+KINDS = ["k1", "k2", "k3"]
+
+
+def partitioned_pattern(rng: random.Random) -> dict[str, Any]:
+    """A pattern that mostly names its source and kind by exact strings, as bus rules do."""
+    pattern = pattern_object(rng, sns=False, nested=True)
+    roll = rng.random()
+    if roll < 0.9:
+        pattern["s"] = rng.sample(SOURCES, rng.choice([1, 1, 2]))
+    elif roll < 0.95:  # the rest: no exact strings there
+        pattern["s"] = [{"prefix": "s"}]
+    if rng.random() < 0.8:
+        pattern["k"] = rng.sample(KINDS, rng.choice([1, 2]))
+    return pattern
+
+
+def partitioned_event(rng: random.Random) -> Any:
+    event = event_object(rng)
+    for key, known in (("s", SOURCES), ("k", KINDS)):
+        event[key] = rng.choice([
+            rng.choice(known), rng.choice(known), rng.choice(known), "S1", "unknown", None, 5, {"x": known[0]},
+            rng.sample(known, 2), [known[0], "unknown"], ["unknown"], [], [{"x": known[0]}], [[known[1]], 7]])
+        if rng.random() < 0.1:
+            del event[key]
+    return event
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_partitioned_index_agrees_with_rule_by_rule(seed):
+    """Enough rules with exact sources split the index by source (and each source's group
+    by kind): every event still gets exactly the rules that match it."""
+    rng = random.Random(200 + seed)
+    patterns: dict[int, Pattern] = {}
+    while len(patterns) < 600:
+        try:
+            patterns[len(patterns)] = event_pattern(partitioned_pattern(rng))
+        except InvalidEventPattern:  # a drawn range can be empty
+            continue
+    rules: Rules[int] = Rules()
+    for number, pattern in patterns.items():
+        rules.add(number, pattern)
+    events = [partitioned_event(rng) for _ in range(400)] + ["not an object", None, [], {}]
+    matched = check(patterns, events)
+    assert matched > len(events)
+    rules.matching({})
+    top = rules._index
+    assert isinstance(top, _Partition) and top.key == "s"
+    assert any(isinstance(group, _Partition) for group in top.groups.values())  # split again, by kind
 
 
 def test_rules_follow_add_and_remove():
