@@ -22,6 +22,9 @@ kinds of alternative are settled one by one instead, among the survivors only:
   one element must satisfy the whole sub-pattern below the array (array consistency),
   which a flat look-up cannot see.
 
+Above the index, `_Partition` splits many alternatives by the exact strings they require
+at one top-level key (a bus rule's `source`), so an event walks only its group's index.
+
 The index answers each indexed condition exactly as `Condition.test` does, so the result is
 exactly the set of rules whose pattern matches (`tests/unit/routing/test_rules_index.py`
 checks it against rule-by-rule matching on generated patterns and events).
