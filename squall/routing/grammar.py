@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -195,27 +194,30 @@ class _Compiler:
     def wildcard(self, text: str, path: str) -> Wildcard:
         """`*` is any run of characters; a backslash escapes `*` or itself, nothing else;
         two stars in a row are refused (they would only make the rule slower)."""
-        parts: list[str] = []
+        segments: list[str] = []
+        run: list[str] = []
         index, previous_star = 0, False
         while index < len(text):
             char = text[index]
             if char == "*":
                 if previous_star:
                     self.fail(f"Consecutive wildcard characters at pos {index}", path)
-                parts.append(".*")
+                segments.append("".join(run))
+                run = []
                 previous_star = True
             elif char == "\\":
                 escaped = text[index + 1] if index + 1 < len(text) else ""
                 if escaped not in ("*", "\\"):
                     self.fail(f"Invalid escape character at pos {index}", path)
-                parts.append(re.escape(escaped))
+                run.append(escaped)
                 index += 1
                 previous_star = False
             else:
-                parts.append(re.escape(char))
+                run.append(char)
                 previous_star = False
             index += 1
-        return Wildcard(text, re.compile("".join(parts), re.DOTALL))
+        segments.append("".join(run))
+        return Wildcard(text, tuple(segments))
 
     def anything_but(self, argument: Any, path: str) -> AnythingBut:
         if isinstance(argument, Mapping):

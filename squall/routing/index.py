@@ -15,18 +15,23 @@ alternative:
   the value is parsed as an address once;
 - `numeric`: the range bounds sorted, every stretch at and between them holding the
   alternatives whose ranges cover it; a value finds its stretch by bisection;
-- `anything-but` (values, numbers, `prefix`, `suffix`, `equals-ignore-case`): every
-  alternative with one, less those whose excluded values an inner index finds.
+- `wildcard`: a pattern without a star is an exact string; the others are filed by their
+  first and last literal runs, as prefixes and reversed suffixes (`_Wildcards`), and by
+  their literal length; a value's candidates are those whose head and tail it has and
+  that fit in it, decided there for one star, confirmed by the regular expression for two
+  or more;
+- `anything-but` (values, numbers, `prefix`, `suffix`, `equals-ignore-case`, `wildcard`):
+  every alternative with one, less those whose excluded values an inner index finds.
 
-`wildcard` (and a condition with two `anything-but`s, whose complements do not
-combine per alternative) are not indexed: `indexable` says so, and `Rules` tests those
-conditions one candidate at a time.
+A condition with two `anything-but`s, whose complements do not combine per alternative,
+is not indexed: `indexable` says so, and `Rules` tests it one candidate at a time.
 """
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from squall.routing.tree import Condition
@@ -45,21 +50,19 @@ from squall.routing.values import (
     is_number,
 )
 
-#: the matchers a FieldIndex looks up (AnythingBut only over these, Wildcard excluded)
-_INDEXED = (Exact, EqualsIgnoreCase, Affix, Numeric, Cidr)
-
 
 def indexable(condition: Condition) -> bool:
-    """Whether every matcher of `condition` can be filed in a FieldIndex."""
-    excluding = 0
-    for matcher in condition.matchers:
-        if type(matcher) is AnythingBut:
-            excluding += 1
-            if any(type(inner) is Wildcard for inner in matcher.inner):
-                return False
-        elif type(matcher) not in _INDEXED:
-            return False
-    return excluding <= 1
+    """Whether every matcher of `condition` can be filed in a FieldIndex: all can, but two
+    `anything-but`s in one condition."""
+    return sum(type(matcher) is AnythingBut for matcher in condition.matchers) <= 1
+
+
+def bits(mask: int) -> Iterator[int]:
+    """The numbers of the bits set in `mask`, highest first (one `bit_length` per bit)."""
+    while mask:
+        top = mask.bit_length() - 1
+        yield top
+        mask ^= 1 << top
 
 
 @dataclass(eq=False)
@@ -101,10 +104,19 @@ class _Ranges:
             masks.append(current)
         return cls(bounds, masks)
 
-    def find(self, scaled: int) -> int:
-        bounds = self.bounds
-        i = bisect_left(bounds, scaled)
-        return self.masks[2 * i + 1 if i < len(bounds) and bounds[i] == scaled else 2 * i]
+    def finder(self, model: NumberModel) -> Callable[[Leaf], int]:
+        """The alternatives whose range holds a leaf (none for a leaf that is not a number
+        in `model`'s range), in one closure."""
+        bounds, masks, comparable = self.bounds, self.masks, model.comparable
+        count = len(bounds)
+
+        def find(value: Leaf) -> int:
+            scaled = comparable(value)
+            if scaled is None:
+                return 0
+            i = bisect_left(bounds, scaled)
+            return masks[2 * i + 1 if i < count and bounds[i] == scaled else 2 * i]
+        return find
 
 
 @dataclass(eq=False)
@@ -135,12 +147,105 @@ class _Prefixes:
             chain.append(number)
         return cls(keys, parents, masks)
 
+    def finder(self, suffix: bool = False, lowered: bool = False) -> Callable[[str], int]:
+        """The alternatives whose prefix a text has (with `suffix`, the keys are reversed
+        suffixes and so is the text; with `lowered`, the text is lower-cased first): one
+        closure, the text's forms made inline (a look-up is one call)."""
+        keys, parents, masks = self.keys, self.parents, self.masks
+
+        def find(text: str) -> int:
+            if lowered:
+                text = text.lower()
+            if suffix:
+                text = text[::-1]
+            number = bisect_right(keys, text) - 1
+            while number >= 0 and not text.startswith(keys[number]):
+                number = parents[number]
+            return masks[number] if number >= 0 else 0
+        return find
+
+
+@dataclass(eq=False)
+class _Networks:
+    """`cidr` networks: per (IP version, bits after the prefix), the alternatives by the
+    network's leading bits."""
+
+    by_size: tuple[tuple[int, int, dict[int, int]], ...]
+
     def find(self, text: str) -> int:
-        keys, parents = self.keys, self.parents
-        number = bisect_right(keys, text) - 1
-        while number >= 0 and not text.startswith(keys[number]):
-            number = parents[number]
-        return self.masks[number] if number >= 0 else 0
+        address = address_of(text)
+        if address is None:
+            return 0
+        version, number = address
+        found = 0
+        for network_version, shift, by_bits in self.by_size:
+            if network_version == version:
+                found |= by_bits.get(number >> shift, 0)
+        return found
+
+
+@dataclass(eq=False)
+class _Wildcards:
+    """Wildcards with at least one star, at most one per alternative (the masks of its
+    head, tail and length must come from the same wildcard): `heads` their first literal
+    runs, `tails` their last ones reversed, `fits[i]` those whose literal length is at
+    most `lengths[i - 1]` (`fits[0]` none), and the regular expressions of those with more
+    than two runs."""
+
+    heads: Callable[[str], int]
+    tails: Callable[[str], int]
+    lengths: list[int]
+    fits: list[int]
+    #: alternatives whose middle runs are left to their regular expression, and those
+    middles: int
+    regexes: dict[int, re.Pattern[str]]
+
+    @classmethod
+    def build(cls, wildcards: list[tuple[Wildcard, int]]) -> _Wildcards:
+        heads: dict[str, int] = {}
+        tails: dict[str, int] = {}
+        by_length: dict[int, int] = {}
+        middles = 0
+        regexes: dict[int, re.Pattern[str]] = {}
+        for wildcard, bit in wildcards:
+            head, tail = wildcard.segments[0], wildcard.segments[-1][::-1]
+            heads[head] = heads.get(head, 0) | bit
+            tails[tail] = tails.get(tail, 0) | bit
+            by_length[wildcard.length] = by_length.get(wildcard.length, 0) | bit
+            if len(wildcard.segments) > 2:
+                middles |= bit
+                regexes[bit] = wildcard.regex
+        lengths = sorted(by_length)
+        fits = [0]
+        for length in lengths:
+            fits.append(fits[-1] | by_length[length])
+        return cls(_Prefixes.build(heads).finder(), _Prefixes.build(tails).finder(suffix=True), lengths, fits, middles,
+                   regexes)
+
+    def find(self, text: str) -> int:
+        found = self.heads(text) & self.tails(text) & self.fits[bisect_right(self.lengths, len(text))]
+        unsure = found & self.middles
+        if unsure:
+            regexes = self.regexes
+            for number in bits(unsure):
+                bit = 1 << number
+                if regexes[bit].fullmatch(text) is None:
+                    found ^= bit
+        return found
+
+    @classmethod
+    def layered(cls, wildcards: list[tuple[Wildcard, int]]) -> tuple[_Wildcards, ...]:
+        """`wildcards` in as few layers as hold each alternative once: the k-th layer has
+        every alternative's k-th wildcard (a field's values, an anything-but's list)."""
+        layers: list[list[tuple[Wildcard, int]]] = []
+        seen: dict[int, int] = {}
+        for wildcard, bit in wildcards:
+            depth = seen.get(bit, 0)
+            seen[bit] = depth + 1
+            if depth == len(layers):
+                layers.append([])
+            layers[depth].append((wildcard, bit))
+        return tuple(cls.build(layer) for layer in layers)
 
 
 @dataclass(eq=False)
@@ -157,18 +262,18 @@ class _Lookups:
     numeric: dict[NumberModel, list[tuple[Numeric, int]]] = field(default_factory=dict)
     #: (IP version, bits after the prefix) -> the network's leading bits -> alternatives
     networks: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
-    #: built by `freeze`
-    prefixes: _Prefixes | None = None
-    suffixes: _Prefixes | None = None
-    prefixes_lowered: _Prefixes | None = None
-    suffixes_lowered: _Prefixes | None = None
-    ranges: tuple[tuple[NumberModel, _Ranges], ...] = ()
+    #: wildcards with a star (those without one are exact strings)
+    wildcards: list[tuple[Wildcard, int]] = field(default_factory=list)
+    #: built by `freeze`: the look-ups a string goes through besides `strings`, each
+    #: taking the text as given
+    finders: tuple[Callable[[str], int], ...] = ()
+    #: per model, the ranges' look-up
+    ranges: tuple[Callable[[Leaf], int], ...] = ()
     models: tuple[tuple[NumberModel, dict[int, int], dict[Leaf, int]], ...] = ()
-    cidrs: tuple[tuple[int, int, dict[int, int]], ...] = ()
-    lowers: bool = False
-    affixed: bool = False
     #: `leaf`, or a quicker equivalent for what this path holds
     probe: Callable[[Leaf], int] | None = None
+    #: `string`, or a quicker equivalent
+    text: Callable[[str], int] | None = None
 
     def file(self, matcher: Matcher, bit: int) -> None:
         if type(matcher) is Exact:
@@ -195,50 +300,55 @@ class _Lookups:
         elif type(matcher) is Cidr:
             by_bits = self.networks.setdefault((matcher.network.version, matcher.shift), {})
             by_bits[matcher.leading] = by_bits.get(matcher.leading, 0) | bit
-        else:  # `indexable` keeps the others out
-            raise TypeError(f"{type(matcher).__name__} is not indexed")
+        elif type(matcher) is Wildcard:
+            if len(matcher.segments) == 1:
+                self.strings[matcher.segments[0]] = self.strings.get(matcher.segments[0], 0) | bit
+            else:
+                self.wildcards.append((matcher, bit))
+        else:  # an AnythingBut: FieldIndex files its inner matchers
+            raise TypeError(f"{type(matcher).__name__} is not filed here")
 
     def freeze(self) -> None:
-        def tables(suffix: bool, lowered: bool) -> _Prefixes | None:
-            by_text = self.affixes.get((suffix, lowered))
-            return _Prefixes.build(by_text) if by_text else None
-        self.prefixes, self.suffixes = tables(False, False), tables(True, False)
-        self.prefixes_lowered, self.suffixes_lowered = tables(False, True), tables(True, True)
-        self.lowers = bool(self.lowered or self.prefixes_lowered or self.suffixes_lowered)
-        self.affixed = bool(self.prefixes or self.suffixes)
-        self.ranges = tuple((model, _Ranges.build(ranges)) for model, ranges in self.numeric.items())
+        finders: list[Callable[[str], int]] = []
+        for (suffix, ignore_case), by_text in self.affixes.items():
+            finders.append(_Prefixes.build(by_text).finder(suffix, ignore_case))
+        if self.lowered:
+            lowered = self.lowered
+            finders.append(lambda text: lowered.get(text.lower(), 0))
+        if self.networks:
+            finders.append(_Networks(tuple((version, shift, by_bits)
+                                           for (version, shift), by_bits in sorted(self.networks.items()))).find)
+        finders.extend(layer.find for layer in _Wildcards.layered(self.wildcards))
+        self.finders = tuple(finders)
+        self.ranges = tuple(_Ranges.build(ranges).finder(model) for model, ranges in self.numeric.items())
         self.models = tuple((model, scaled, literals) for model, (scaled, literals) in self.numbers.items())
-        self.cidrs = tuple((version, shift, by_bits) for (version, shift), by_bits in sorted(self.networks.items()))
         self.probe = self.leaf
-        if not (self.constants or self.numbers or self.ranges):  # only strings can match
-            string = self.string
-            get = self.strings.get
-            if not (self.lowers or self.affixed or self.cidrs):  # exact strings: one frame
-                self.probe = lambda value: get(value, 0) if type(value) is str else 0
+        if not (self.strings or finders or self.constants):  # only numbers can match
+            if len(self.ranges) == 1 and not self.models:
+                (self.probe,) = self.ranges
             else:
+                number = self.number
+                self.probe = lambda value: number(value) if _numeric(type(value), value) else 0  # type: ignore[arg-type]
+        elif not (self.constants or self.numbers or self.ranges):  # only strings can match
+            get = self.strings.get
+            if not finders:  # exact strings: one frame
+                self.probe = lambda value: get(value, 0) if type(value) is str else 0
+            elif len(finders) == 1:
+                (find,) = finders
+                self.probe = lambda value: get(value, 0) | find(value) if type(value) is str else 0
+            else:
+                string = self.string
                 self.probe = lambda value: string(value) if type(value) is str else 0
+        self.text = self.string
+        if len(finders) == 1:
+            (only,) = finders
+            known = self.strings.get
+            self.text = only if not self.strings else lambda text: known(text, 0) | only(text)
 
     def string(self, text: str) -> int:
         found = self.strings.get(text, 0)
-        if self.affixed:
-            if self.prefixes is not None:
-                found |= self.prefixes.find(text)
-            if self.suffixes is not None:
-                found |= self.suffixes.find(text[::-1])
-        if self.lowers:
-            lower = text.lower()
-            found |= self.lowered.get(lower, 0)
-            if self.prefixes_lowered is not None:
-                found |= self.prefixes_lowered.find(lower)
-            if self.suffixes_lowered is not None:
-                found |= self.suffixes_lowered.find(lower[::-1])
-        if self.cidrs:
-            address = address_of(text)
-            if address is not None:
-                version, number = address
-                for network_version, shift, by_bits in self.cidrs:
-                    if network_version == version:
-                        found |= by_bits.get(number >> shift, 0)
+        for find in self.finders:
+            found |= find(text)
         return found
 
     def number(self, value: int | float) -> int:
@@ -246,10 +356,8 @@ class _Lookups:
         for model, scaled_values, literals in self.models:
             scaled = model.comparable(value)
             found |= literals.get(value, 0) if scaled is None else scaled_values.get(scaled, 0)
-        for model, ranges in self.ranges:
-            scaled = model.comparable(value)
-            if scaled is not None:
-                found |= ranges.find(scaled)
+        for ranges in self.ranges:
+            found |= ranges(value)
         return found
 
     def leaf(self, value: Leaf) -> int:
@@ -295,6 +403,25 @@ class FieldIndex:
         self.probe = self.leaf if self.but_any or self.but_numbers else self.positive.probe
         assert self.probe is not None
         return self.probe
+
+    def string_table(self) -> tuple[dict[str, int], int] | None:
+        """Once frozen, when no string needs more than a look-up by its text (exact strings,
+        and anything-but over exact strings): the alternatives by string, and those that
+        every other string satisfies."""
+        positive, excluded = self.positive, self.excluded
+        if positive.finders or excluded.finders:
+            return None
+        by_string = {text: positive.strings.get(text, 0) | (self.but_any & ~excluded.strings.get(text, 0))
+                     for text in positive.strings.keys() | excluded.strings.keys()}
+        return by_string, self.but_any
+
+    def text_only(self) -> Callable[[str], int] | None:
+        """Once frozen, when only strings can satisfy this path's matchers: the function
+        from a string to the alternatives it satisfies."""
+        positive = self.positive
+        if self.but_any or self.but_numbers or positive.constants or positive.numbers or positive.ranges:
+            return None
+        return positive.text
 
     def leaf(self, value: Leaf) -> int:
         assert self.positive.probe is not None and self.excluded.probe is not None  # frozen

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 Leaf = str | int | float | bool | None
@@ -27,13 +27,22 @@ class NumberModel:
 
     limit: float
     decimals: int
+    #: 10 ** decimals
+    scale: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", 10 ** self.decimals)
 
     def comparable(self, value: Leaf) -> int | None:
         """`value` as an integer count of the smallest step, or None if it is not a number
-        in range (booleans are not numbers). Truncated, as AWS's fixed-point form is."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -self.limit <= value <= self.limit:
+        in range (booleans are not numbers). Truncated, as AWS's fixed-point form is.
+        Called for every number an index looks up: the parsed types are tried first."""
+        kind = type(value)
+        if kind is not int and kind is not float and (kind is bool or not isinstance(value, (int, float))):
             return None
-        return int(value * 10 ** self.decimals)
+        if not -self.limit <= value <= self.limit:  # type: ignore[operator]
+            return None
+        return int(value * self.scale)  # type: ignore[operator]
 
 
 def is_number(value: Leaf) -> bool:
@@ -90,10 +99,25 @@ class EqualsIgnoreCase:
 
 @dataclass(frozen=True, slots=True)
 class Wildcard:
-    """`*` stands for any run of characters (none included); `\\*` is a star, `\\\\` a backslash."""
+    """`*` stands for any run of characters (none included); `\\*` is a star, `\\\\` a backslash.
 
+    `segments` are the literal runs around the stars, escapes resolved (one more than
+    there are stars): a value matches when it starts with the first, ends with the last,
+    holds the others in order between them, and these do not overlap. The index files the
+    first and last; the regular expression built from all of them decides the rest."""
+
+    #: the pattern as given
     text: str
-    regex: re.Pattern[str]
+    segments: tuple[str, ...]
+    regex: re.Pattern[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regex", re.compile(".*".join(map(re.escape, self.segments)), re.DOTALL))
+
+    @property
+    def length(self) -> int:
+        """The fewest characters a matching value has: its literal characters."""
+        return sum(map(len, self.segments))
 
     def matches(self, value: Leaf) -> bool:
         return type(value) is str and self.regex.fullmatch(value) is not None
@@ -143,13 +167,22 @@ class Cidr:
 _IPV4 = re.compile(r"\.".join([r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"] * 4), re.ASCII)
 
 
-@lru_cache(maxsize=4096)
 def address_of(text: str) -> tuple[int, int] | None:
     """`text` as an IP address, (version, the address as an integer), or None if it is not
     one, as `ipaddress.ip_address` reads it. A dotted quad, the common case, is checked by
-    a regular expression and converted by `socket.inet_aton` (C), four times quicker."""
+    a regular expression and converted by `socket.inet_aton` (C), four times quicker; text
+    without a colon is no IPv6 address, so only that goes to `ipaddress` (slow, and slower
+    to refuse), with its answers cached. Dotted quads are not: addresses in events are
+    many, and a cache missed costs more than the conversion."""
     if _IPV4.fullmatch(text):
         return 4, int.from_bytes(socket.inet_aton(text), "big")
+    if ":" not in text:
+        return None
+    return _ipv6_of(text)
+
+
+@lru_cache(maxsize=4096)
+def _ipv6_of(text: str) -> tuple[int, int] | None:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

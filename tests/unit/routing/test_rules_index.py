@@ -18,10 +18,15 @@ from typing import Any
 import pytest
 
 from squall.routing import InvalidEventPattern, InvalidFilterPolicy, Rules, event_pattern, filter_policy
+from squall.routing.rules import _Partition
 from squall.routing.tree import Pattern
 from squall.routing.values import address_of
 
-WORDS = ["alpha", "Alpha", "ALPHA", "alphabet", "beta", "bet", "Beta", "", "al*ha", "a\\b", "İstanbul", "istanbul"]
+WORDS = ["alpha", "Alpha", "ALPHA", "alphabet", "beta", "bet", "Beta", "", "al*ha", "a\\b", "İstanbul", "istanbul",
+         "a", "ala", "alala", "a*b\nt"]
+#: stars at the start, middle and end, several, escaped; heads and tails that overlap in short words
+WILDCARDS = ["al*", "*ha", "*", "a*b*t", "al\\*ha", "*\\\\*", "a*a", "al*la", "al*l*a", "*l*", "*a*", "alpha", "",
+             "b*t*a", "A*", "a\\**", "*b\nt"]
 NUMBERS = [0, -0.0, 1, -1, 5, 5.0, 10, 9.999999, 10.000001, 10.0000001, -10, 2.5, 5e9, 5.000001e9, -5e9, 1e9,
            123456789012, 3.0e-7]
 IPS = ["10.0.0.1", "10.1.255.255", "10.2.3.4", "192.168.1.7", "2001:db8::1", "2001:db9::1", "not-an-ip", "10.0.0"]
@@ -54,9 +59,10 @@ def value(rng: random.Random, sns: bool) -> Any:
     ]
     if not sns:
         choices += [{"prefix": {"equals-ignore-case": text[:3]}}, {"suffix": {"equals-ignore-case": text[-3:]}},
-                    {"wildcard": rng.choice(["al*", "*ha", "*", "a*b*t", "al\\*ha", "*\\\\*"])},
+                    {"wildcard": rng.choice(WILDCARDS)}, {"wildcard": rng.choice(WILDCARDS)},
                     {"anything-but": {"equals-ignore-case": rng.sample([w for w in WORDS if w], 2)}},
-                    {"anything-but": {"wildcard": rng.choice(["al*", "*ta"])}}]
+                    {"anything-but": {"wildcard": rng.choice(WILDCARDS)}},
+                    {"anything-but": {"wildcard": rng.sample(WILDCARDS, 2)}}]
     return rng.choice(choices)
 
 
@@ -151,6 +157,57 @@ def test_filter_policies_index_agrees_with_rule_by_rule(seed):
     assert check(body, [event_object(rng) for _ in range(300)]) > 100
 
 
+SOURCES = ["s1", "s2", "s3", "s4", "s5", "s6"]
+KINDS = ["k1", "k2", "k3"]
+
+
+def partitioned_pattern(rng: random.Random) -> dict[str, Any]:
+    """A pattern that mostly names its source and kind by exact strings, as bus rules do."""
+    pattern = pattern_object(rng, sns=False, nested=True)
+    roll = rng.random()
+    if roll < 0.9:
+        pattern["s"] = rng.sample(SOURCES, rng.choice([1, 1, 2]))
+    elif roll < 0.95:  # the rest: no exact strings there
+        pattern["s"] = [{"prefix": "s"}]
+    if rng.random() < 0.8:
+        pattern["k"] = rng.sample(KINDS, rng.choice([1, 2]))
+    return pattern
+
+
+def partitioned_event(rng: random.Random) -> Any:
+    event = event_object(rng)
+    for key, known in (("s", SOURCES), ("k", KINDS)):
+        event[key] = rng.choice([
+            rng.choice(known), rng.choice(known), rng.choice(known), "S1", "unknown", None, 5, {"x": known[0]},
+            rng.sample(known, 2), [known[0], "unknown"], ["unknown"], [], [{"x": known[0]}], [[known[1]], 7]])
+        if rng.random() < 0.1:
+            del event[key]
+    return event
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_partitioned_index_agrees_with_rule_by_rule(seed):
+    """Enough rules with exact sources split the index by source (and each source's group
+    by kind): every event still gets exactly the rules that match it."""
+    rng = random.Random(200 + seed)
+    patterns: dict[int, Pattern] = {}
+    while len(patterns) < 600:
+        try:
+            patterns[len(patterns)] = event_pattern(partitioned_pattern(rng))
+        except InvalidEventPattern:  # a drawn range can be empty
+            continue
+    rules: Rules[int] = Rules()
+    for number, pattern in patterns.items():
+        rules.add(number, pattern)
+    events = [partitioned_event(rng) for _ in range(400)] + ["not an object", None, [], {}]
+    matched = check(patterns, events)
+    assert matched > len(events)
+    rules.matching({})
+    top = rules._index
+    assert isinstance(top, _Partition) and top.key == "s"
+    assert any(isinstance(group, _Partition) for group in top.groups.values())  # split again, by kind
+
+
 def test_rules_follow_add_and_remove():
     rules: Rules[str] = Rules()
     rules.add("one", event_pattern({"a": [{"prefix": "al"}]}))
@@ -230,9 +287,33 @@ NOISE = [{"a": ["alpha"]}, {"a": [{"prefix": "b"}]}, {"a": [{"numeric": [">", 10
     ({"a": {"x": ["alpha"], "y": ["beta"]}}, {"a": [{"x": "alpha"}, {"x": "alpha", "y": "beta"}]}, True),
     ({"a": {"x": [{"exists": False}]}}, {"a": [{"x": 1}, {"y": 1}]}, True),
     ({"a": {"x": ["alpha"]}, "b": ["beta"]}, {"a": [{"x": "alpha"}], "b": "gamma"}, False),
-    # wildcards stay rule by rule, among the candidates
+    # wildcards: head, tail and literal length from the same wildcard, middle runs in order
     ({"a": [{"wildcard": "al*a"}], "b": ["beta"]}, {"a": "alpha", "b": "beta"}, True),
     ({"a": [{"wildcard": "al*a"}], "b": ["beta"]}, {"a": "alphas", "b": "beta"}, False),
+    ({"a": [{"wildcard": "ab*ba"}]}, {"a": "aba"}, False),  # head and tail would overlap
+    ({"a": [{"wildcard": "ab*ba"}]}, {"a": "abba"}, True),
+    ({"a": [{"wildcard": "a*b*c"}]}, {"a": "abc"}, True),
+    ({"a": [{"wildcard": "a*b*c"}]}, {"a": "acac"}, False),
+    ({"a": [{"wildcard": "a*b*b*a"}]}, {"a": "abba"}, True),
+    ({"a": [{"wildcard": "a*bb*bb*a"}]}, {"a": "abbba"}, False),  # middle runs do not overlap either
+    ({"a": [{"wildcard": "x*b"}, {"wildcard": "a*y"}]}, {"a": "ab"}, False),  # a head of one, a tail of the other
+    ({"a": [{"wildcard": "x*b"}, {"wildcard": "a*y"}]}, {"a": ["ab", "ay"]}, True),
+    ({"a": [{"wildcard": "a\\*"}]}, {"a": "a*"}, True),  # an escaped star is a star
+    ({"a": [{"wildcard": "a\\*"}]}, {"a": "ab"}, False),
+    ({"a": [{"wildcard": "a\\**"}]}, {"a": "a*b"}, True),
+    ({"a": [{"wildcard": "a\\\\*"}]}, {"a": "a\\b"}, True),
+    ({"a": [{"wildcard": "alpha"}]}, {"a": "alpha"}, True),  # no star: the exact string
+    ({"a": [{"wildcard": "alpha"}]}, {"a": "alphas"}, False),
+    ({"a": [{"wildcard": "*"}]}, {"a": ""}, True),
+    ({"a": [{"wildcard": "*"}]}, {"a": 5}, False),
+    ({"a": [{"wildcard": "*a*"}]}, {"a": "a"}, True),
+    ({"a": [{"wildcard": "a*b"}]}, {"a": "a\nb"}, True),
+    ({"a": [{"anything-but": {"wildcard": "al*"}}]}, {"a": "alpha"}, False),
+    ({"a": [{"anything-but": {"wildcard": "al*"}}]}, {"a": "beta"}, True),
+    ({"a": [{"anything-but": {"wildcard": "al*"}}]}, {"a": 5}, True),
+    ({"a": [{"anything-but": {"wildcard": ["al*", "*ta"]}}]}, {"a": "beta"}, False),
+    ({"a": [{"anything-but": {"wildcard": ["al*", "*ta"]}}]}, {"a": "gamma"}, True),
+    ({"a": [{"anything-but": {"wildcard": ["x*b", "a*y"]}}]}, {"a": "ab"}, True),
 ])
 def test_index_edges(pattern, event, expected):
     compiled = event_pattern(pattern)
