@@ -40,20 +40,20 @@ APP = """
         return connection.getresponse().status
 
 
-    @app.http("GET", "/traced")
+    @app.http("GET", "/traced", timeout=30)  # a boto3 client at 128 MB's CPU share: slow on a busy machine
     def traced(event, ctx):
         return {{"status": work(), "sampled": os.environ["_X_AMZN_TRACE_ID"].endswith("Sampled=1"),
                 "xray": {{k: v for k, v in os.environ.items() if k.startswith("AWS_XRAY_")}}}}
 
 
-    @app.http("GET", "/sampled")
+    @app.http("GET", "/sampled", timeout=30)
     def sampled(event, ctx):
         # a sampled invocation, as a caller's trace header will make it once tracing lands
         os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
         return {{"status": work()}}
 
 
-    app.http("GET", "/module", handler="traced_module.handler")
+    app.http("GET", "/module", handler="traced_module.handler", timeout=30)
 """
 
 MODULE = """
