@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from squall.backends import open_backend
 from squall.observability.logs import PRINT_DELAY
 
 
@@ -110,6 +111,15 @@ def platform_tracebacks(log: str) -> int:
     lines = log.splitlines()
     return sum(1 for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")
                and not (i and lines[i - 1].startswith("[ERROR] ")))
+
+
+def table(url: str, name: str) -> dict:
+    """The items of table `name` in the backend at `url`, by key (opened and closed here)."""
+    store = open_backend(url)
+    try:
+        return {item.key: item.value for item in store.table_scan(name)}
+    finally:
+        store.close()
 
 
 def wait_until(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):

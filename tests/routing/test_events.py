@@ -17,7 +17,7 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from squall.backends import open_backend
-from tests.support import NodeProcess, squall, wait_until, write_app
+from tests.support import NodeProcess, squall, table, wait_until, write_app
 
 APP = """
     import json
@@ -69,14 +69,6 @@ def order(order_id: str, total: float, **detail) -> dict:
     return {"Source": "shop", "DetailType": "order placed", "Resources": [f"arn:aws:shop:::order/{order_id}"],
             "Detail": json.dumps({"id": order_id, "total": total, "instance-id": "i-0123456789", "state": "RUNNING",
                                   **detail})}
-
-
-def table(url: str, name: str) -> dict:
-    store = open_backend(url)
-    try:
-        return {item.key: item.value for item in store.table_scan(name)}
-    finally:
-        store.close()
 
 
 def put(node: NodeProcess, entries: list[dict]) -> dict:

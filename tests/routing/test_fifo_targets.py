@@ -21,7 +21,7 @@ from squall.backends import QueueConfig, open_backend
 from squall.backends.fifo import content_dedup_id
 from squall.dispatch.targets import Target, TargetKind, deliver
 from squall.errors import ConfigError
-from tests.support import NodeProcess, squall, wait_until, write_app
+from tests.support import NodeProcess, squall, table, wait_until, write_app
 
 APP = """
     import json
@@ -38,14 +38,6 @@ APP = """
     app.rule("to-fifo", pattern={"source": ["shop"]},
              targets=[{"queue": "orders.fifo", "message_group_id": "orders", "input_path": "$.detail"}])
 """
-
-
-def table(url: str, name: str) -> dict:
-    store = open_backend(url)
-    try:
-        return {item.key: item.value for item in store.table_scan(name)}
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
