@@ -32,6 +32,8 @@ class TargetKind(StrEnum):
 
 #: delivers `body` (JSON text) to the target named, with system attributes (the trace context)
 Deliverer = Callable[[Backend, str, str, dict[str, Any] | None], None]
+#: the same to a FIFO target, in the message group given
+FifoDeliverer = Callable[[Backend, str, str, dict[str, Any] | None, str], None]
 #: checks a target's name (ConfigError naming it) and returns it
 NameCheck = Callable[[str], str]
 
@@ -46,16 +48,28 @@ def _to_queue(backend: Backend, name: str, body: str, attributes: dict[str, Any]
     backend.enqueue(name, body, attributes)
 
 
+def _to_fifo_queue(backend: Backend, name: str, body: str, attributes: dict[str, Any] | None, group: str) -> None:
+    config = backend.queue_config(name)
+    if config is None or not config.content_based_deduplication:
+        raise ConfigError(f"FIFO queue {name!r} needs content_based_deduplication=True to take events: "
+                          f"EventBridge sends them without a deduplication id")
+    backend.enqueue_fifo(name, [FifoEntry(body, attributes, group, content_dedup_id(body))])
+
+
 _DELIVERERS: dict[TargetKind, Deliverer] = {TargetKind.FUNCTION: _to_function, TargetKind.QUEUE: _to_queue}
+_FIFO_DELIVERERS: dict[TargetKind, FifoDeliverer] = {TargetKind.QUEUE: _to_fifo_queue}
 _NAME_CHECKS: dict[TargetKind, NameCheck] = {}
 
 
-def register(kind: TargetKind, deliverer: Deliverer, check: NameCheck | None = None) -> None:
+def register(kind: TargetKind, deliverer: Deliverer, check: NameCheck | None = None,
+             fifo: FifoDeliverer | None = None) -> None:
     """A source that brings a kind of target (topics, buses) makes it deliverable, its
-    names checked by `check`."""
+    names checked by `check`; `fifo` delivers to its FIFO ones (names ending in `.fifo`)."""
     _DELIVERERS[kind] = deliverer
     if check is not None:
         _NAME_CHECKS[kind] = check
+    if fifo is not None:
+        _FIFO_DELIVERERS[kind] = fifo
 
 
 @dataclass(frozen=True)
@@ -88,25 +102,17 @@ class Target:
 
 def deliver(backend: Backend, target: Target, body: str, attributes: dict[str, Any] | None = None,
             group: str | None = None) -> None:
-    """Send `body` (JSON text) to `target`, durably. A FIFO queue takes it in message group
-    `group`, deduplicated by content, as an EventBridge rule sends to one: SqsParameters
-    carry a MessageGroupId and no deduplication id, so the queue must be declared with
-    content-based deduplication (else ConfigError, and the delivery fails as SendMessage
-    would)."""
-    if target.kind is TargetKind.QUEUE and is_fifo(target.name):
-        _to_fifo_queue(backend, target.name, body, attributes, group)
+    """Send `body` (JSON text) to `target`, durably. A FIFO queue or topic takes it in
+    message group `group`, deduplicated by content, as an EventBridge rule sends to one:
+    its SqsParameters or SnsParameters carry a MessageGroupId and no deduplication id, so
+    the queue or topic must have content-based deduplication (else ConfigError, and the
+    delivery fails as SendMessage or Publish would)."""
+    fifo = _FIFO_DELIVERERS.get(target.kind) if is_fifo(target.name) else None
+    if fifo is not None:
+        if group is None:
+            raise ConfigError(f"{target} is FIFO: a message to it needs a message group id")
+        fifo(backend, target.name, body, attributes, group)
         return
     if group is not None:
-        raise ConfigError(f"{target}: a message group is only for a FIFO queue")
+        raise ConfigError(f"{target}: a message group is only for a FIFO queue or topic")
     _DELIVERERS[target.kind](backend, target.name, body, attributes)
-
-
-def _to_fifo_queue(backend: Backend, name: str, body: str, attributes: dict[str, Any] | None,
-                   group: str | None) -> None:
-    if group is None:
-        raise ConfigError(f"queue {name!r} is a FIFO queue: a message to it needs a message group id")
-    config = backend.queue_config(name)
-    if config is None or not config.content_based_deduplication:
-        raise ConfigError(f"FIFO queue {name!r} needs content_based_deduplication=True to take events: "
-                          f"EventBridge sends them without a deduplication id")
-    backend.enqueue_fifo(name, [FifoEntry(body, attributes, group, content_dedup_id(body))])

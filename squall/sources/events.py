@@ -72,6 +72,7 @@ from squall.runtime.invocation import Invocation
 from squall.services import message_attribute
 from squall.sources.async_invoke import invocation_concurrency, invocation_visibility
 from squall.sources.base import NodeContext, Source, Trigger
+from squall.sources.topics import TopicAttributes
 
 if TYPE_CHECKING:
     from squall.app import App
@@ -178,7 +179,8 @@ class RuleTarget:
     retry_attempts: int
     max_event_age: int
     dlq: str
-    #: a FIFO queue target's MessageGroupId (EventBridge's SqsParameters); None for any other
+    #: a FIFO queue or topic target's MessageGroupId (EventBridge's SqsParameters and
+    #: SnsParameters); None for any other
     message_group_id: str | None = None
 
     @classmethod
@@ -225,20 +227,17 @@ class RuleTarget:
 
 
 def _message_group_id(what: str, target: Target, group: Any) -> str | None:
-    """A target's MessageGroupId, as EventBridge takes SqsParameters: required for a FIFO
-    queue, refused for anything else; a FIFO topic is no target at all."""
-    fifo = is_fifo(target.name)
-    if target.kind is TargetKind.TOPIC and fifo:
-        raise ConfigError(f"{what}: topic {target.name!r} is a FIFO topic; EventBridge does not support SNS FIFO "
-                          f"topics as targets")
-    if target.kind is not TargetKind.QUEUE or not fifo:
+    """A target's MessageGroupId, as EventBridge takes SqsParameters and SnsParameters:
+    required for a FIFO queue or a FIFO topic, refused for anything else."""
+    if target.kind not in (TargetKind.QUEUE, TargetKind.TOPIC) or not is_fifo(target.name):
         if group is not None:
-            raise ConfigError(f"{what}: message_group_id is only for a FIFO queue target (EventBridge's "
-                              f"SqsParameters), not {target}")
+            raise ConfigError(f"{what}: message_group_id is only for a FIFO queue or FIFO topic target "
+                              f"(EventBridge's SqsParameters and SnsParameters), not {target}")
         return None
+    parameters = "SqsParameters" if target.kind is TargetKind.QUEUE else "SnsParameters"
     if group is None:
-        raise ConfigError(f"{what}: queue {target.name!r} is a FIFO queue: give the target a message_group_id "
-                          f"(EventBridge's SqsParameters.MessageGroupId)")
+        raise ConfigError(f"{what}: {target.kind} {target.name!r} is FIFO: give the target a message_group_id "
+                          f"(EventBridge's {parameters}.MessageGroupId)")
     check_fifo_id(f"{what}: message_group_id", group)
     if len(group) > MAX_GROUP_ID:
         raise ConfigError(f"{what}: message_group_id is {len(group)} characters; EventBridge allows {MAX_GROUP_ID}")
@@ -366,9 +365,11 @@ def check_bus(app: App, bus: str, what: str) -> EventBus | None:
 
 def check_rule_references(app: App, rule: EventRule) -> None:
     """ConfigError if a function or bus the rule targets is not declared (before it), or a
-    FIFO queue it targets is not declared before it with content-based deduplication."""
+    FIFO queue or topic it targets is not declared before it with content-based deduplication."""
     buses = {t.name for t in app.triggers if isinstance(t, EventBus)} | {DEFAULT_BUS}
     deduplicating = {t.queue for t in app.queue_triggers if t.content_based_deduplication}
+    deduplicating_topics = {t.topic for t in app.triggers
+                            if isinstance(t, TopicAttributes) and t.content_based_deduplication}
     for index, target in enumerate(rule.rule_targets):
         kind, name = target.target.kind, target.target.name
         if kind is TargetKind.FUNCTION and name != rule.function and name not in app.functions:
@@ -381,6 +382,10 @@ def check_rule_references(app: App, rule: EventRule) -> None:
             raise ConfigError(f"rule {rule.name!r} target {index}: FIFO queue {name!r} must be declared before the "
                               f"rule with content_based_deduplication=True (app.on_queue): EventBridge sends events "
                               f"to a FIFO queue without a deduplication id")
+        if kind is TargetKind.TOPIC and is_fifo(name) and name not in deduplicating_topics:
+            raise ConfigError(f"rule {rule.name!r} target {index}: FIFO topic {name!r} must be declared before the "
+                              f"rule with content_based_deduplication=True (app.topic): its events are published "
+                              f"without a deduplication id")
 
 
 # ---- putting events -----------------------------------------------------------------

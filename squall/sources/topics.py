@@ -377,7 +377,19 @@ def _to_topic(backend: Backend, name: str, body: str, attributes: dict[str, Any]
     Publisher(backend).publish(stored_topic(backend, name), body, system=attributes)
 
 
-register_target(TargetKind.TOPIC, _to_topic, check_topic_name)
+def _to_fifo_topic(backend: Backend, name: str, body: str, attributes: dict[str, Any] | None, group: str) -> None:
+    """A rule's FIFO topic target: `body` published in message group `group`, deduplicated
+    by content (SnsParameters carry a MessageGroupId; the topic deduplicates by content)."""
+    from squall.sources.publishing import Publisher
+
+    topic = stored_topic(backend, name)
+    if not topic.content_based_deduplication:
+        raise ConfigError(f"FIFO topic {name!r} needs content_based_deduplication=True to take events: "
+                          f"they are published without a deduplication id")
+    Publisher(backend).publish(topic, body, group_id=group, system=attributes)
+
+
+register_target(TargetKind.TOPIC, _to_topic, check_topic_name, fifo=_to_fifo_topic)
 
 
 class TopicAttributesSource(Source[TopicAttributes]):

@@ -4,9 +4,11 @@
   (`message_group_id`), and the queue must deduplicate by content (EventBridge sends no
   deduplication id): the events arrive in that group, an identical body within five minutes
   stored once. On a real node, on SQLite and on Redis.
-- EventBridge does not support SNS FIFO topics as targets, and its dead-letter queues are
-  standard queues; Lambda's destinations are standard queues and topics only. Each is
-  refused at declaration, naming the option.
+- A rule's FIFO topic target takes SnsParameters.MessageGroupId the same way (the topic
+  deduplicating by content), and the topic's FIFO queue subscription gets the events in
+  that group.
+- EventBridge's dead-letter queues are standard queues; Lambda's destinations are standard
+  queues and topics only. Each is refused at declaration, naming the option.
 """
 
 from __future__ import annotations
@@ -85,16 +87,52 @@ def test_a_fifo_queue_that_stopped_deduplicating_by_content_fails_the_delivery(t
         store.close()
 
 
+TOPIC_APP = """
+    from squall import App
+
+    app = App("fifo-topic-target")
+    app.topic("ledger.fifo", content_based_deduplication=True)
+
+    @app.on_queue("entries.fifo")
+    def entries(event, ctx):
+        for record in event["Records"]:
+            ctx.table("got").put(record["messageId"], record)
+
+    app.subscribe_queue("ledger.fifo", "entries.fifo", raw_message_delivery=True)
+    app.rule("to-topic", pattern={"source": ["bank"]},
+             targets=[{"topic": "ledger.fifo", "message_group_id": "acct", "input_path": "$.detail"}])
+"""
+
+
+def test_a_rule_publishes_to_a_fifo_topic_in_its_group(tmp_path):
+    """SnsParameters.MessageGroupId: the events reach the topic's FIFO queue in that group,
+    an identical event within five minutes published once (the topic deduplicates by content)."""
+    url = f"sqlite:///{tmp_path}/.squall/state.db"
+    path = write_app(tmp_path, TOPIC_APP)
+    entries = [{"Source": "bank", "DetailType": "tx", "Detail": json.dumps({"n": n})} for n in (1, 2, 1)]
+    with NodeProcess(path):
+        result = squall("put-events", "--backend", url, "--entries", json.dumps(entries), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        got = wait_until(lambda: len(table(url, "got")) == 2 and table(url, "got"), timeout=30,
+                         message="both distinct events through the FIFO topic")
+    assert sorted(r["body"] for r in got.values()) == ['{"n":1}', '{"n":2}']
+    for record in got.values():
+        SqsModel.model_validate({"Records": [record]})
+        assert record["attributes"]["MessageGroupId"] == "acct"
+
+
 DEDUP_QUEUE = 'app.on_queue("q.fifo", lambda e, c: None, name="consume", content_based_deduplication=True)\n'
 
 
 @pytest.mark.parametrize(("declaration", "error"), [
     (DEDUP_QUEUE + 'app.rule("r", pattern={"source": ["x"]}, targets=[{"queue": "q.fifo"}])',
-     "rule 'r' target 0: queue 'q.fifo' is a FIFO queue: give the target a message_group_id"),
+     "rule 'r' target 0: queue 'q.fifo' is FIFO: give the target a message_group_id "
+     "(EventBridge's SqsParameters.MessageGroupId)"),
     ('app.rule("r", pattern={"source": ["x"]}, targets=[{"queue": "q", "message_group_id": "g"}])',
-     "rule 'r' target 0: message_group_id is only for a FIFO queue target"),
+     "rule 'r' target 0: message_group_id is only for a FIFO queue or FIFO topic target"),
     ('app.rule("r", pattern={"source": ["x"]}, targets=[{"topic": "t", "message_group_id": "g"}])',
-     "message_group_id is only for a FIFO queue target (EventBridge's SqsParameters), not topic:t"),
+     "message_group_id is only for a FIFO queue or FIFO topic target (EventBridge's SqsParameters and "
+     "SnsParameters), not topic:t"),
     (DEDUP_QUEUE + 'app.rule("r", pattern={"source": ["x"]}, targets=[{"queue": "q.fifo", '
      '"message_group_id": "g" * 101}])', "message_group_id is 101 characters; EventBridge allows 100"),
     (DEDUP_QUEUE + 'app.rule("r", pattern={"source": ["x"]}, targets=[{"queue": "q.fifo", '
@@ -104,8 +142,11 @@ DEDUP_QUEUE = 'app.on_queue("q.fifo", lambda e, c: None, name="consume", content
     ('app.on_queue("plain.fifo", lambda e, c: None, name="consume")\n'
      'app.rule("r", pattern={"source": ["x"]}, targets=[{"queue": "plain.fifo", "message_group_id": "g"}])',
      "FIFO queue 'plain.fifo' must be declared before the rule with content_based_deduplication=True"),
-    ('app.rule("r", pattern={"source": ["x"]}, targets=[{"topic": "t.fifo"}])',
-     "topic 't.fifo' is a FIFO topic; EventBridge does not support SNS FIFO topics as targets"),
+    ('app.topic("t.fifo", content_based_deduplication=True)\n'
+     'app.rule("r", pattern={"source": ["x"]}, targets=[{"topic": "t.fifo"}])',
+     "topic 't.fifo' is FIFO: give the target a message_group_id (EventBridge's SnsParameters.MessageGroupId)"),
+    ('app.rule("r", pattern={"source": ["x"]}, targets=[{"topic": "t.fifo", "message_group_id": "g"}])',
+     "FIFO topic 't.fifo' must be declared before the rule with content_based_deduplication=True (app.topic)"),
     ('app.rule("r", pattern={"source": ["x"]}, targets=[{"queue": "q", "dlq": "d.fifo"}])',
      "dlq 'd.fifo' is a FIFO queue; EventBridge's dead-letter queues are standard SQS queues"),
     ('@app.on_event({"source": ["x"]}, dlq="d.fifo")\ndef f(event, ctx): pass',
