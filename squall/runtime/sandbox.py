@@ -3,7 +3,7 @@ the node, its zygote or another function, cannot use more memory or CPU than its
 function's budget, stops running when its invocation ends, and leaves nothing behind.
 
 The node decides once how its instances are contained (`Sandbox.open`) and tells the
-zygote through the environment (`SQUALL_SANDBOX`, a `Plan`); every forked instance
+zygote through the environment (`SQUALL_SANDBOX`, a `Plan` the zygote takes once); every forked instance
 confines itself right after the fork, before any of the function's code runs (`confine`);
 the node holds a `Cell` per instance to freeze it between invocations (Lambda freezes an
 idle execution environment), thaw it for the next one, notice the moment its process
@@ -145,15 +145,23 @@ def user_of(app: App, function: str, user_base: int) -> int:
 
 # ---- inside the instance ---------------------------------------------------------------
 
-def confine(app: App, function: str) -> None:
+def take_plan() -> Plan | None:
+    """The zygote's plan from the node (`SQUALL_SANDBOX`), taken out of its environment
+    before the app is imported: neither the app nor any instance sees it, and no instance
+    decodes it again (after a fork every page a child touches is copied: decoding it in
+    each cost a cold start about 70 page faults). None: a zygote started without a sandbox
+    (not by a node)."""
+    text = os.environ.pop(ENV, None)
+    return None if text is None else Plan.decode(text)
+
+
+def confine(app: App, function: str, plan: Plan | None) -> None:
     """Run in a freshly forked instance, before any of the function's code: its own
     session, its cgroup, its own /tmp, its user, non-dumpable. Raises OSError if any of it
     fails (the instance must not run unconfined)."""
-    text = os.environ.pop(ENV, None)
     os.setsid()
-    if text is None:  # a zygote started without a sandbox (not by a node)
+    if plan is None:  # a zygote started without a sandbox (not by a node)
         return
-    plan = Plan.decode(text)
     config = app.config(function)
     containment(plan).join(os.getpid(), Limits.at_fork(config.memory_mb))
     owner = None if plan.user_base is None else (user_of(app, function, plan.user_base), plan.user_base)

@@ -37,6 +37,7 @@ MANIFEST_CHUNK = 8000
 
 def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
     die_with_parent()
+    plan = sandbox.take_plan()
     # Ctrl-C, or a SIGTERM sent to the whole process group (systemd, `timeout`), is for the
     # node: it stops gracefully, letting invocations in flight finish, then shuts us down
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -107,7 +108,7 @@ def main(fd: int, app_ref: str, backend_url: str, objects_url: str) -> None:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 code = 0
                 try:
-                    sandbox.confine(app, request.function)
+                    sandbox.confine(app, request.function, plan)
                     die_with_parent()  # after confine: a change of user clears it
                     instance.serve(socket.socket(fileno=fds[0]), app, request.function, backend_url, objects_url,
                                    started, Initialization(request.initialization))
