@@ -22,7 +22,6 @@ from __future__ import annotations
 import codecs
 import io
 import os
-import select
 import socket
 import sys
 import threading
@@ -131,7 +130,6 @@ class Output:
         self._lock = threading.RLock()  # re-entered by a signal handler that prints mid-send
         self._running = False
         self._pipe = -1
-        self._readable = select.poll()
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def capture(self) -> None:
@@ -146,7 +144,6 @@ class Output:
         os.dup2(write, 2)
         os.close(write)
         self._pipe = read
-        self._readable.register(read, select.POLLIN)
 
     def start_flusher(self) -> None:
         """Start shipping long invocations' output as they run. Once the instance has said
@@ -203,7 +200,7 @@ class Output:
 
     def drain(self) -> None:
         """Move what was written to the descriptors 1 and 2 into the buffer."""
-        if self._pipe < 0 or not self._readable.poll(0):  # nearly always: nothing, found without a failed read
+        if self._pipe < 0:
             return
         with self._lock:
             while True:
