@@ -180,6 +180,11 @@ class Harness:
         total = Progress()
         while True:
             wakes = [t for t in (self._run(s.wakes_at()) for s in timed) if t is not None]
+            # and at each time something they enqueued becomes visible (a firing enqueued
+            # ahead of its time, a retry's backoff)
+            if produced:
+                now = self.clock.now
+                wakes += [t for t in self.backend.queues_next_visible(sorted(produced)).values() if t > now]
             self.clock.now = max(self.clock.now, min([target, *wakes]))
             if timed:
                 self._run(self.node.services.step(timed))

@@ -137,6 +137,9 @@ class TimerFiring(NamedTuple):
     bodies: Sequence[str]
     next_due: float | None
     next_payload: str = ""
+    #: when the bodies become visible in the queue (a firing claimed ahead of its time
+    #: waits there, durable, for it); now if earlier
+    visible_at: float = 0.0
 
 
 @dataclass
@@ -471,9 +474,10 @@ class Timers(Protocol):
     def timer_cancel(self, group: str, key: str) -> bool:
         """Delete a timer. False if there was none."""
 
-    def timers_claim(self, group: str, limit: int, lease: float) -> list[Timer]:
-        """Up to `limit` (>= 0) timers that are due and not leased, each invisible for
-        `lease` (>= 0) seconds with a fresh receipt; returned by due time, then key."""
+    def timers_claim(self, group: str, limit: int, lease: float, ahead: float = 0.0) -> list[Timer]:
+        """Up to `limit` (>= 0) timers that are due within `ahead` (>= 0) seconds and not
+        leased (a leased timer is due again at its lease's end), each invisible for `lease`
+        (>= 0) seconds from now with a fresh receipt; returned by due time, then key."""
 
     def timer_ack(self, group: str, key: str, receipt: str) -> bool:
         """Delete a fired timer if `receipt` is its last claim's. False otherwise."""
@@ -484,10 +488,11 @@ class Timers(Protocol):
 
     def timers_fire(self, group: str, firings: Sequence[TimerFiring]) -> list[bool]:
         """Fire claimed timers, each atomically and all in one commit: for each firing whose
-        `receipt` is its timer's last claim's, append `bodies` to `queue` (visible now, in
-        order, without attributes) and replace the timer by a new one due at `next_due` with
-        `next_payload` (not leased), or delete it when `next_due` is None. A firing whose
-        receipt is stale or foreign changes nothing. Whether each fired, in order."""
+        `receipt` is its timer's last claim's, append `bodies` to `queue` (visible at
+        `visible_at` or now, whichever is later, in order, without attributes) and replace
+        the timer by a new one due at `next_due` with `next_payload` (not leased), or
+        delete it when `next_due` is None. A firing whose receipt is stale or foreign
+        changes nothing. Whether each fired, in order."""
 
 
 class Leases(Protocol):

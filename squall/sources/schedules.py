@@ -9,6 +9,12 @@ next firing. A firing is so enqueued exactly once, whatever the number of nodes 
 restarts; from there it is an asynchronous invocation (two retries, then the function's
 dead-letter queue, `squall.sources.async_invoke`).
 
+Timers are claimed `AHEAD` seconds before they are due, and the firing's message waits in
+the queue, durable, until its time: at a minute when a thousand schedules fire, the
+consumers start on the first at that minute rather than after the claims and commits.
+A schedule changed or removed within those seconds of a firing still has that firing
+delivered (EventBridge Scheduler's changes take effect as eventually).
+
 A firing missed while no node ran is found when one starts (its timer is overdue):
 with `catch_up=None` only the latest missed firing is delivered; with `catch_up=N`,
 every missed firing of the last N seconds, oldest first. A firing starts a trace of its
@@ -67,6 +73,10 @@ POLL_INTERVAL = 1.0
 LEASE = 30.0
 #: timers claimed per round
 CLAIM_LIMIT = 500
+#: seconds before its time a firing is claimed and enqueued, as a message that becomes
+#: visible at that time: the claim and its commit are then off the delivery's path, which
+#: at a minute when a thousand schedules fire is the first tenth of a second or more
+AHEAD = 2.0
 #: the lease nodes take in turn to provision schedules, and its TTL in seconds
 PROVISION_LOCK = "schedules.provision"
 PROVISION_LEASE = 10.0
@@ -196,10 +206,10 @@ class ScheduleService(PeriodicService):
 
     @property
     def interval(self) -> float:  # type: ignore[override]
-        """Until the next timer is due (read after each round), at most POLL_INTERVAL."""
+        """Until the next timer is due within AHEAD (read after each round), at most POLL_INTERVAL."""
         if self._next is None:
             return POLL_INTERVAL
-        return min(POLL_INTERVAL, max(0.0, self._next - self.clock()))
+        return min(POLL_INTERVAL, max(0.0, self._next - AHEAD - self.clock()))
 
     async def step(self) -> Progress:
         progress = await asyncio.to_thread(self.fire_due)
@@ -207,14 +217,15 @@ class ScheduleService(PeriodicService):
         return progress
 
     async def wakes_at(self) -> float | None:
-        return await asyncio.to_thread(self.backend.timers_next, GROUP)
+        due = await asyncio.to_thread(self.backend.timers_next, GROUP)
+        return None if due is None else due - AHEAD
 
     def fire_due(self) -> Progress:
         """Fire every due timer of this app's schedules, a claim at a time (each one commit)
         until none is left: a thousand schedules due at one minute fire in one round."""
         progress = Progress()
         while True:
-            timers = self.backend.timers_claim(GROUP, CLAIM_LIMIT, LEASE)
+            timers = self.backend.timers_claim(GROUP, CLAIM_LIMIT, LEASE, AHEAD)
             firings = [firing for firing in map(self._firing, timers) if firing is not None]
             fired = self.backend.timers_fire(GROUP, firings) if firings else []
             # a firing that did not fire: our lease ran out and another node fired it
@@ -249,10 +260,11 @@ class ScheduleService(PeriodicService):
                         "delivering %d", trigger.schedule, len(due) - len(chosen), trigger.catch_up, len(chosen))
         following = timing.after(due[-1])
         bodies = [wire.dumps(scheduled_event(trigger.schedule, t, trigger.payload)).decode() for t in chosen]
+        queue = async_queue(trigger.function)
         if following is None:
-            return TimerFiring(timer.key, timer.receipt, async_queue(trigger.function), bodies, None)
-        return TimerFiring(timer.key, timer.receipt, async_queue(trigger.function), bodies,
-                           due_at(trigger, following), Firing(following, firing.anchor, firing.fingerprint).dumps())
+            return TimerFiring(timer.key, timer.receipt, queue, bodies, None, visible_at=timer.due)
+        return TimerFiring(timer.key, timer.receipt, queue, bodies, due_at(trigger, following),
+                           Firing(following, firing.anchor, firing.fingerprint).dumps(), visible_at=timer.due)
 
 
 def provision(backend: Backend, triggers: list[ScheduleTrigger]) -> None:

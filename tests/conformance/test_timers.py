@@ -176,6 +176,40 @@ def test_timers_fire_enqueues_and_replaces(backend, clock):
     assert (fresh.payload, fresh.due) == ("second", clock.now - 1)
 
 
+def test_timers_claim_ahead_takes_timers_due_soon(backend, clock):
+    """A claim `ahead` seconds early: timers due within them, leased from now."""
+    now = clock.now
+    backend.timer_set("g", "soon", now + 2, "S")
+    backend.timer_set("g", "later", now + 3.5, "L")
+    [soon] = backend.timers_claim("g", 10, 30, 3)
+    assert (soon.key, soon.due) == ("soon", now + 2)
+    assert backend.timers_next("g") == now + 3.5  # "later" is not due within 3 s: still there
+    clock.advance(26)
+    assert [t.key for t in backend.timers_claim("g", 10, 30, 3)] == ["later"]  # "soon" still leased
+    clock.advance(2)
+    # a lease counts as due at its end: within 3 s of it, "soon" is claimed again
+    assert [t.key for t in backend.timers_claim("g", 10, 30, 3)] == ["soon"]
+
+
+def test_timers_fire_visible_at_a_later_time(backend, clock):
+    """A firing claimed ahead of its time: its messages are stored, and claimable from `visible_at`."""
+    backend.timer_set("g", "k", clock.now + 2, "p")
+    [claimed] = backend.timers_claim("g", 10, 30, 2)
+    firing = TimerFiring(claimed.key, claimed.receipt, "q", ["a", "b"], clock.now + 60, "n", visible_at=clock.now + 2)
+    assert backend.timers_fire("g", [firing]) == [True]
+    assert backend.queue_stats("q").delayed == 2
+    assert backend.queues_next_visible(["q"]) == {"q": clock.now + 2}
+    assert backend.claim("q", 10, 30) == []
+    clock.advance(2)
+    assert [m.body for m in backend.claim("q", 10, 30)] == ["a", "b"]
+    # one whose time has passed is visible at once
+    backend.timer_set("g", "old", clock.now - 5, "p")
+    [old] = backend.timers_claim("g", 10, 30)
+    assert backend.timers_fire("g", [TimerFiring(old.key, old.receipt, "q", ["c"], None,
+                                                 visible_at=clock.now - 5)]) == [True]
+    assert [m.body for m in backend.claim("q", 10, 30)] == ["c"]
+
+
 def test_timers_fire_without_a_next_timer_deletes_it(backend, clock):
     backend.timer_set("g", "k", clock.now, "only")
     [claimed] = backend.timers_claim("g", 10, 30)

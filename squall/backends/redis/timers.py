@@ -37,13 +37,14 @@ class RedisTimers(RedisCore):
         return bool(pipe.execute()[0])
 
     @reachable
-    def timers_claim(self, group: str, limit: int, lease: float) -> list[Timer]:
+    def timers_claim(self, group: str, limit: int, lease: float, ahead: float = 0.0) -> list[Timer]:
         checks.count("limit", limit)
         lease = checks.seconds("lease", lease)
+        ahead = checks.seconds("ahead", ahead)
         if limit == 0:
             return []
         now = self.clock()
-        rows = self._run("timers_claim", keys.timers(group), [now, now + lease, limit, uuid.uuid4().hex])
+        rows = self._run("timers_claim", keys.timers(group), [now + ahead, now + lease, limit, uuid.uuid4().hex])
         return sorted((Timer(group, key, float(due), payload, receipt) for key, due, payload, receipt in rows),
                       key=lambda timer: (timer.due, timer.key))
 
@@ -70,6 +71,6 @@ class RedisTimers(RedisCore):
             messages = [checks.json_text("message", {"id": new_message_id(), "body": body, "attributes": {},
                                                      "sent_at": now}) for body in f.bodies]
             args += [f.key, f.receipt, queues.index(f.queue) + 1, "" if f.next_due is None else repr(f.next_due),
-                     f.next_payload, len(messages), *messages]
+                     f.next_payload, repr(max(now, f.visible_at)), len(messages), *messages]
         keys_ = keys.timers(group) + [key for queue in queues for key in keys.queue(queue)]
         return [bool(flag) for flag in self._run("timers_fire", keys_, args)]

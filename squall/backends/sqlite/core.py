@@ -126,6 +126,12 @@ class _ProcessConnections:
     pid: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     open: list[sqlite3.Connection] = field(default_factory=list)
+    #: held for each write transaction. SQLite's busy handler makes a writer that finds the
+    #: file locked sleep (1, 2, 5, 10... ms) before it retries, which between one process's
+    #: threads turns every contended commit into milliseconds of idle; waiting here instead
+    #: wakes the next writer the moment a commit ends (other processes still meet the busy
+    #: handler, with at most one writer of this one among them)
+    writer: threading.Lock = field(default_factory=threading.Lock)
 
 
 class SQLiteCore:
@@ -256,16 +262,23 @@ class SQLiteCore:
         Refused (BackendUnavailable) when the file is no longer the one opened: the commit
         would go to a file no later open finds."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")  # locked past the busy timeout, disk I/O error...
+        writer = self._process.writer
+        if not writer.acquire(timeout=self._local.busy / 1000):
+            raise BackendUnavailable(f"cannot use SQLite database {self.path}: database is locked "
+                                     f"(another writer of this process held it for {self._local.busy / 1000:g}s)")
         try:
-            if (problem := self.problem()) is not None:
-                raise BackendUnavailable(f"refusing to write: {problem}")
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # some errors have already rolled it back
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")  # locked past the busy timeout, disk I/O error...
+            try:
+                if (problem := self.problem()) is not None:
+                    raise BackendUnavailable(f"refusing to write: {problem}")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # some errors have already rolled it back
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            writer.release()
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int]:

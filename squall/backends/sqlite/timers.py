@@ -26,16 +26,17 @@ class SQLiteTimers(SQLiteCore):
         with self._write() as conn:
             return conn.execute("DELETE FROM timers WHERE grp = ? AND key = ?", (group, key)).rowcount == 1
 
-    def timers_claim(self, group: str, limit: int, lease: float) -> list[Timer]:
+    def timers_claim(self, group: str, limit: int, lease: float, ahead: float = 0.0) -> list[Timer]:
         checks.count("limit", limit)
         lease = checks.seconds("lease", lease)
+        ahead = checks.seconds("ahead", ahead)
         now = self.clock()
         with self._write() as conn:
             rows = conn.execute(
                 "UPDATE timers SET visible_at = ?, receipt = lower(hex(randomblob(16))) WHERE grp = ? AND key IN "
                 "(SELECT key FROM timers WHERE grp = ? AND visible_at <= ? ORDER BY visible_at, key LIMIT ?) "
                 "RETURNING key, due, payload, receipt",
-                (now + lease, group, group, now, limit)).fetchall()
+                (now + lease, group, group, now + ahead, limit)).fetchall()
         return sorted((Timer(group, key, due, payload, receipt) for key, due, payload, receipt in rows),
                       key=lambda timer: (timer.due, timer.key))
 
@@ -60,7 +61,8 @@ class SQLiteTimers(SQLiteCore):
                                 (group, f.key, f.receipt)).fetchone() is None:
                     fired.append(False)
                     continue
-                insert_messages(conn, f.queue, [(body, "{}", 0.0) for body in f.bodies], now)
+                delay = max(0.0, f.visible_at - now)
+                insert_messages(conn, f.queue, [(body, "{}", delay) for body in f.bodies], now)
                 if f.next_due is None:
                     conn.execute("DELETE FROM timers WHERE grp = ? AND key = ?", (group, f.key))
                 else:

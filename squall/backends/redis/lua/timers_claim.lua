@@ -1,4 +1,4 @@
--- KEYS: at, due, payload, rcpt. ARGV: now, lease end, limit, nonce.
+-- KEYS: at, due, payload, rcpt. ARGV: due by (now + ahead), lease end, limit, nonce.
 -- Returns {key, due, payload, receipt} rows in the order they became visible.
 local out = {}
 for i, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
