@@ -73,13 +73,14 @@ local function refresh_heads(q, groups)
   return remaining
 end
 
--- Append messages (JSON texts) to queue q, message i visible at visible_at[i] and, on a
--- FIFO queue, in group groups[i]; returns their slots. One INCRBY reserves every sequence
--- number. A group new to the queue gets its head; an existing group's head stays.
-local function insert(q, msgs, visible_at, groups)
+-- Append messages (JSON texts) to queue q, message i visible at visible_at[i] (delayed
+-- if after `now`) and, on a FIFO queue, in group groups[i]; returns their slots. One
+-- INCRBY reserves every sequence number. A group new to the queue gets its head; an
+-- existing group's head stays.
+local function insert(q, msgs, visible_at, now, groups)
   if #msgs == 0 then return {} end
   local first_seq = redis.call('INCRBY', q.seq, #msgs) - #msgs + 1
-  local slots, bodies, visible, order = {}, {}, {}, {}
+  local slots, bodies, visible, order, delayed = {}, {}, {}, {}, {}
   for i, msg in ipairs(msgs) do
     local seq = first_seq + i - 1
     local slot = string.format('%016d', seq)
@@ -87,10 +88,15 @@ local function insert(q, msgs, visible_at, groups)
     bodies[2 * i - 1], bodies[2 * i] = slot, msg
     visible[2 * i - 1], visible[2 * i] = visible_at[i], slot
     order[2 * i - 1], order[2 * i] = seq, slot
+    if tonumber(visible_at[i]) > tonumber(now) then
+      delayed[#delayed + 1] = visible_at[i]
+      delayed[#delayed + 1] = slot
+    end
   end
   chunked('HSET', q.msg, bodies)
   chunked('ZADD', q.vis, visible)
   chunked('ZADD', q.order, order)
+  chunked('ZADD', q.new, delayed)
   if q.fifo and groups then
     local grp, idx = {}, {}
     for i, slot in ipairs(slots) do
@@ -137,7 +143,7 @@ local function move(src, slots, dst, now)
   local groups = src.fifo and dst.fifo and hmget(src.grp, slots) or nil
   for i = 1, #slots do visible_at[i] = now end
   local remaining = remove(src, slots)
-  insert(dst, msgs, visible_at, groups)
+  insert(dst, msgs, visible_at, now, groups)
   return remaining
 end
 
@@ -174,15 +180,7 @@ local function insert_fifo(q, entries, now, at, window)
     end
     ids[#ids + 1] = id
   end
-  local slots = insert(q, msgs, visible_at, groups)
-  if tonumber(at) > tonumber(now) then
-    local delayed = {}
-    for _, slot in ipairs(slots) do
-      delayed[#delayed + 1] = at
-      delayed[#delayed + 1] = slot
-    end
-    chunked('ZADD', q.new, delayed)
-  end
+  insert(q, msgs, visible_at, now, groups)
   wake(q.name)
   return ids
 end

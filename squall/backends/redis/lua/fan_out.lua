@@ -78,7 +78,7 @@ for i = 1, queues do
       end
     end
   elseif #msgs > 0 then
-    insert(q, msgs, visible_at)
+    insert(q, msgs, visible_at, now)
     wake(q.name)
   end
 end

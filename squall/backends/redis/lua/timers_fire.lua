@@ -6,7 +6,7 @@
 -- (1-based), next due ('' = none), next payload, when the messages become visible,
 -- message count, message JSON...
 -- Returns 1 or 0 per firing: fired, or a stale receipt (nothing changed).
-local now, count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, count = ARGV[1], tonumber(ARGV[2])
 local out, i = {}, 3 + count
 while i <= #ARGV do
   local key, receipt, number, next_due, payload = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
@@ -21,16 +21,7 @@ while i <= #ARGV do
     out[#out + 1] = 0
   else
     if n > 0 then
-      local q = queue(5 + (number - 1) * #QUEUE_PARTS)
-      local slots = insert(q, msgs, visible_at)
-      if tonumber(at) > now then  -- delayed until the firing's time
-        local delayed = {}
-        for _, slot in ipairs(slots) do
-          delayed[#delayed + 1] = at
-          delayed[#delayed + 1] = slot
-        end
-        chunked('ZADD', q.new, delayed)
-      end
+      insert(queue(5 + (number - 1) * #QUEUE_PARTS), msgs, visible_at, now)  -- delayed until `at`
       wake(ARGV[2 + number])
     end
     if next_due == '' then
