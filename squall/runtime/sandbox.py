@@ -3,11 +3,11 @@ the node, its zygote or another function, cannot use more memory or CPU than its
 function's budget, stops running when its invocation ends, and leaves nothing behind.
 
 The node decides once how its instances are contained (`Sandbox.open`) and tells the
-zygote through the environment (`SQUALL_SANDBOX`, a `Plan` the zygote takes once); every forked instance
-confines itself right after the fork, before any of the function's code runs (`confine`);
-the node holds a `Cell` per instance to freeze it between invocations (Lambda freezes an
-idle execution environment), thaw it for the next one, notice the moment its process
-dies, and kill its whole process tree.
+zygote through the environment (`SQUALL_SANDBOX`, a `Plan` the zygote takes once); every
+forked instance confines itself right after the fork, before any of the function's code
+runs (`confine`); the node holds a `Cell` per instance to freeze it between invocations
+(Lambda freezes an idle execution environment), thaw it for the next one, notice the
+moment its process dies, and kill its whole process tree.
 
 Every instance runs in its own session (so `os.kill(0, 9)` reaches only its own tree),
 non-dumpable (nobody but root may ptrace it or read `/proc/<pid>/mem`), with

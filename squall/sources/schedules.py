@@ -260,11 +260,10 @@ class ScheduleService(PeriodicService):
                         "delivering %d", trigger.schedule, len(due) - len(chosen), trigger.catch_up, len(chosen))
         following = timing.after(due[-1])
         bodies = [wire.dumps(scheduled_event(trigger.schedule, t, trigger.payload)).decode() for t in chosen]
-        queue = async_queue(trigger.function)
-        if following is None:
-            return TimerFiring(timer.key, timer.receipt, queue, bodies, None, visible_at=timer.due)
-        return TimerFiring(timer.key, timer.receipt, queue, bodies, due_at(trigger, following),
-                           Firing(following, firing.anchor, firing.fingerprint).dumps(), visible_at=timer.due)
+        next_due, next_payload = (None, "") if following is None else (
+            due_at(trigger, following), Firing(following, firing.anchor, firing.fingerprint).dumps())
+        return TimerFiring(timer.key, timer.receipt, async_queue(trigger.function), bodies, next_due, next_payload,
+                           visible_at=timer.due)
 
 
 def provision(backend: Backend, triggers: list[ScheduleTrigger]) -> None:
