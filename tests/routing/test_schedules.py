@@ -90,6 +90,35 @@ def test_a_firing_missed_while_the_node_was_down_comes_once_on_restart(tmp_path,
         assert len(fired(sqlite_url, "ticks")) == 1  # the restart did not repeat the rate's first firing
 
 
+def test_a_firing_enqueued_ahead_survives_a_kill_and_comes_once_at_its_time(tmp_path, sqlite_url):
+    """Firings are enqueued AHEAD seconds early, visible at their time: a node SIGKILLed
+    between the two loses nothing, and the restarted one delivers it once, not early."""
+    when = at(5)
+    scheduled = datetime.fromisoformat(when).replace(tzinfo=UTC).timestamp()
+    app = write_app(tmp_path, APP.format(at=when, catch_up=None))
+    node = NodeProcess(app, sqlite_url).start()
+
+    def waiting() -> bool:
+        backend = open_backend(sqlite_url)
+        try:
+            return backend.queue_stats("async.once").delayed == 1
+        finally:
+            backend.close()
+
+    wait_until(waiting, timeout=15, interval=0.05, message="the firing enqueued ahead of its time")
+    assert time.time() < scheduled
+    node.kill()
+    with NodeProcess(app, sqlite_url) as node:
+        while time.time() < scheduled - 0.3:
+            assert fired(sqlite_url, "fired") == []  # not before its time
+            time.sleep(0.1)
+        [entry] = wait_until(lambda: fired(sqlite_url, "fired"), timeout=15, message="the firing after the restart")
+        assert entry["event"]["time"] == when + "Z"
+        time.sleep(1)
+        assert len(fired(sqlite_url, "fired")) == 1
+        assert platform_tracebacks(node.log()) == 0
+
+
 def _rewind(url: str, tmp_path, catch_up: int | None, minutes: int) -> float:
     """Make the rate's timer overdue by `minutes` firings, as if no node had run that long."""
     trigger = ScheduleTrigger(expression="rate(1 minute)", schedule="minutely", catch_up=catch_up,
