@@ -84,6 +84,41 @@ class Result:
     p99_ms: float
     requests: int
     errors: int  # non-2xx responses and socket errors
+    #: CPU µs per request of the server process, and of the processes it started (instances)
+    server_us: float = 0.0
+    children_us: float = 0.0
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_of(root: int) -> tuple[float, float]:
+    """CPU seconds of `root`, and of every live process below it. Instances call setsid(),
+    so they are found by parent, not by session; one that exited is no longer counted,
+    which is why the figure is read around each round of a warm server."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    below, stack = 0.0, list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            below += _cpu_seconds(pid)
+        except OSError:
+            pass
+    return _cpu_seconds(root), below
 
 
 def parse_wrk(output: str) -> Result:
@@ -116,16 +151,30 @@ def check(url: str) -> None:
             raise RuntimeError(f"{url} answered {response.status}")
 
 
+def measured(url: str, pid: int, seconds: int, connections: int, threads: int) -> Result:
+    """A `wrk` round, with the CPU the server (and what it started) spent per request."""
+    server_before, children_before = cpu_of(pid)
+    result = wrk(url, seconds, connections, threads)
+    server_after, children_after = cpu_of(pid)
+    if result.requests:
+        result.server_us = (server_after - server_before) / result.requests * 1e6
+        result.children_us = max(0.0, children_after - children_before) / result.requests * 1e6
+    return result
+
+
 def summary(results: list[Result]) -> Result:
     """The median of each figure over the rounds (errors are summed)."""
-    return Result(statistics.median(r.requests_per_s for r in results), statistics.median(r.p50_ms for r in results),
-                  statistics.median(r.p99_ms for r in results), sum(r.requests for r in results),
-                  sum(r.errors for r in results))
+    def median(figure: str) -> float:
+        return statistics.median(getattr(r, figure) for r in results)
+
+    return Result(median("requests_per_s"), median("p50_ms"), median("p99_ms"), sum(r.requests for r in results),
+                  sum(r.errors for r in results), median("server_us"), median("children_us"))
 
 
 def row(name: str, r: Result) -> str:
     errors = f"  ({r.errors} errors)" if r.errors else ""
-    return f"{name:<28}{r.requests_per_s:>11,.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{errors}"
+    return (f"{name:<28}{r.requests_per_s:>11,.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}"
+            f"{r.server_us:>10.1f}{r.children_us:>11.1f}{errors}")
 
 
 def main() -> int:
@@ -155,18 +204,21 @@ def main() -> int:
                    "bare starlette+uvicorn": f"http://127.0.0.1:{bare_port}/hello",
                    "squall, no observability": f"http://127.0.0.1:{plain_port}/hello"}
         results: dict[str, list[Result]] = {name: [] for name in servers}
-        with child(squall_cmd, directory, directory / "squall.log", squall_port), \
-                child(plain_cmd, directory, directory / "plain.log", plain_port), \
-                child(bare_cmd, directory, directory / "bare.log", bare_port):
+        with child(squall_cmd, directory, directory / "squall.log", squall_port) as squall_process, \
+                child(plain_cmd, directory, directory / "plain.log", plain_port) as plain_process, \
+                child(bare_cmd, directory, directory / "bare.log", bare_port) as bare_process:
+            pids = {"squall run (isolated)": squall_process.pid, "bare starlette+uvicorn": bare_process.pid,
+                    "squall, no observability": plain_process.pid}
             for url in servers.values():
                 check(url)
                 wrk(url, args.warmup, args.connections, args.threads)
             print(f"wrk: {args.connections} connections, {args.threads} thread(s), {args.duration:g} s x "
                   f"{args.rounds} rounds per server, after {args.warmup:g} s of warm-up\n")
-            print(f"{'round / server':<28}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}")
+            print("CPU per request, in µs: the server process, and the processes it started (instances)\n")
+            print(f"{'round / server':<28}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}{'cpu µs':>10}{'inst. µs':>11}")
             for round_number in range(1, args.rounds + 1):
                 for name, url in servers.items():
-                    result = wrk(url, args.duration, args.connections, args.threads)
+                    result = measured(url, pids[name], args.duration, args.connections, args.threads)
                     results[name].append(result)
                     print(row(f"{round_number}  {name}", result), flush=True)
 
@@ -181,6 +233,8 @@ def main() -> int:
     verdict = "meets" if kept >= OBSERVABILITY_TARGET else "MISSES"
     print(f"ratio squall/squall without observability (req/s): {kept:.2f}  ({verdict} the target >= "
           f"{OBSERVABILITY_TARGET})")
+    print(f"observability's CPU per request: {squall.server_us - plain.server_us:+.1f} µs in the node, "
+          f"{squall.children_us - plain.children_us:+.1f} µs in instances")
     if squall.errors or bare.errors or plain.errors:
         print("WARNING: some requests failed (non-2xx or socket errors); see the rows above")
     return 0
