@@ -31,7 +31,7 @@ import urllib.request  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from _support import PYTHON, child, free_port, squall_run, warn_if_busy  # noqa: E402
+from _support import PYTHON, child, free_port, process_cpu, squall_run, warn_if_busy  # noqa: E402
 
 TARGET_RATIO = 0.5
 #: the least share of its throughput squall keeps with observability on
@@ -89,15 +89,6 @@ class Result:
     children_us: float = 0.0
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def cpu_of(root: int) -> tuple[float, float]:
     """CPU seconds of `root`, and of every live process below it. Instances call setsid(),
     so they are found by parent, not by session; one that exited is no longer counted,
@@ -115,10 +106,10 @@ def cpu_of(root: int) -> tuple[float, float]:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
         try:
-            below += _cpu_seconds(pid)
+            below += process_cpu(pid)
         except OSError:
             pass
-    return _cpu_seconds(root), below
+    return process_cpu(root), below
 
 
 def parse_wrk(output: str) -> Result:
