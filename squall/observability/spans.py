@@ -67,7 +67,9 @@ class FaasTrigger(StrEnum):
 class SpanShape:
     """What a trigger kind adds to an invocation's span (`Source.span`): its name and kind,
     the `faas.trigger` value, the attributes of its own conventions (HTTP server,
-    messaging), and whether the outcome is an error by those conventions (an HTTP 5xx)."""
+    messaging), and whether the outcome is an error by those conventions (an HTTP 5xx).
+    A source may hand the same shape to like invocations (the tracer stores each shape
+    once per batch): nothing changes a shape once it is made."""
 
     name: str
     kind: SpanKind

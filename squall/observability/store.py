@@ -1,9 +1,13 @@
 """Where spans are kept: the `squall.spans` stream, bounded in time and in count.
 
-Each node appends one stream record per second holding that second's spans (a JSON array:
-their count, then their `SpanRecord.encode()` arrays), partitioned by node. The count lets
-`SpanCap` count a record without decoding it; what a span's `faas.name` implies is not
-stored (`spans.function_attributes`) but added back as it is read. Retention trims the stream by time
+Each node appends one stream record per second holding that second's spans, partitioned by
+node: a JSON array of their count, a header, then the spans. The count lets `SpanCap`
+count a record without decoding it. An invocation's span is stored compact (`compact_span`):
+its ids, times and outcome, and the index of its shape in the header's `shapes`, the name,
+kind and attributes it shares with like invocations (one route's requests from one client).
+The spans instances hand back are stored whole (`SpanRecord.encode()` arrays). What a
+span's `faas.name` implies is not stored (`spans.function_attributes`) but added back as it
+is read. Retention trims the stream by time
 (`trace_retention`, one hour by default) and `SpanCap` by count (`trace_max_spans`,
 100,000): the retention leader counts the spans of each record once, as they arrive, and
 trims the oldest records while the stream holds more.
@@ -14,12 +18,15 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 from squall.backends.protocol import Streams
-from squall.observability.batching import count_of, records_of
+from squall.observability.batching import Batch, count_of, read_batch
 from squall.observability.spans import SpanRecord, function_attributes
 
 SPANS_STREAM = "squall.spans"
+#: the header's list of shapes: [name, kind, attributes] each
+SHAPES = "shapes"
 #: stream records read per call
 PAGE = 500
 
@@ -32,14 +39,45 @@ def read_spans(backend: Streams, since: float = 0.0) -> Iterator[SpanRecord]:
         while True:
             records = backend.stream_read(SPANS_STREAM, shard, after, PAGE)
             for record in records:
-                for raw in records_of(record.data):
-                    span = SpanRecord.decode(raw)
-                    if span is not None and span.start_ns >= since_ns:
+                for span in spans_of(read_batch(record.data)):
+                    if span.start_ns >= since_ns:
                         span.attributes = {**function_attributes(span.attributes), **span.attributes}
                         yield span
             if len(records) < PAGE:
                 break
             after = records[-1].seq
+
+
+def spans_of(batch: Batch) -> Iterator[SpanRecord]:
+    """The spans of one stored batch; what is malformed (a record damaged, an instance's
+    span) is skipped."""
+    shapes = (batch.header or {}).get(SHAPES)
+    for raw in batch.records:
+        span = SpanRecord.decode(compact_span(raw, shapes) if len(raw) == COMPACT_FIELDS else raw)
+        if span is not None:
+            yield span
+
+
+#: an invocation's span as `Tracing` buffers it: [trace_id, span_id, parent_id, shape,
+#: start_ns, end_ns, invocation_id, coldstart, status, status_message, error_type, links]
+COMPACT_FIELDS = 12
+
+
+def compact_span(raw: list[Any], shapes: Any) -> list[Any] | None:
+    """An invocation's span, from its compact form and the batch's shapes, in
+    `SpanRecord.encode`'s form (None if it does not fit them)."""
+    trace_id, span_id, parent_id, shape, start, end, invocation_id, cold, status, message, error_type, links = raw
+    if not (isinstance(shapes, list) and type(shape) is int and 0 <= shape < len(shapes)):
+        return None
+    try:
+        name, kind, shared = shapes[shape]
+        attributes = {**shared, "faas.invocation_id": invocation_id, "faas.coldstart": cold}
+        links = [list(link) for link in links]  # tuples, before they were stored
+    except (TypeError, ValueError):
+        return None
+    if error_type:
+        attributes["error.type"] = error_type
+    return [trace_id, span_id, parent_id, name, kind, start, end, attributes, status, message, links]
 
 
 class SpanCap:

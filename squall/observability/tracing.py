@@ -6,16 +6,16 @@ makes the invocation's span id and puts the invocation's own context back in
 `headers["traceparent"]` before the runtime runs it: the instance derives
 `_X_AMZN_TRACE_ID` and the OpenTelemetry context from it, the log sink tags lines with its
 trace id, and whatever the handler sends on (`ctx.queue(...).send`, `ctx.invoke`,
-`ctx.invoke_async`) carries it. Once the invocation ends, the span is recorded as a
-`SpanRecord` following OpenTelemetry's FaaS conventions, with what its source adds
-(`Source.span`: the HTTP server or messaging conventions), plus the spans the instance
-handed back (the handler's own, its sends).
+`ctx.invoke_async`) carries it. Once the invocation ends, its span follows OpenTelemetry's
+FaaS conventions, with what its source adds (`Source.span`: the HTTP server or messaging
+conventions), plus the spans the instance handed back (the handler's own, its sends).
 
-`Tracer` buffers the records and, once a second, appends them to the `squall.spans`
-stream as one record (one backend write per second per node, as metering does) and hands
-them to the OTLP exporter when one is configured. Each record is encoded as it is taken,
-so a flush never holds the event loop. A node that is SIGKILLed loses at most a second of
-spans.
+`Tracer` buffers the spans and, once a second, appends them to the `squall.spans` stream
+as one record (one backend write per second per node, as metering does) and hands them to
+the OTLP exporter when one is configured. An invocation's span costs the event loop a
+tuple: what like invocations share (their shape) is stored once per record, and the
+record is encoded in the flush's thread. A node that is SIGKILLed loses at most a second
+of spans.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 from squall.backends.protocol import Streams
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.core.retention import Cap
-from squall.observability.batching import StreamBatch
+from squall.observability.batching import Batch, StreamBatch
 from squall.observability.context import TRACEPARENT, new_span_id, new_trace_id, parse_traceparent
 from squall.observability.otlp import Exporter, export_configured
 from squall.observability.sampling import Sampler
 from squall.observability.settings import ObservabilitySettings
 from squall.observability.spans import FaasTrigger, SpanKind, SpanRecord, SpanShape, Status
-from squall.observability.store import SPANS_STREAM, SpanCap
+from squall.observability.store import SHAPES, SPANS_STREAM, SpanCap, spans_of
 from squall.runtime.invocation import Invocation
 
 if TYPE_CHECKING:
@@ -48,43 +48,64 @@ Shaper = Callable[[InvokeRequest, Invocation], SpanShape | None]
 #: the most spans one instance may hand back with one invocation (the rest are dropped)
 MAX_INSTANCE_SPANS = 1000
 
-_OTHER = FaasTrigger.OTHER._value_
-_SERVER = int(SpanKind.SERVER)
+_ERROR, _UNSET = int(Status.ERROR), int(Status.UNSET)
+
+
+class SpanBatch:
+    """The spans of one flush. An invocation's span is kept as a tuple of plain values (the
+    collector stops tracking it, and a second of them costs no GC pass) whose attributes
+    are those of its shape, stored once in the batch's `shapes` (a shape is what a source
+    says of like invocations: the same route, status and client), plus its own ids; the
+    spans instances hand back are kept whole, as `SpanRecord.encode` arrays."""
+
+    __slots__ = ("spans", "shapes", "_index", "_kept")
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        #: [name, kind, attributes] of each shape, as stored (`store.SHAPES`)
+        self.shapes: list[list[Any]] = []
+        self._index: dict[tuple[str, int], int] = {}
+        self._kept: list[SpanShape] = []  # alive while indexed by id(), so no id is reused
+
+    def shape(self, function: str, shape: SpanShape, function_attributes: dict[str, Any]) -> int:
+        """The index of `shape` (of an invocation of `function`) in this batch's shapes."""
+        key = (function, id(shape))
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.shapes)
+            self._kept.append(shape)
+            self.shapes.append([shape.name, int(shape.kind), {
+                **function_attributes, "faas.trigger": shape.trigger._value_, **shape.attributes}])
+        return index
 
 
 class Tracer(StreamBatch):
-    """Buffers span records and appends them to the span stream every `interval` seconds
-    (and on stop), handing them to the OTLP exporter too when there is one."""
+    """Buffers spans and appends them to the span stream every `interval` seconds (and on
+    stop), handing them to the OTLP exporter too when there is one."""
 
     name = "tracing"
 
     def __init__(self, backend: Streams, node_id: str, exporter: Exporter | None = None, interval: float = 1.0):
         super().__init__(backend, node_id, SPANS_STREAM, interval, counted=True)
         self.exporter = exporter
-        self._records: list[SpanRecord] = []
+        self.batch = SpanBatch()
 
     def add(self, record: SpanRecord) -> None:
-        self._buffer.append(record.encode())
-        if self.exporter is not None:
-            self._records.append(record)
+        self.batch.spans.append(record.encode())
 
-    def add_encoded(self, encoded: list[Any]) -> None:
-        """A span already in `SpanRecord.encode`'s form (the node's own invocation spans,
-        made so without a record: the exporter, when there is one, gets the record)."""
-        self._buffer.append(encoded)
-        if self.exporter is not None:
-            self._records.append(SpanRecord.from_encoded(encoded))
+    def take(self) -> Batch:
+        batch, self.batch = self.batch, SpanBatch()
+        return Batch(batch.spans, {SHAPES: batch.shapes})
+
+    def write(self, batch: Batch) -> None:
+        super().write(batch)
+        if batch.records and self.exporter is not None:
+            self.exporter.export(list(spans_of(batch)))
 
     async def settle(self) -> None:
         await super().settle()
         if self.exporter is not None:
             await asyncio.to_thread(self.exporter.shutdown)
-
-    def flush(self) -> None:
-        super().flush()
-        records, self._records = self._records, []
-        if records and self.exporter is not None:
-            self.exporter.export(records)
 
 
 class Tracing(Interceptor):
@@ -98,7 +119,8 @@ class Tracing(Interceptor):
         self.shapers = shapers
         self.sampler = sampler
         self.memory = memory
-        self._static: dict[str, dict[str, Any]] = {}
+        #: per function: what every span of it says of it, and its plain shape (no source's)
+        self._functions: dict[str, tuple[dict[str, Any], SpanShape]] = {}
         #: what the node's retention keeps of the span stream: its age, and its count
         self.retention: dict[str, float] = {}
         self.caps: list[Cap] = []
@@ -117,8 +139,8 @@ class Tracing(Interceptor):
         if sampled:
             end = time_ns()
             try:
-                self.tracer.add_encoded(self._encoded(request, invocation, trace_id, span_id,
-                                                      "" if parent is None else parent.span_id, start, end))
+                self._record(request, invocation, trace_id, span_id, "" if parent is None else parent.span_id,
+                             start, end)
                 spans = invocation.spans
                 if spans:
                     self._instance_spans(spans)
@@ -126,38 +148,33 @@ class Tracing(Interceptor):
                 log.exception("invocation %s of %s: its span was not recorded", request.request_id, request.function)
         return invocation
 
-    def _encoded(self, request: InvokeRequest, invocation: Invocation, trace_id: str, span_id: str,
-                 parent_id: str, start: int, end: int) -> list[Any]:
-        """The invocation's span, straight in `SpanRecord.encode`'s form: it is made on
-        every invocation, and a record made only to be encoded cost a third of it."""
-        shaper = self.shapers.get(request.trigger)
-        shape = shaper(request, invocation) if shaper is not None else None
+    def _record(self, request: InvokeRequest, invocation: Invocation, trace_id: str, span_id: str,
+                parent_id: str, start: int, end: int) -> None:
+        """Buffer the invocation's span, in `SpanBatch`'s form (`store.compact_span`)."""
         function = request.function
-        attributes = (self._static.get(function) or self._function_attributes(function)).copy()
-        attributes["faas.invocation_id"] = invocation.request_id
-        attributes["faas.coldstart"] = invocation.cold
-        status, message = Status.UNSET, ""
+        attributes, plain = self._functions.get(function) or self._function(function)
+        shaper = self.shapers.get(request.trigger)
+        shape = (shaper(request, invocation) if shaper is not None else None) or plain
         error = invocation.error
         if error is not None:
-            attributes["error.type"] = error.error_type
-            status, message = Status.ERROR, str(error)
-        links = [[link.trace_id, link.span_id, link.sampled] for link in request.links] if request.links else []
-        if shape is None:
-            attributes["faas.trigger"] = _OTHER
-            return [trace_id, span_id, parent_id, function, _SERVER, start, end, attributes, status, message, links]
-        attributes["faas.trigger"] = shape.trigger._value_
-        attributes.update(shape.attributes)
-        if shape.error is not None and error is None:
-            attributes["error.type"] = shape.error
-            status = Status.ERROR
-        return [trace_id, span_id, parent_id, shape.name, shape.kind, start, end, attributes, status, message, links]
+            status, message, error_type = _ERROR, str(error), error.error_type
+        elif shape.error is not None:
+            status, message, error_type = _ERROR, "", shape.error
+        else:
+            status, message, error_type = _UNSET, "", ""
+        links = tuple((link.trace_id, link.span_id, link.sampled) for link in request.links) if request.links else ()
+        batch = self.tracer.batch
+        batch.spans.append((trace_id, span_id, parent_id, batch.shape(function, shape, attributes), start, end,
+                            invocation.request_id, invocation.cold, status, message, error_type, links))
 
-    def _function_attributes(self, function: str) -> dict[str, Any]:
-        """What every span of `function` says about it, made once per function (and what
-        follows from its name, `spans.function_attributes`, only when the span is read)."""
-        attributes = self._static[function] = {"faas.name": function,
-                                               "faas.max_memory": self.memory(function) * 1048576}
-        return attributes
+    def _function(self, function: str) -> tuple[dict[str, Any], SpanShape]:
+        """What every span of `function` says about it (what follows from its name,
+        `spans.function_attributes`, is added only when a span is read), and its span when
+        no source shapes it (trigger `other`); made once per function."""
+        made = self._functions[function] = ({"faas.name": function,
+                                             "faas.max_memory": self.memory(function) * 1048576},
+                                            SpanShape(function, SpanKind.SERVER, FaasTrigger.OTHER, {}))
+        return made
 
     def _instance_spans(self, spans: list[Any]) -> None:
         """The spans an instance handed back (untrusted: malformed ones are dropped)."""

@@ -149,6 +149,7 @@ class HttpSource(Source[HttpRoute]):
     def __init__(self, app: Any, triggers: list[HttpRoute]) -> None:
         super().__init__(app, triggers)
         self._formats = {t.route_key: t.payload_format for t in triggers}
+        self._shapes: dict[tuple[Any, ...], SpanShape] = {}
 
     def services(self, node: NodeContext) -> list[Service]:
         return []
@@ -156,35 +157,52 @@ class HttpSource(Source[HttpRoute]):
     def span(self, request: InvokeRequest, invocation: Invocation) -> SpanShape:
         """A SERVER span by the HTTP server conventions: `{method} {route}`, and the status
         the gateway answers with (an error's, the proxy response's `statusCode`, else 200;
-        a REST route's result without one is a 502). A 5xx is an error of the span."""
+        a REST route's result without one is a 502). A 5xx is an error of the span. Like
+        requests (one route, path, status and client) share one shape, made once."""
         event = request.event if type(request.event) is dict else {}
         context = event.get("requestContext") or {}
         source = request.source
-        if self._formats.get(source) is PayloadFormat.V1:
-            http, v1 = context, True
+        v1 = self._formats.get(source) is PayloadFormat.V1
+        if v1:
+            http = context
             identity = context.get("identity") or {}
             method = event.get("httpMethod") or "_OTHER"
+            query = ""
         else:
             http = identity = context.get("http") or {}
             method = http.get("method") or "_OTHER"
-            v1 = False
-        status = _status(invocation, v1)
-        attributes: dict[str, Any] = {"http.request.method": method, "url.path": http.get("path", ""),
-                                      "url.scheme": "http", "http.response.status_code": status}
-        route = "" if source == DEFAULT_ROUTE else source.partition(" ")[2]
-        if route:
-            attributes["http.route"] = route
-        if not v1 and (query := event.get("rawQueryString")):
-            attributes["url.query"] = query
-        protocol = http.get("protocol", "")
-        if protocol.startswith("HTTP/"):
-            attributes["network.protocol.version"] = protocol[5:]
-        if address := identity.get("sourceIp"):
-            attributes["client.address"] = address
-        if agent := identity.get("userAgent"):
-            attributes["user_agent.original"] = agent
-        return SpanShape(f"{method} {route}" if route else method, SpanKind.SERVER, FaasTrigger.HTTP, attributes,
-                         str(status) if status >= 500 else None)
+            query = event.get("rawQueryString") or ""
+        key = (source, method, http.get("path", ""), _status(invocation, v1), query, http.get("protocol", ""),
+               identity.get("sourceIp") or "", identity.get("userAgent") or "")
+        shape = self._shapes.get(key)
+        if shape is None:
+            if len(self._shapes) >= MAX_SHAPES:
+                self._shapes.clear()
+            shape = self._shapes[key] = _shape(*key)
+        return shape
+
+
+#: the most span shapes an HTTP source keeps made (past that, it starts again)
+MAX_SHAPES = 4096
+
+
+def _shape(source: str, method: str, path: str, status: int, query: str, protocol: str, address: str,
+           agent: str) -> SpanShape:
+    attributes: dict[str, Any] = {"http.request.method": method, "url.path": path, "url.scheme": "http",
+                                  "http.response.status_code": status}
+    route = "" if source == DEFAULT_ROUTE else source.partition(" ")[2]
+    if route:
+        attributes["http.route"] = route
+    if query:
+        attributes["url.query"] = query
+    if protocol.startswith("HTTP/"):
+        attributes["network.protocol.version"] = protocol[5:]
+    if address:
+        attributes["client.address"] = address
+    if agent:
+        attributes["user_agent.original"] = agent
+    return SpanShape(f"{method} {route}" if route else method, SpanKind.SERVER, FaasTrigger.HTTP, attributes,
+                     str(status) if status >= 500 else None)
 
 
 def _status(invocation: Invocation, rest: bool) -> int:

@@ -7,7 +7,7 @@ import asyncio
 import orjson
 
 from squall.core.retention import Retention
-from squall.observability.batching import count_of, records_of
+from squall.observability.batching import count_of, read_batch
 from squall.observability.spans import SpanKind, SpanRecord
 from squall.observability.store import SPANS_STREAM, SpanCap, read_spans
 from squall.observability.tracing import Tracer
@@ -47,8 +47,8 @@ def test_a_tracer_batch_is_counted_without_decoding_and_read_back_whole(sqlite, 
                               {"faas.name": "charge", "faas.max_memory": 134217728}))
     tracer.flush()
     [record] = sqlite.stream_read(SPANS_STREAM, 0, 0)
-    assert record.data.startswith("[5,[")
-    assert count_of(record.data) == 5 and len(records_of(record.data)) == 5
+    assert record.data.startswith('[5,{"shapes":[]},[')
+    assert count_of(record.data) == 5 and len(read_batch(record.data).records) == 5
     assert count_of(spans(3, 1)) == 3  # a record written before batches were counted
     assert count_of("[]") == 0
     read = list(read_spans(sqlite))
@@ -60,3 +60,44 @@ def test_a_tracer_batch_is_counted_without_decoding_and_read_back_whole(sqlite, 
     retention = Retention(sqlite, "leader", {SPANS_STREAM: 3600.0}, caps=[SpanCap(max_spans=4)])
     asyncio.run(retention.step())
     assert list(read_spans(sqlite)) == []  # 5 spans in one record: over the cap of 4, the record goes
+
+
+def test_invocation_spans_share_their_shape_once_per_record_and_read_back_whole(sqlite, clock):
+    from squall.core.pipeline import InvokeRequest
+    from squall.errors import FunctionError
+    from squall.observability.context import SpanContext
+    from squall.observability.sampling import Sampler
+    from squall.observability.spans import FaasTrigger, SpanShape, Status
+    from squall.observability.tracing import Tracing
+    from squall.runtime.invocation import Invocation
+
+    shape = SpanShape("process q", SpanKind.CONSUMER, FaasTrigger.PUBSUB, {"messaging.destination.name": "q"})
+    tracer = Tracer(sqlite, "node-a")
+    tracing = Tracing(tracer, {"queue": lambda request, invocation: shape}, Sampler(), lambda function: 256)
+    link = SpanContext("ab" * 16, "cd" * 8, True)
+
+    async def run(request: InvokeRequest, fail: bool) -> None:
+        async def terminal(request: InvokeRequest) -> Invocation:
+            return Invocation(request.request_id, request.function, request.trigger, 1.0, 2.0, 256,
+                              error=FunctionError("no", "ValueError") if fail else None)
+        await tracing(request, terminal)
+
+    for i in range(3):
+        asyncio.run(run(InvokeRequest("worker", {}, "queue", "q", links=(link,)), fail=i == 2))
+    asyncio.run(run(InvokeRequest("other", {}, "invoke"), fail=False))
+    tracer.flush()
+    [record] = sqlite.stream_read(SPANS_STREAM, 0, 0)
+    batch = read_batch(record.data)
+    assert count_of(record.data) == 4
+    assert [name for name, _, _ in batch.header["shapes"]] == ["process q", "other"]  # each stored once
+    assert record.data.count("messaging.destination.name") == 1
+    spans = sorted(read_spans(sqlite), key=lambda span: span.start_ns)
+    assert [span.name for span in spans] == ["process q", "process q", "process q", "other"]
+    first, _, failed, plain = spans
+    assert first.kind is SpanKind.CONSUMER and first.links == [link]
+    assert first.attributes["faas.trigger"] == "pubsub" and first.attributes["faas.max_memory"] == 256 * 1048576
+    assert first.attributes["messaging.destination.name"] == "q" and first.attributes["faas.coldstart"] is False
+    assert failed.status is Status.ERROR and failed.attributes["error.type"] == "ValueError"
+    assert failed.status_message and "error.type" not in first.attributes
+    assert plain.kind is SpanKind.SERVER and plain.attributes["faas.trigger"] == "other" and plain.links == []
+    assert len({span.attributes["faas.invocation_id"] for span in spans}) == 4
