@@ -57,12 +57,13 @@ APP = """
         time.sleep(0.05)
         ctx.table("async-done").put(str(event["i"]), {"node": NODE})
 
-    @app.http("PUT", "/objects/{key}")
+    # an S3 store builds a boto3 client at first use: seconds of CPU at 128 MB's share
+    @app.http("PUT", "/objects/{key}", memory_mb=1024, timeout=30)
     def put_object(event, ctx):
         ctx.objects("shared").put(event["pathParameters"]["key"], event["body"])
         return {"stored": event["pathParameters"]["key"]}
 
-    @app.http("GET", "/objects/{key}")
+    @app.http("GET", "/objects/{key}", memory_mb=1024, timeout=30)
     def get_object(event, ctx):
         return ctx.objects("shared").get(event["pathParameters"]["key"]).decode()
 """
