@@ -12,12 +12,7 @@ from pathlib import Path
 import pytest
 
 from squall.backends import open_backend
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import free_port
 
 
 class RedisServer:
@@ -46,13 +41,16 @@ class RedisServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
+            if self.process.poll() is not None:  # its port was taken, say: whoever answers is not it
+                raise RuntimeError(f"redis-server on port {self.port} exited with {self.process.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    s.sendall(b"INFO server\r\n")
+                    if f"process_id:{self.process.pid}\r\n".encode() in s.recv(65536):
                         return
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
     def stop(self, kill: bool = False) -> None:

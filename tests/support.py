@@ -16,11 +16,20 @@ import httpx
 from squall.backends import open_backend
 from squall.observability.logs import PRINT_DELAY
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never the same one twice in a test session: a
+    test picks the ports of several servers before any binds its own, and the kernel may
+    offer a port again once the probe that found it is closed."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def write_app(directory: Path, source: str, name: str = "app.py") -> Path:

@@ -272,8 +272,11 @@ def test_the_memory_limit_holds_for_the_whole_tree(node):
 def test_cpu_is_proportional_to_memory_as_lambda_allocates_it(node):
     small = get(node, "/spin-128")  # 128/1769 of a CPU: 0.04 s of 0.6 s
     assert small["cpu"] < 0.1 and small["throttled"] >= 3, small
-    full = get(node, "/spin-1769")  # one CPU: one thread never uses up its quota
-    assert full["throttled"] == 0, full
+    # one CPU: a thread spinning 0.6 s gets about all of it. (Not "never throttled": the
+    # kernel hands quota out per CPU in slices, so a thread that migrates between CPUs on a
+    # busy machine can be throttled for a period while quota sits unused on the other.)
+    full = get(node, "/spin-1769")
+    assert full["cpu"] > 0.4, full
 
 
 def test_node_shutdown_kills_every_process_and_removes_its_cgroups(app_dir):
