@@ -54,12 +54,18 @@ def cpu_busy(seconds: float = 1.0) -> float:
     return 0.0 if total <= 0 else 1 - (idle1 - idle0) / total
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) process `pid` has used so far, its own threads only
+def process_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds process `pid` has used so far, its own threads only
     (not its children), from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (see process_times)."""
+    return sum(process_times(pid))
 
 
 def warn_if_busy() -> None:

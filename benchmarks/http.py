@@ -31,7 +31,7 @@ import urllib.request  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from _support import PYTHON, child, free_port, process_cpu, squall_run, warn_if_busy  # noqa: E402
+from _support import PYTHON, child, free_port, process_cpu, process_times, squall_run, warn_if_busy  # noqa: E402
 
 TARGET_RATIO = 0.5
 #: the least share of its throughput squall keeps with observability on
@@ -84,15 +84,18 @@ class Result:
     p99_ms: float
     requests: int
     errors: int  # non-2xx responses and socket errors
-    #: CPU µs per request of the server process, and of the processes it started (instances)
+    #: CPU µs per request of the server process, and of the processes it started (instances):
+    #: all of it, and their user CPU alone (their system time grows when the server is
+    #: slower, as each request then finds its instance asleep: a side effect, not their work)
     server_us: float = 0.0
     children_us: float = 0.0
+    children_user_us: float = 0.0
 
 
-def cpu_of(root: int) -> tuple[float, float]:
-    """CPU seconds of `root`, and of every live process below it. Instances call setsid(),
-    so they are found by parent, not by session; one that exited is no longer counted,
-    which is why the figure is read around each round of a warm server."""
+def cpu_of(root: int) -> tuple[float, float, float]:
+    """CPU seconds of `root`, and of every live process below it (all, then user only).
+    Instances call setsid(), so they are found by parent, not by session; one that exited
+    is no longer counted, which is why the figure is read around each round of a warm server."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -101,15 +104,17 @@ def cpu_of(root: int) -> tuple[float, float]:
             except OSError:
                 continue
             children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    below, stack = 0.0, list(children.get(root, []))
+    user = system = 0.0
+    stack = list(children.get(root, []))
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
         try:
-            below += process_cpu(pid)
+            times = process_times(pid)
         except OSError:
-            pass
-    return process_cpu(root), below
+            continue
+        user, system = user + times[0], system + times[1]
+    return process_cpu(root), user + system, user
 
 
 def parse_wrk(output: str) -> Result:
@@ -144,12 +149,13 @@ def check(url: str) -> None:
 
 def measured(url: str, pid: int, seconds: int, connections: int, threads: int) -> Result:
     """A `wrk` round, with the CPU the server (and what it started) spent per request."""
-    server_before, children_before = cpu_of(pid)
+    server_before, children_before, user_before = cpu_of(pid)
     result = wrk(url, seconds, connections, threads)
-    server_after, children_after = cpu_of(pid)
+    server_after, children_after, user_after = cpu_of(pid)
     if result.requests:
         result.server_us = (server_after - server_before) / result.requests * 1e6
         result.children_us = max(0.0, children_after - children_before) / result.requests * 1e6
+        result.children_user_us = max(0.0, user_after - user_before) / result.requests * 1e6
     return result
 
 
@@ -159,13 +165,14 @@ def summary(results: list[Result]) -> Result:
         return statistics.median(getattr(r, figure) for r in results)
 
     return Result(median("requests_per_s"), median("p50_ms"), median("p99_ms"), sum(r.requests for r in results),
-                  sum(r.errors for r in results), median("server_us"), median("children_us"))
+                  sum(r.errors for r in results), median("server_us"), median("children_us"),
+                  median("children_user_us"))
 
 
 def row(name: str, r: Result) -> str:
     errors = f"  ({r.errors} errors)" if r.errors else ""
     return (f"{name:<28}{r.requests_per_s:>11,.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}"
-            f"{r.server_us:>10.1f}{r.children_us:>11.1f}{errors}")
+            f"{r.server_us:>10.1f}{r.children_us:>11.1f}{r.children_user_us:>11.1f}{errors}")
 
 
 def main() -> int:
@@ -205,8 +212,10 @@ def main() -> int:
                 wrk(url, args.warmup, args.connections, args.threads)
             print(f"wrk: {args.connections} connections, {args.threads} thread(s), {args.duration:g} s x "
                   f"{args.rounds} rounds per server, after {args.warmup:g} s of warm-up\n")
-            print("CPU per request, in µs: the server process, and the processes it started (instances)\n")
-            print(f"{'round / server':<28}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}{'cpu µs':>10}{'inst. µs':>11}")
+            print("CPU per request, in µs: the server process, and the processes it started (instances;"
+                  " all, then user CPU only)\n")
+            print(f"{'round / server':<28}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}{'cpu µs':>10}{'inst. µs':>11}"
+                  f"{'inst. user':>11}")
             for round_number in range(1, args.rounds + 1):
                 for name, url in servers.items():
                     result = measured(url, pids[name], args.duration, args.connections, args.threads)
@@ -225,7 +234,8 @@ def main() -> int:
     print(f"ratio squall/squall without observability (req/s): {kept:.2f}  ({verdict} the target >= "
           f"{OBSERVABILITY_TARGET})")
     print(f"observability's CPU per request: {squall.server_us - plain.server_us:+.1f} µs in the node, "
-          f"{squall.children_us - plain.children_us:+.1f} µs in instances")
+          f"{squall.children_us - plain.children_us:+.1f} µs in instances "
+          f"({squall.children_user_us - plain.children_user_us:+.1f} µs of it user CPU)")
     if squall.errors or bare.errors or plain.errors:
         print("WARNING: some requests failed (non-2xx or socket errors); see the rows above")
     return 0
