@@ -110,14 +110,6 @@ class SpanRecord:
                 [[link.trace_id, link.span_id, link.sampled] for link in self.links]]
 
     @classmethod
-    def from_encoded(cls, encoded: list[Any]) -> SpanRecord:
-        """The record of a span the node encoded itself (trusted: `decode` checks the
-        untrusted ones)."""
-        trace_id, span_id, parent_id, name, kind, start, end, attributes, status, message, links = encoded
-        return cls(trace_id, span_id, parent_id, name, SpanKind(kind), start, end, attributes, Status(status),
-                   message, [SpanContext(*link) for link in links])
-
-    @classmethod
     def decode(cls, raw: Any) -> SpanRecord | None:
         """The record `encode` made; None for anything else (an instance's malformed span)."""
         if not isinstance(raw, list) or len(raw) != 11:
