@@ -620,7 +620,7 @@ def grant_files(app_ref: str, backend_url: str, objects_url: str, gid: int) -> s
     shared: list[tuple[Path, list[Path]]] = []
     database = _database(backend_url)
     if database is not None:
-        shared.append((database.parent, [database, Path(f"{database}-wal"), Path(f"{database}-shm")]))
+        shared.append((database.parent, [database, *(Path(f"{database}-{end}") for end in ("wal", "shm", "lock"))]))
     objects = _local_objects(objects_url)
     if objects is not None:
         objects.mkdir(parents=True, exist_ok=True)
