@@ -599,18 +599,20 @@ def _local_objects(objects_url: str) -> Path | None:
     return Path(urlparse(objects_url).path if objects_url.startswith("file://") else objects_url).resolve()
 
 
-def _database(backend_url: str) -> Path | None:
+def _database(backend_url: str) -> list[Path]:
+    """The state database's files (itself first, then its companions), if it is SQLite."""
     if not backend_url.startswith("sqlite:///"):
-        return None
-    from squall.backends.sqlite.core import parse_url
+        return []
+    from squall.backends.sqlite.core import COMPANION_SUFFIXES, parse_url
 
-    return Path(parse_url(backend_url).path).resolve()
+    path = Path(parse_url(backend_url).path).resolve()
+    return [path, *(Path(f"{path}{suffix}") for suffix in COMPANION_SUFFIXES)]
 
 
 def instance_directories(app_ref: str, backend_url: str, objects_url: str) -> list[Path]:
     """The directories instances work in: the app's, the state database's, the objects'."""
     database, objects = _database(backend_url), _local_objects(objects_url)
-    return [Path(app_ref.partition(":")[0]).resolve().parent, *([database.parent] if database else []),
+    return [Path(app_ref.partition(":")[0]).resolve().parent, *([database[0].parent] if database else []),
             *([objects] if objects else [])]
 
 
@@ -619,8 +621,8 @@ def grant_files(app_ref: str, backend_url: str, objects_url: str, gid: int) -> s
     needed: list[Path] = [Path(app_ref.partition(":")[0]).resolve().parent]
     shared: list[tuple[Path, list[Path]]] = []
     database = _database(backend_url)
-    if database is not None:
-        shared.append((database.parent, [database, *(Path(f"{database}-{end}") for end in ("wal", "shm", "lock"))]))
+    if database:
+        shared.append((database[0].parent, database))
     objects = _local_objects(objects_url)
     if objects is not None:
         objects.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,9 @@ _SYNCHRONOUS = ("off", "normal", "full", "extra")
 _MODES = ("rwc", "rw")
 #: seconds a statement waits for another process's lock (capped by an invocation's deadline)
 BUSY_TIMEOUT = 30.0
+#: the files beside the database: SQLite's write-ahead log and its index, and the gate
+WAL_SUFFIX, GATE_SUFFIX = "-wal", "-lock"
+COMPANION_SUFFIXES = (WAL_SUFFIX, "-shm", GATE_SUFFIX)
 #: seconds a writer waiting at the gate sleeps between looks: first, and at most (the
 #: transactions it waits for take a fraction of a millisecond)
 GATE_FIRST_WAIT, GATE_MOST_WAIT = 0.00005, 0.001
@@ -142,8 +145,8 @@ class _ProcessConnections:
     #: held for each write transaction. SQLite's busy handler makes a writer that finds the
     #: file locked sleep (1, 2, 5, 10... ms) before it retries, which between one process's
     #: threads turns every contended commit into milliseconds of idle; waiting here instead
-    #: wakes the next writer the moment a commit ends (other processes still meet the busy
-    #: handler, with at most one writer of this one among them)
+    #: wakes the next writer the moment a commit ends (writers of other processes wait at
+    #: the gate, with at most one writer of this one among them)
     writer: threading.Lock = field(default_factory=threading.Lock)
     #: this process's descriptor of the gate (see the module docstring); None until the
     #: first write, -1 if it cannot be opened (SQLite's lock alone then)
@@ -185,7 +188,7 @@ class SQLiteCore:
         self._identity = _identity(os.stat(self.path))
         #: the write-ahead log: while this process holds a connection SQLite keeps it, and
         #: every commit since the last checkpoint lives only there
-        self._wal = self.path + "-wal"
+        self._wal = self.path + WAL_SUFFIX
         self._wal_identity: tuple[int, int] | None = None
         self._wal_problem()
 
@@ -282,44 +285,45 @@ class SQLiteCore:
         if not writer.acquire(timeout=self._local.busy / 1000):
             raise BackendUnavailable(f"cannot use SQLite database {self.path}: database is locked "
                                      f"(another writer of this process held it for {self._local.busy / 1000:g}s)")
+        gate = -1
         try:
             gate = self._enter_gate(self._local.busy / 1000)
+            conn.execute("BEGIN IMMEDIATE")  # locked past the busy timeout, disk I/O error...
             try:
-                conn.execute("BEGIN IMMEDIATE")  # locked past the busy timeout, disk I/O error...
-                try:
-                    if (problem := self.problem()) is not None:
-                        raise BackendUnavailable(f"refusing to write: {problem}")
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:  # some errors have already rolled it back
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if gate >= 0:
-                    fcntl.flock(gate, fcntl.LOCK_UN)
+                if (problem := self.problem()) is not None:
+                    raise BackendUnavailable(f"refusing to write: {problem}")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # some errors have already rolled it back
+                    conn.execute("ROLLBACK")
+                raise
         finally:
+            if gate >= 0:
+                fcntl.flock(gate, fcntl.LOCK_UN)
             writer.release()
 
     def _enter_gate(self, timeout: float) -> int:
         """Wait (at most `timeout` seconds) until no other process's writer is at the gate,
-        and hold it: the gate's descriptor, or -1 if this process has none."""
+        and hold it: the gate's descriptor, or -1 if this process has none. Called with the
+        writer lock held, so one thread of a process opens the gate."""
         process = self._process
         gate = process.gate
         if gate is None:
             try:  # read-only is enough to lock; instances of another user may not write it
-                gate = os.open(self.path + "-lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o660)
+                gate = os.open(self.path + GATE_SUFFIX, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o660)
             except OSError:
                 gate = -1
             process.gate = gate
         if gate < 0:
             return gate
-        wait, deadline = GATE_FIRST_WAIT, time.monotonic() + timeout
+        wait, deadline = GATE_FIRST_WAIT, None
         while True:
             try:
                 fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return gate
             except BlockingIOError:
+                deadline = deadline or time.monotonic() + timeout  # the clock is read only when contended
                 if time.monotonic() >= deadline:
                     raise BackendUnavailable(f"cannot use SQLite database {self.path}: database is locked "
                                              f"(another process wrote for over {timeout:g}s)") from None

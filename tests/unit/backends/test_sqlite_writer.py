@@ -1,8 +1,9 @@
-"""One write transaction at a time per process on SQLite: the writer lock.
+"""One write transaction at a time on SQLite: the writer lock and the gate.
 
-Threads of a node wait for each other on a lock rather than in SQLite's busy handler,
-which sleeps 1, 2, 5, 10... ms between retries; a write that cannot get the lock within
-the invocation's deadline fails as a locked file does, with BackendUnavailable.
+Threads of a node wait for each other on a lock, and processes for each other at a flock
+gate beside the database, rather than in SQLite's busy handler, which sleeps 1, 2, 5,
+10... ms between retries; a write that cannot pass either within the invocation's
+deadline fails as a locked file does, with BackendUnavailable.
 """
 
 from __future__ import annotations
