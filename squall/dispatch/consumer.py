@@ -15,6 +15,7 @@ none of it is in flight, so a group never spans two batches running at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import random
@@ -50,6 +51,11 @@ CLAIM_LIMIT = 1000
 UNREACHABLE_RETRY = 1.0
 #: seconds before a message that met no runtime (a platform failure) is delivered again
 PLATFORM_RETRY = 1.0
+#: most seconds a batch claimed ahead may wait for a free slot (`read_ahead`); older, it is
+#: given back unrun. A consumer reads ahead only while its last batch ran in under half of it.
+READ_AHEAD_HOLD = 1.0
+#: seconds a finished batch waits to be settled with others while the consumer reads ahead
+SETTLE_WITHIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,15 @@ class ConsumerConfig:
     #: seconds after its send a failed message is no longer retried but dead-lettered (an
     #: event's maximum age, as EventBridge's retry policy has it). None: no limit.
     max_age: float | None = None
+    #: seconds a batch claimed ahead may wait for a free slot (see `read_ahead`); 0 claims
+    #: no more than there are slots
+    read_ahead: float = 0.0
+
+
+def read_ahead(visibility_timeout: float, function_timeout: float) -> float:
+    """How long a batch claimed ahead may wait for a slot: short enough that it still runs
+    to its timeout before it is visible again, and at most `READ_AHEAD_HOLD`."""
+    return max(0.0, min(READ_AHEAD_HOLD, visibility_timeout - function_timeout))
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,8 @@ class Disposition(Enum):
     POISONED = "poisoned"
     #: given back with their receive uncounted: no instance could run them (the platform failed)
     PLATFORM = "platform"
+    #: given back at once with their receive uncounted: claimed ahead and never run
+    UNUSED = "unused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +192,14 @@ class QueueConsumer(Service):
     back short it waits until the node's `QueueWatcher` wakes it (a message was sent, or
     one becomes visible). The harness drives `step()` instead: claim one round, run those
     batches to the end and settle them.
+
+    While batches run quickly the pump reads ahead, as Lambda's pollers hold a batch until
+    the function has room: it claims up to `concurrency` batches more than the slots, a
+    finished batch's slot goes to the next of them at once (no backend call between), and
+    the finished ones are settled together when those run out, so a busy consumer turns
+    once per `concurrency` batches instead of once per batch or two. A batch claimed ahead
+    waits at most `config.read_ahead` seconds for a slot, else it is given back uncounted, as
+    it is when the consumer stops. FIFO queues are not read ahead (a claim there is one batch).
     """
 
     def __init__(self, backend: Backend, invoke: Handler, config: ConsumerConfig, delivery: Delivery,
@@ -208,6 +233,15 @@ class QueueConsumer(Service):
         self._wakes = 0
         #: set when a batch finishes, wake() or stop() is called: the pump has work
         self._wake = asyncio.Event()
+        #: batches claimed and not started yet (a slot was not free): (when claimed, batch)
+        self._ready: collections.deque[tuple[float, list[Message]]] = collections.deque()
+        #: whether this consumer may read ahead at all, and whether it does now (its last
+        #: batch ran quickly)
+        self._can_read_ahead = not self.fifo and config.read_ahead > 0
+        self._read_ahead = False
+        #: when the finished batches waiting for the ready ones to run out are settled anyway
+        self._settle_by = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -278,6 +312,8 @@ class QueueConsumer(Service):
                     acks.append(m.receipt)
                 elif batch.disposition is Disposition.PLATFORM:
                     releases.append(Release(m.receipt, PLATFORM_RETRY, uncount=True))
+                elif batch.disposition is Disposition.UNUSED:
+                    releases.append(Release(m.receipt, 0.0, uncount=True))
                 elif (batch.disposition is Disposition.POISONED or m.receive_count >= c.max_receive_count
                       or (c.max_age is not None and self.clock() - m.sent_at >= c.max_age)):
                     dead.append(DeadLetter(m.receipt, batch.dead_letter_attributes))
@@ -373,16 +409,27 @@ class QueueConsumer(Service):
         return batches
 
     async def _run(self) -> None:
-        """Turn whenever there is something to settle, or a free slot while claiming is wanted."""
+        """Turn whenever there is something to settle, or a free slot while claiming is wanted.
+
+        While batches claimed ahead are ready, nothing is claimed, and what finished waits
+        (up to `SETTLE_WITHIN`) to be settled with the rest when they run out."""
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()  # whatever happens from here on sets it again
             if self.fifo and self._finished:
                 self._wanted = True  # settling a batch unblocks its message groups
-            free = 0 if self._stopping or not self._runtime_ready() else self.config.concurrency - self._in_flight
+            self._fill_slots()  # gives back what waited too long, and everything when stopping
+            capacity = self.config.concurrency * (2 if self._read_ahead else 1)
+            free = (0 if self._stopping or self._ready or not self._runtime_ready()
+                    else capacity - self._in_flight)
             batches = min(free, max(1, CLAIM_LIMIT // self.config.batch_size)) if self._wanted else 0
-            if not batches and not self._finished:
-                if self._stopping and not self._in_flight:
+            settle = bool(self._finished) and (not self._ready or not self._wanted or loop.time() >= self._settle_by)
+            if not batches and not settle:
+                if self._stopping and not self._in_flight and not self._finished:
+                    if self._timer is not None:
+                        self._timer.cancel()
                     return
+                self._wake_by(loop)
                 await self._wake.wait()
                 continue
             finished, self._finished = self._finished, []
@@ -397,9 +444,9 @@ class QueueConsumer(Service):
                 self._unreachable = False
             kept, dropped = self._filter(messages)
             if dropped.messages:
-                self._finished.append(dropped)  # acknowledged on the next turn, with what finishes
-            for batch in self._batches(kept):
-                self._dispatch(batch)
+                self._finish(dropped)  # acknowledged on the next turn, with what finishes
+            now = loop.time()
+            self._ready.extend((now, batch) for batch in self._batches(kept))
             if batches and len(messages) < batches * self.config.batch_size and self._wakes == wakes:
                 self._wanted = False  # the queue had no more visible messages: wait to be woken
                 if not messages and self.watcher is not None:
@@ -422,17 +469,53 @@ class QueueConsumer(Service):
         self._wanted = False
         asyncio.get_running_loop().call_later(UNREACHABLE_RETRY, self.wake)
 
-    def _dispatch(self, messages: list[Message]) -> None:
-        self._in_flight += 1
-        task = asyncio.create_task(self._handle(messages))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _fill_slots(self) -> None:
+        """Start ready batches in the free slots; give back those that waited too long for
+        one (and stop reading ahead), and every ready batch once stopping."""
+        now = asyncio.get_running_loop().time()
+        while self._ready:
+            claimed, batch = self._ready[0]
+            waited_too_long = self._can_read_ahead and now - claimed > self.config.read_ahead
+            if not (self._stopping or waited_too_long or self._in_flight < self.config.concurrency):
+                return
+            self._ready.popleft()
+            if self._stopping or waited_too_long:
+                self._read_ahead = False
+                self._finish(Settlement(batch, {m.id for m in batch}, Disposition.UNUSED))
+                continue
+            self._in_flight += 1
+            task = asyncio.create_task(self._handle(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _finish(self, settlement: Settlement) -> None:
+        """Hand a batch that ended to the pump's next turn."""
+        if not self._finished:
+            self._settle_by = asyncio.get_running_loop().time() + SETTLE_WITHIN
+        self._finished.append(settlement)
+
+    def _wake_by(self, loop: asyncio.AbstractEventLoop) -> None:
+        """While batches are ready or finished, make sure the pump looks again when the
+        first of them is due (a ready batch's hold, a finished one's settle)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = [self._settle_by] if self._finished else []
+        if self._ready:
+            due.append(self._ready[0][0] + self.config.read_ahead)
+        if due:
+            self._timer = loop.call_at(min(due), self._wake.set)
 
     async def _handle(self, messages: list[Message]) -> None:
-        """Invoke the function with one batch; the pump settles it on its next turn."""
+        """Invoke the function with one batch; the pump settles it on its next turn, and
+        the slot goes to the next ready batch now."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             settlement = await self._invoke(messages)
-            self._finished.append(settlement)  # after the await: the pump may have swapped the list
+            self._finish(settlement)  # after the await: the pump may have swapped the list
         finally:
             self._in_flight -= 1
+            self._read_ahead = self._can_read_ahead and loop.time() - began < self.config.read_ahead / 2
+            self._fill_slots()
             self._wake.set()

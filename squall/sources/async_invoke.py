@@ -38,6 +38,7 @@ from squall.dispatch.consumer import (
     QueueConsumer,
     Settlement,
     backoff,
+    read_ahead,
     single_failure,
 )
 from squall.dispatch.targets import Target, TargetKind
@@ -206,9 +207,11 @@ class AsyncInvokeSource(Source[Trigger]):
         consumers: list[Service] = []
         for name, config in self.app.functions.items():
             concurrency = invocation_concurrency(config.reserved_concurrency)
+            visibility = invocation_visibility(config.timeout)
             consumer = ConsumerConfig(async_queue(name), name, batch_size=1, max_receive_count=attempts(config),
-                                      visibility_timeout=invocation_visibility(config.timeout), dlq=async_dlq(name),
-                                      concurrency=concurrency, retry_base=node.settings.async_retry_base)
+                                      visibility_timeout=visibility, dlq=async_dlq(name), concurrency=concurrency,
+                                      retry_base=node.settings.async_retry_base,
+                                      read_ahead=read_ahead(visibility, config.timeout))
             consumers.append(AsyncConsumer(node.backend, node.invoke, consumer, config, watcher, node.runtime_ready))
         return consumers
 

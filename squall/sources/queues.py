@@ -11,7 +11,7 @@ from squall.backends.fifo import FIFO_SUFFIX, is_fifo
 from squall.core.checks import check_number, check_queue_name
 from squall.core.lifecycle import Service
 from squall.core.pipeline import InvokeRequest
-from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, batch_failures
+from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, batch_failures, read_ahead
 from squall.dispatch.watcher import QueueWatcher
 from squall.errors import ConfigError
 from squall.events.sqs import sqs_event
@@ -148,7 +148,8 @@ class QueueSource(Source[QueueTrigger]):
             concurrency = t.max_concurrency if reserved is None else min(t.max_concurrency, reserved)
             accept = RecordFilter(f"queue {t.queue!r}", t.filters, record_document) if t.filters else None
             config = ConsumerConfig(t.queue, t.function, t.batch_size, t.max_receive_count, t.visibility_timeout,
-                                    t.dlq, concurrency, retry_base=t.visibility_timeout, accept=accept)
+                                    t.dlq, concurrency, retry_base=t.visibility_timeout, accept=accept,
+                                    read_ahead=read_ahead(t.visibility_timeout, self.function(t).timeout))
             delivery = SQS_FIFO if is_fifo(t.queue) else SQS
             consumers.append(QueueConsumer(node.backend, node.invoke, config, delivery, watcher, node.runtime_ready))
         filtered = {c.config.queue: (lambda c=c: c.filtered) for c in consumers if c.config.accept is not None}

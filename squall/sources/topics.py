@@ -38,7 +38,7 @@ from squall.backends.protocol import Tables
 from squall.core.checks import check_queue_name
 from squall.core.lifecycle import Service
 from squall.core.pipeline import InvokeRequest
-from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, single_failure
+from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, read_ahead, single_failure
 from squall.dispatch.targets import TargetKind
 from squall.dispatch.targets import register as register_target
 from squall.dispatch.watcher import QueueWatcher
@@ -350,10 +350,12 @@ class TopicSource(Source[TopicSubscription]):
             if t.queue:
                 continue
             function = self.function(t)
+            visibility = invocation_visibility(function.timeout)
             config = ConsumerConfig(t.target_queue, t.function, batch_size=1, max_receive_count=attempts(function),
-                                    visibility_timeout=invocation_visibility(function.timeout), dlq=t.dead_letters,
+                                    visibility_timeout=visibility, dlq=t.dead_letters,
                                     concurrency=invocation_concurrency(function.reserved_concurrency),
-                                    retry_base=node.settings.async_retry_base)
+                                    retry_base=node.settings.async_retry_base,
+                                    read_ahead=read_ahead(visibility, function.timeout))
             consumers.append(QueueConsumer(node.backend, node.invoke, config, SNS, watcher, node.runtime_ready))
         return consumers
 

@@ -254,10 +254,12 @@ def test_settle_with_every_message_failed_releases_them_in_one_call(sqlite, no_j
 class Recorder:
     """An invoke handler: records the requests, answers with `respond(request)`."""
 
-    def __init__(self, respond=lambda request: None, gate: asyncio.Event | None = None) -> None:
+    def __init__(self, respond=lambda request: None, gate: asyncio.Event | None = None,
+                 pause=lambda request: 0.0) -> None:
         self.requests: list[InvokeRequest] = []
         self.respond = respond
         self.gate = gate
+        self.pause = pause
         self.running = 0
         self.most = 0
 
@@ -269,7 +271,7 @@ class Recorder:
             if self.gate is not None:
                 await self.gate.wait()
             else:
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.pause(request))
             answer = self.respond(request)
         finally:
             self.running -= 1
@@ -380,14 +382,10 @@ def test_step_with_the_async_delivery_sends_the_payload_itself(sqlite, no_jitter
 # ---- the pump -------------------------------------------------------------------------
 
 
-def test_pump_consumes_everything_with_at_most_concurrency_batches_in_flight(sqlite):
-    declare(sqlite)
-    for n in range(7):
-        sqlite.enqueue("q", str(n))
-    invoke = Recorder()
-
+def drain(sqlite, backend, invoke: Recorder, settings: ConsumerConfig) -> None:
+    """Run a consumer on a loop until the queue is empty, then stop it."""
     async def main():
-        consumer = QueueConsumer(sqlite, invoke, config(batch_size=2, concurrency=3), SQS)
+        consumer = QueueConsumer(backend, invoke, settings, SQS)
         await consumer.start()
         try:
             await until(lambda: sqlite.queue_stats("q").total == 0, what="the queue to drain")
@@ -395,6 +393,14 @@ def test_pump_consumes_everything_with_at_most_concurrency_batches_in_flight(sql
             await consumer.stop()
 
     asyncio.run(main())
+
+
+def test_pump_consumes_everything_with_at_most_concurrency_batches_in_flight(sqlite):
+    declare(sqlite)
+    for n in range(7):
+        sqlite.enqueue("q", str(n))
+    invoke = Recorder()
+    drain(sqlite, sqlite, invoke, config(batch_size=2, concurrency=3))
     assert sorted(b for batch in invoke.bodies for b in batch) == [str(n) for n in range(7)]
     assert all(len(batch) <= 2 for batch in invoke.bodies)
     assert invoke.most <= 3
@@ -424,6 +430,88 @@ def test_stop_lets_the_batch_in_flight_finish_and_be_acked(sqlite):
     assert backend.calls[-1] == "settle"
     [left] = sqlite.peek("q")
     assert left.body == "second" and sqlite.queue_stats("q").visible == 1
+
+
+def receive_counts(invoke: Recorder) -> dict[str, list[int]]:
+    """Each body's ApproximateReceiveCount, once per time it was delivered."""
+    counts: dict[str, list[int]] = {}
+    for request in invoke.requests:
+        for record in request.event["Records"]:
+            counts.setdefault(record["body"], []).append(int(record["attributes"]["ApproximateReceiveCount"]))
+    return counts
+
+
+@pytest.mark.parametrize("read_ahead", [0.0, 1.0])
+def test_a_quick_consumer_reads_ahead_and_turns_once_per_concurrency_batches(sqlite, read_ahead):
+    declare(sqlite)
+    for n in range(80):
+        sqlite.enqueue("q", str(n))
+    backend = CountingBackend(sqlite)
+    # handlers that end one at a time, as real ones do
+    invoke = Recorder(pause=lambda request: 0.001 * (int(request.event["Records"][0]["body"]) % 7))
+    drain(sqlite, backend, invoke, config(batch_size=1, concurrency=4, read_ahead=read_ahead))
+    assert receive_counts(invoke) == {str(n): [1] for n in range(80)}  # each once, in slots of 4
+    assert invoke.most <= 4
+    turns = backend.calls.count("settle")
+    if read_ahead:
+        assert turns <= 80 // 4 + 8  # and one per batch as the queue runs dry
+    else:
+        assert turns >= 80 // 2  # a turn per batch or two
+
+
+async def slow_with_one_ahead(sqlite, invoke: Recorder, gate: asyncio.Event, hold: float,
+                              *bodies: str) -> QueueConsumer:
+    """A consumer of concurrency 1 reading ahead (a quick message ran first), running the
+    first of `bodies` until `gate` is set, with the second claimed ahead."""
+    declare(sqlite)
+    sqlite.enqueue("q", "quick")
+    consumer = QueueConsumer(sqlite, invoke, config(batch_size=1, concurrency=1, read_ahead=hold), SQS)
+    await consumer.start()
+    await until(lambda: sqlite.queue_stats("q").total == 0, what="the quick message")
+    invoke.gate = gate
+    for body in bodies:
+        sqlite.enqueue("q", body)
+    consumer.wake()
+    await until(lambda: invoke.running == 1 and sqlite.queue_stats("q").in_flight == 2,
+                what="the slow handler to start, with one batch claimed ahead")
+    return consumer
+
+
+def test_stop_gives_back_the_batches_claimed_ahead_uncounted(sqlite):
+    gate = asyncio.Event()
+    invoke = Recorder()
+
+    async def main():
+        consumer = await slow_with_one_ahead(sqlite, invoke, gate, 1.0, "slow", "ahead", "behind")
+        stopping = asyncio.create_task(consumer.stop())
+        await until(lambda: sqlite.queue_stats("q").visible == 2, what="the batch claimed ahead to come back")
+        gate.set()
+        await asyncio.wait_for(stopping, 5)
+
+    asyncio.run(main())
+    assert receive_counts(invoke) == {"quick": [1], "slow": [1]}
+    left = {m.body: m.receive_count for m in sqlite.peek("q")}
+    assert left == {"ahead": 0, "behind": 0}  # given back as if never received
+
+
+def test_a_batch_that_waits_too_long_for_a_slot_is_given_back_and_read_ahead_stops(sqlite):
+    gate = asyncio.Event()
+    invoke = Recorder()
+
+    async def main():
+        consumer = await slow_with_one_ahead(sqlite, invoke, gate, 0.2, "slow", "ahead")
+        try:
+            # past its hold the batch claimed ahead is visible again, the slow one still running
+            await until(lambda: sqlite.queue_stats("q").visible == 1, what="the batch to be given back")
+            assert invoke.running == 1
+            gate.set()
+            await until(lambda: sqlite.queue_stats("q").total == 0, what="the rest")
+        finally:
+            gate.set()
+            await consumer.stop()
+
+    asyncio.run(main())
+    assert receive_counts(invoke) == {"quick": [1], "slow": [1], "ahead": [1]}  # the give-back did not count
 
 
 def test_stop_without_start_returns(sqlite):
