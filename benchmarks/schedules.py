@@ -126,10 +126,11 @@ def summary(name: str, values: list[float]) -> str:
             f"max={max(ms):8.1f} ms")
 
 
-def measure(url: str, directory: Path, args: argparse.Namespace) -> tuple[list[float], list[float], float]:
-    """One node on `url`: the baseline timers' lateness, the handlers' (short if some
-    firings did not arrive within 20 s of the last boundary) and the node's CPU seconds
-    around the boundaries."""
+def measure(url: str, directory: Path, args: argparse.Namespace
+            ) -> tuple[list[float], list[tuple[str, float]], float]:
+    """One node on `url`: the baseline timers' lateness, the handlers' with their scheduled
+    times (short if some firings did not arrive within 20 s of the last boundary) and the
+    node's CPU seconds around the boundaries."""
     app = directory / "app.py"
     app.write_text(textwrap.dedent(APP.format(functions=args.functions, concurrency=args.concurrency,
                                               per_function=args.schedules // args.functions,
@@ -146,7 +147,7 @@ def measure(url: str, directory: Path, args: argparse.Namespace) -> tuple[list[f
         timer_late, cpu = asyncio.run(observe(args.schedules, boundaries, node.pid))
         expected = args.schedules * args.minutes
         wanted = {time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(b)) for b in boundaries}
-        measured: list[float] = []
+        measured: list[tuple[str, float]] = []
         deadline = time.time() + 20
         while time.time() < deadline:
             measured = recorded(url, args.record, wanted)
@@ -156,16 +157,16 @@ def measure(url: str, directory: Path, args: argparse.Namespace) -> tuple[list[f
     return timer_late, measured, cpu
 
 
-def recorded(url: str, record: str, wanted: set[str]) -> list[float]:
-    """The lateness the handlers recorded for the `wanted` scheduled times, so far."""
+def recorded(url: str, record: str, wanted: set[str]) -> list[tuple[str, float]]:
+    """(scheduled time, lateness) the handlers recorded for the `wanted` times, so far."""
     if record == "log":
         out = subprocess.run([PYTHON, "-m", "squall", "logs", "--since", "10m", "--grep", "LATE ", "--backend", url],
                              capture_output=True, text=True, check=True).stdout
         found = (line.partition("LATE ")[2].split() for line in out.splitlines())
-        return [float(fields[0]) for fields in found if len(fields) == 2 and fields[1] in wanted]
+        return [(fields[1], float(fields[0])) for fields in found if len(fields) == 2 and fields[1] in wanted]
     backend = open_backend(url)
     try:
-        return [item.value["late"] for item in backend.table_scan("lateness", limit=100000)
+        return [(item.value["time"], item.value["late"]) for item in backend.table_scan("lateness", limit=100000)
                 if item.value["time"] in wanted]
     finally:
         backend.close()
@@ -189,19 +190,22 @@ def main() -> int:
         print(f"\n{kind} (lateness recorded by {args.record}):", flush=True)
         try:
             if kind == "sqlite":
-                timer_late, measured, cpu = measure(f"sqlite:///{directory}/state.db", directory, args)
+                timer_late, firings, cpu = measure(f"sqlite:///{directory}/state.db", directory, args)
             else:
                 with throwaway_redis(directory) as url:
-                    timer_late, measured, cpu = measure(url, directory, args)
+                    timer_late, firings, cpu = measure(url, directory, args)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         print(summary("asyncio call_at (baseline)", timer_late))
+        measured = [late for _, late in firings]
         expected = args.schedules * args.minutes
         if len(measured) < expected:
             print(f"only {len(measured)} of {expected} firings arrived within 20 s of the last boundary")
             status = 1
             continue
         print(summary(f"squall schedules ({kind})", measured))
+        for minute in sorted({scheduled for scheduled, _ in firings}):  # the first one starts the instances
+            print(summary(f"  of {minute}", [late for scheduled, late in firings if scheduled == minute]))
         print(f"node CPU: {cpu:.2f} s over the {args.minutes} boundaries, {cpu / expected * 1000:.2f} ms per firing",
               flush=True)
         ratio = percentile(measured, 99) / max(percentile(timer_late, 99), 1e-6)

@@ -52,8 +52,10 @@ UNREACHABLE_RETRY = 1.0
 #: seconds before a message that met no runtime (a platform failure) is delivered again
 PLATFORM_RETRY = 1.0
 #: most seconds a batch claimed ahead may wait for a free slot (`read_ahead`); older, it is
-#: given back unrun. A consumer reads ahead only while its last batch ran in under half of it.
-READ_AHEAD_HOLD = 1.0
+#: given back unrun. A consumer reads ahead only while its last batch ran in under half of
+#: it, so a batch claimed ahead waits about one invocation: giving batches back is rare,
+#: which matters, as under overload every one given back is claimed again
+READ_AHEAD_HOLD = 10.0
 #: seconds a finished batch waits to be settled with others while the consumer reads ahead
 SETTLE_WITHIN = 0.1
 
