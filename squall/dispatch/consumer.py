@@ -312,10 +312,9 @@ class QueueConsumer(Service):
             for m in batch.messages:
                 if m.id not in batch.failed:
                     acks.append(m.receipt)
-                elif batch.disposition is Disposition.PLATFORM:
-                    releases.append(Release(m.receipt, PLATFORM_RETRY, uncount=True))
-                elif batch.disposition is Disposition.UNUSED:
-                    releases.append(Release(m.receipt, 0.0, uncount=True))
+                elif batch.disposition in (Disposition.PLATFORM, Disposition.UNUSED):
+                    delay = PLATFORM_RETRY if batch.disposition is Disposition.PLATFORM else 0.0
+                    releases.append(Release(m.receipt, delay, uncount=True))
                 elif (batch.disposition is Disposition.POISONED or m.receive_count >= c.max_receive_count
                       or (c.max_age is not None and self.clock() - m.sent_at >= c.max_age)):
                     dead.append(DeadLetter(m.receipt, batch.dead_letter_attributes))
