@@ -46,7 +46,7 @@ from squall.backends.protocol import Consumed, FanOutEntry, Queues
 from squall.core.checks import check_number, check_queue_name
 from squall.core.lifecycle import Progress, Service
 from squall.core.pipeline import InvokeRequest
-from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, single_failure
+from squall.dispatch.consumer import ConsumerConfig, Delivery, QueueConsumer, read_ahead, single_failure
 from squall.dispatch.targets import Target, TargetKind, deliver, register
 from squall.dispatch.watcher import QueueWatcher
 from squall.errors import ConfigError, FunctionError, InvalidEventPattern
@@ -75,7 +75,7 @@ from squall.sources.base import NodeContext, Source, Trigger
 from squall.sources.topics import TopicAttributes
 
 if TYPE_CHECKING:
-    from squall.app import App
+    from squall.app import App, FunctionConfig
     from squall.runtime.tracing import InvocationTrace
 
 log = logging.getLogger("squall.events")
@@ -666,11 +666,13 @@ class RuleSource(Source[EventRule]):
         for rule, index, target in self._targets():
             queue = target_queue(rule.bus, rule.name, index)
             is_function = target.target.kind is TargetKind.FUNCTION
+            visibility = self._visibility(target)
             config = ConsumerConfig(queue, target.target.name if is_function else str(target.target), batch_size=1,
                                     max_receive_count=target.retry_attempts + 1,
-                                    visibility_timeout=self._visibility(target), dlq=self._dlq(queue, target),
+                                    visibility_timeout=visibility, dlq=self._dlq(queue, target),
                                     concurrency=self._concurrency(target), retry_base=node.settings.async_retry_base,
-                                    max_age=float(target.max_event_age))
+                                    max_age=float(target.max_event_age),
+                                    read_ahead=self._read_ahead(target, visibility))
             delivery = Delivery(self.kind, (lambda m: wire.loads(m[0].body)) if is_function else _raw_body,
                                 single_failure, dead_letter_attributes(rule, target),
                                 request_id=lambda messages: messages[0].id)
@@ -693,20 +695,30 @@ class RuleSource(Source[EventRule]):
             for index, target in enumerate(rule.rule_targets):
                 yield rule, index, target
 
+    def _function(self, target: RuleTarget) -> FunctionConfig | None:
+        """The configuration of a target that is one of the app's functions."""
+        if target.target.kind is TargetKind.FUNCTION and target.target.name in self.app.functions:
+            return self.app.config(target.target.name)
+        return None
+
     def _concurrency(self, target: RuleTarget) -> int:
         """A function target's deliveries in flight per node: as its asynchronous invocations."""
-        if target.target.kind is TargetKind.FUNCTION and target.target.name in self.app.functions:
-            return invocation_concurrency(self.app.config(target.target.name).reserved_concurrency)
-        return invocation_concurrency(None)
+        function = self._function(target)
+        return invocation_concurrency(function.reserved_concurrency if function else None)
 
     @staticmethod
     def _dlq(queue: str, target: RuleTarget) -> str:
         return target.dlq or f"{queue}-dlq"
 
     def _visibility(self, target: RuleTarget) -> float:
-        if target.target.kind is TargetKind.FUNCTION and target.target.name in self.app.functions:
-            return invocation_visibility(self.app.config(target.target.name).timeout)
-        return ROUTE_VISIBILITY
+        function = self._function(target)
+        return invocation_visibility(function.timeout) if function else ROUTE_VISIBILITY
+
+    def _read_ahead(self, target: RuleTarget, visibility: float) -> float:
+        """A function target's consumer reads ahead as asynchronous invocations do; a
+        delivery to a queue, topic or bus is one quick backend call, with nothing to gain."""
+        function = self._function(target)
+        return read_ahead(visibility, function.timeout) if function else 0.0
 
 
 class ArchiveSource(Source[EventArchive]):

@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from squall.backends import QueueConfig
+from squall.backends.fifo import FifoEntry
 from squall.core.lifecycle import Progress
 from squall.core.pipeline import InvokeRequest
 from squall.dispatch import consumer as consumer_module
@@ -388,7 +389,7 @@ def drain(sqlite, backend, invoke: Recorder, settings: ConsumerConfig) -> None:
         consumer = QueueConsumer(backend, invoke, settings, SQS)
         await consumer.start()
         try:
-            await until(lambda: sqlite.queue_stats("q").total == 0, what="the queue to drain")
+            await until(lambda: sqlite.queue_stats(settings.queue).total == 0, what="the queue to drain")
         finally:
             await consumer.stop()
 
@@ -457,6 +458,18 @@ def test_a_quick_consumer_reads_ahead_and_turns_once_per_concurrency_batches(sql
         assert turns <= 80 // 4 + 8  # and one per batch as the queue runs dry
     else:
         assert turns >= 80 // 2  # a turn per batch or two
+
+
+def test_a_fifo_consumer_never_reads_ahead(sqlite):
+    """A batch claimed ahead would hold its group's next messages back from other nodes."""
+    declare(sqlite, "q.fifo", "q-dlq.fifo")
+    sqlite.enqueue_fifo("q.fifo", [FifoEntry(str(n), None, f"g{n % 8}", str(n)) for n in range(40)])
+    backend = CountingBackend(sqlite)
+    invoke = Recorder(pause=lambda request: 0.001 * (int(request.event["Records"][0]["body"]) % 7))
+    drain(sqlite, backend, invoke, config(queue="q.fifo", dlq="q-dlq.fifo", batch_size=1, concurrency=4,
+                                          read_ahead=1.0))
+    assert receive_counts(invoke) == {str(n): [1] for n in range(40)}
+    assert backend.calls.count("settle") >= 40 // 2
 
 
 async def slow_with_one_ahead(sqlite, invoke: Recorder, gate: asyncio.Event, hold: float,

@@ -344,6 +344,25 @@ def test_queue_source_consumers_share_one_watcher_with_the_async_source(sqlite):
     assert {c.delivery.trigger for c in internal} == {"async"}
 
 
+def test_consumers_of_function_invocations_read_ahead_and_deliveries_do_not(sqlite):
+    """Each consumer that invokes a function out of a queue may hold claimed batches for
+    the visibility timeout less the function's timeout (at most 10 s); rule targets that
+    only deliver to a queue never do."""
+    app = App("a")
+    app.on_queue("orders", handler, name="consume", timeout=3, visibility_timeout=8)
+    app.on_topic("news", handler, name="reader", timeout=3)
+    app.on_event({"source": ["shop"]}, handler, name="watcher", timeout=3)
+    app.rule("to-queue", pattern={"source": ["shop"]}, targets=[{"queue": "orders"}])
+    node = FakeNode(app, sqlite)
+    configs = {c.config.queue: c.config for source in sources_for(app) for c in source.services(node)
+               if isinstance(c, QueueConsumer)}
+    read_ahead = {queue: config.read_ahead for queue, config in configs.items()}
+    assert read_ahead == {"orders": 5,  # 8 s of visibility less the 3 s timeout
+                          "topic.news.reader": 10, "rule/default/watcher/0": 10,  # 3 + 30 s less 3, capped
+                          "rule/default/to-queue/0": 0,
+                          **{f"async.{name}": 10 for name in ("consume", "reader", "watcher")}}
+
+
 def test_async_source_provisions_internal_queues(sqlite):
     app = App("a")
     app.function(handler, name="worker", timeout=10)
