@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from squall.runtime.sandbox import (
+    CgroupV1,
     CgroupV2,
     Containment,
     Kind,
@@ -129,3 +130,57 @@ def test_cgroup_v2_freezes_and_kills_the_tree_and_removes_its_directory():
         containment.close()
         if not any(node_dir.parent.iterdir()):
             node_dir.parent.rmdir()
+
+
+def _v1_dirs() -> dict[str, str] | None:
+    mounts, own = _mounts(), _own_cgroups()
+    if not all(c in mounts and c in own for c in CgroupV1.controllers) or not os.access(
+            f"{mounts['freezer']}{own['freezer']}", os.W_OK):
+        return None
+    return {c: f"{mounts[c]}{own[c].rstrip('/')}/squall/{os.getpid()}" for c in CgroupV1.controllers}
+
+
+def _open_files_under(directory: str) -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(directory):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(_v1_dirs() is None, reason="no writable cgroup v1 hierarchies")
+def test_cgroup_v1_freezes_and_thaws_through_one_open_file_closed_at_removal():
+    """The freezer file stays open from the first freeze to the removal (an open per
+    freeze and thaw cost the node's event loop more than the writes)."""
+    dirs = _v1_dirs()
+    assert dirs is not None
+    containment = CgroupV1(dirs)
+    containment.open()
+    process, child = start_tree(containment)
+    freezer_state = Path(dirs["freezer"]) / str(process.pid) / "freezer.state"
+    try:
+        wait_until(lambda: len(containment.tasks(process.pid)) == 3, timeout=5, message="the tree")
+        for _ in range(3):
+            containment.freeze(process.pid)
+            wait_until(lambda: freezer_state.read_text().strip() == "FROZEN", timeout=2, message="frozen")
+            assert state(child) in ("S", "D")
+            containment.thaw(process.pid)
+            assert freezer_state.read_text().strip() == "THAWED"
+        assert _open_files_under(str(freezer_state)) == [str(freezer_state)]  # one, reused
+        containment.kill(process.pid)
+        process.wait(5)
+        wait_until(lambda: not containment.tasks(process.pid), timeout=2, message="the tree to go")
+        os.rmdir(freezer_state.parent)  # its cgroup removed under the open file
+        containment.freeze(process.pid)  # no error, and the file is closed
+        assert _open_files_under(dirs["freezer"]) == []
+        containment.thaw(process.pid)  # gone: nothing to thaw
+        wait_until(lambda: containment.remove(process.pid), timeout=2, message="the directories to go")
+        assert _open_files_under(dirs["freezer"]) == []
+    finally:
+        process.kill()
+        containment.clear([process.pid])
+    assert not Path(dirs["freezer"]).exists()
