@@ -178,17 +178,19 @@ def row(name: str, r: Result) -> str:
             f"{r.server_us:>10.1f}{r.children_us:>11.1f}{r.children_user_us:>11.1f}{errors}")
 
 
+BARE, SQUALL, PLAIN = "bare starlette+uvicorn", "squall run (isolated)", "squall, no observability"
+
+
 def round_of(directory: Path, order: list[str], args: argparse.Namespace) -> list[Result]:
     """One round: each server started afresh (a new database for squall), warmed up and
     measured, in `order`; all three run throughout, as in every round."""
     ports = {name: free_port() for name in order}
     commands = {
-        "bare starlette+uvicorn": [PYTHON, "-m", "uvicorn", "bare:app", "--host", "127.0.0.1",
-                                   "--port", str(ports["bare starlette+uvicorn"]), *UVICORN_OPTIONS],
-        "squall run (isolated)": squall_run(directory / "app.py", f"sqlite:///{directory / 'state.db'}",
-                                            ports["squall run (isolated)"]),
-        "squall, no observability": squall_run(directory / "app.py", f"sqlite:///{directory / 'plain.db'}",
-                                               ports["squall, no observability"], "--no-observability"),
+        BARE: [PYTHON, "-m", "uvicorn", "bare:app", "--host", "127.0.0.1", "--port", str(ports[BARE]),
+               *UVICORN_OPTIONS],
+        SQUALL: squall_run(directory / "app.py", f"sqlite:///{directory / 'state.db'}", ports[SQUALL]),
+        PLAIN: squall_run(directory / "app.py", f"sqlite:///{directory / 'plain.db'}", ports[PLAIN],
+                          "--no-observability"),
     }
     for database in directory.glob("*.db*"):
         database.unlink()
@@ -219,7 +221,7 @@ def main() -> int:
         directory = Path(tmp)
         for name, source in [("handler.py", HANDLER), ("app.py", SQUALL_APP), ("bare.py", BARE_APP)]:
             (directory / name).write_text(textwrap.dedent(source).lstrip())
-        names = ["bare starlette+uvicorn", "squall run (isolated)", "squall, no observability"]
+        names = [BARE, SQUALL, PLAIN]
         results: dict[str, list[Result]] = {name: [] for name in names}
         print(f"wrk: {args.connections} connections, {args.threads} thread(s), {args.duration:g} s x "
               f"{args.rounds} rounds per server, each after {args.warmup:g} s of warm-up\n")
@@ -248,7 +250,7 @@ def main() -> int:
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
     print(f"\nratio squall/bare (req/s): {ratio:.2f}  ({verdict} the target >= {TARGET_RATIO})")
     per_round = [on.requests_per_s / off.requests_per_s for on, off in
-                 zip(results["squall run (isolated)"], results["squall, no observability"], strict=True)]
+                 zip(results[SQUALL], results[PLAIN], strict=True)]
     kept = statistics.median(per_round)
     verdict = "meets" if kept >= OBSERVABILITY_TARGET else "MISSES"
     print(f"ratio squall/squall without observability (req/s), median of the rounds' ratios: {kept:.2f}  "

@@ -130,6 +130,11 @@ def summary(name: str, values: list[float]) -> str:
             f"max={max(ms):8.1f} ms")
 
 
+def iso(boundary: float) -> str:
+    """A boundary as the scheduled event's `time` gives it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(boundary))
+
+
 def measure(url: str, directory: Path, args: argparse.Namespace
             ) -> tuple[list[float], list[tuple[str, float]], float, set[str]]:
     """One node on `url`: the baseline timers' lateness, the handlers' with their scheduled
@@ -153,8 +158,7 @@ def measure(url: str, directory: Path, args: argparse.Namespace
               f" UTC ({first + 60 * (args.minutes - 1) - time.time() + 20:.0f}s)", flush=True)
         timer_late, cpu = asyncio.run(observe(args.schedules, boundaries, node.pid))
         expected = args.schedules * (args.warmup + args.minutes)
-        wanted = {time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first + 60 * k))
-                  for k in range(-args.warmup, args.minutes)}
+        wanted = {iso(first + 60 * k) for k in range(-args.warmup, args.minutes)}
         measured: list[tuple[str, float]] = []
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -162,7 +166,7 @@ def measure(url: str, directory: Path, args: argparse.Namespace
             if len(measured) >= expected:
                 break
             time.sleep(0.5)
-    return timer_late, measured, cpu, {time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(b)) for b in boundaries}
+    return timer_late, measured, cpu, {iso(b) for b in boundaries}
 
 
 def recorded(url: str, record: str, wanted: set[str]) -> list[tuple[str, float]]:
@@ -208,10 +212,9 @@ def main() -> int:
             shutil.rmtree(directory, ignore_errors=True)
         print(summary("asyncio call_at (baseline)", timer_late))
         measured = [late for scheduled, late in firings if scheduled in timed]
-        expected = args.schedules * args.minutes
-        if len(firings) < args.schedules * (args.warmup + args.minutes):
-            print(f"only {len(firings)} of {args.schedules * (args.warmup + args.minutes)} firings arrived "
-                  f"within 20 s of the last boundary")
+        expected, fired = args.schedules * args.minutes, args.schedules * (args.warmup + args.minutes)
+        if len(firings) < fired:
+            print(f"only {len(firings)} of {fired} firings arrived within 20 s of the last boundary")
             status = 1
             continue
         print(summary(f"squall schedules ({kind})", measured))
