@@ -94,7 +94,7 @@ class Node:
             self.runtime = ProcessRuntime(app, self._nested, zygote, self.logs, self.settings.runtime, slots, node_id)
         #: open while the runtime can start instances (queue consumers claim only then)
         self.runtime_ready = self.runtime.ready
-        self.meter = Meter(backend, node_id)
+        self.meter = Meter(backend, node_id, recorder=self.recorder)
         self.sources: list[Source[Any]] = sources_for(app)
         #: spans of every invocation (None with observability off)
         tracing = tracing_for(self, observability) if observability.enabled else None
@@ -103,7 +103,7 @@ class Node:
         #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
         #: composed chain itself, not a method around it: every invocation passes here
         # recursive loop detection first: a stopped invocation never ran, so it is not metered
-        self.invoke: Handler = chain([RecursionGuard(self.recorder), Metering(self.meter, self.recorder),
+        self.invoke: Handler = chain([RecursionGuard(self.recorder), Metering(self.meter),
                                       *([tracing] if tracing else []), *extra], self.runtime.invoke)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]

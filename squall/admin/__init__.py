@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ from squall.observability.prometheus import CONTENT_TYPE, Exposition
 if TYPE_CHECKING:
     from squall.node import Node
 
+log = logging.getLogger("squall.admin")
+
 
 def build_admin(node: Node) -> Starlette:
     async def health(request: Request) -> JSONResponse:
@@ -39,6 +42,10 @@ def build_admin(node: Node) -> Starlette:
                                 node.custom_metrics, node.logs)
 
         async def metrics(request: Request) -> Response:
+            try:  # the invocations metered since the last flush are counted (before the write)
+                await node.meter.step()
+            except Exception as exc:  # noqa: BLE001 - the scrape still answers, as a failed flush would
+                log.warning("metering: %s", exc)
             return Response(await asyncio.to_thread(exposition.render), media_type=CONTENT_TYPE)
 
         routes.append(Route("/metrics", metrics, methods=["GET"]))

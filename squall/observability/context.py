@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -51,15 +50,23 @@ class SpanContext(NamedTuple):
         return SpanContext(self.trace_id, new_span_id(), self.sampled)
 
 
-def new_trace_id() -> str:
-    """A new trace id whose first 8 digits are the epoch seconds, so the X-Ray form of it is
-    a well-formed X-Ray root (`1-<time>-<random>`) as well as a random W3C id."""
-    return f"{int(time.time()):08x}{random.getrandbits(96):024x}"
+def new_trace(now_ns: int) -> tuple[str, str]:
+    """A new trace id and its root span's id, from one draw (every untraced request at the
+    gateway makes both). The trace id's first 8 digits are the epoch seconds of `now_ns`,
+    so the X-Ray form of it is a well-formed X-Ray root (`1-<time>-<random>`) as well as a
+    random W3C id."""
+    digits = f"{now_ns // 1_000_000_000:08x}{random.getrandbits(160):040x}"
+    span = digits[32:]
+    return digits[:32], span if span != _ZERO_SPAN else _FIRST_SPAN
 
 
 def new_span_id() -> str:
     span = random.getrandbits(64)
     return f"{span or 1:016x}"
+
+
+#: the span id a draw of all zeros (an invalid id) stands in with
+_FIRST_SPAN = f"{1:016x}"
 
 
 def _is_hex(value: str, length: int) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 from squall.backends import Backend
 from squall.backends.protocol import Streams
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
-from squall.observability.batching import StreamBatch
+from squall.observability.batching import Batch, StreamBatch
 from squall.observability.recorder import Recorder
 from squall.runtime.invocation import Invocation
 
@@ -28,12 +28,14 @@ log = logging.getLogger("squall.metering")
 
 
 class Meter(StreamBatch):
-    """Buffers invocation records and flushes them every `interval` seconds (and on stop)."""
+    """Buffers invocation records and flushes them every `interval` seconds (and on stop),
+    counting each flush in the Prometheus counters (`recorder`) when observability is on."""
 
     name = "metering"
 
-    def __init__(self, backend: Streams, node_id: str, interval: float = 1.0):
+    def __init__(self, backend: Streams, node_id: str, interval: float = 1.0, recorder: Recorder | None = None):
         super().__init__(backend, node_id, INVOCATIONS_STREAM, interval)
+        self.recorder = recorder
         #: invocations metered since the node started (`squall nodes`)
         self.invocations = 0
 
@@ -41,21 +43,24 @@ class Meter(StreamBatch):
         self._buffer.append(invocation.record())
         self.invocations += 1
 
+    def write(self, batch: Batch) -> None:
+        # counted before the write: a flush the backend refuses is lost to the stream
+        # (metering is at most once), not to the node's own counters
+        if self.recorder is not None and batch.records:
+            self.recorder.count(batch.records)
+        super().write(batch)
+
 
 class Metering(Interceptor):
     """Records every invocation. (Its REPORT line, whatever ended it, is in the function's
     log: the runtime writes the platform's lines, squall.runtime.platform.)"""
 
-    def __init__(self, meter: Meter, recorder: Recorder | None = None):
+    def __init__(self, meter: Meter):
         self.meter = meter
-        #: the Prometheus counters, when observability is on
-        self.recorder = recorder
 
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
         invocation = await call_next(request)
         self.meter.record(invocation)
-        if self.recorder is not None:
-            self.recorder.record(invocation)
         return invocation
 
 

@@ -1,9 +1,12 @@
 """Per-invocation metrics, counted the cheap way.
 
-`Recorder.record` runs on every invocation, so it is a few dict and list operations and
-nothing else: counters keyed by label tuples, and histogram buckets found by bisection.
-prometheus-client's own metric objects take a lock and a label lookup per call (a few
-microseconds each, several per invocation); here that work happens once per scrape, in
+The recorder counts the metering records (`Invocation.record()`) as the meter flushes
+them, once a second in the flush's worker thread: a tight loop over a second of
+invocations costs a fraction of what the same counting costs done on the event loop
+between every invocation's other work. A scrape first flushes the meter, so it counts
+every invocation that ended before it. The counters are plain: keyed by label tuples,
+with histogram buckets found by bisection; prometheus-client's own metric objects take a
+lock and a label lookup per call, and here that work happens once per scrape, in
 `squall.observability.prometheus`, which reads `snapshot()`.
 
 Throttled invocations are counted (outcome "throttled") but, as on Lambda, neither
@@ -12,11 +15,13 @@ timed nor billed: they never ran.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from squall.errors import Outcome
-from squall.runtime.invocation import Invocation
 
 #: seconds; Lambda's timeouts go up to 900 s
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -83,37 +88,48 @@ class Snapshot:
     recursion_dropped: dict[str, int] = field(default_factory=dict)
 
 
+_THROTTLED = Outcome.THROTTLED._value_
+
+
 class Recorder:
-    """Counts invocations; fed by the `Metering` interceptor, read at scrape time."""
+    """Counts invocations; fed by the meter's flushes (`Meter.write`), read at scrape time."""
 
     def __init__(self) -> None:
         self._invocations: dict[InvocationKey, int] = {}
         self._functions: dict[str, FunctionTotals] = {}
         self._recursion_dropped: dict[str, int] = {}
+        #: a flush of the loop's period and one a scrape asked for may count at once
+        self._lock = threading.Lock()
 
-    def record(self, invocation: Invocation) -> None:
-        outcome = invocation.outcome
-        key = (invocation.function, invocation.trigger, outcome._value_)
-        self._invocations[key] = self._invocations.get(key, 0) + 1
-        if outcome is Outcome.THROTTLED:
-            return
-        totals = self._functions.get(invocation.function)
-        if totals is None:
-            totals = self._functions[invocation.function] = FunctionTotals()
-        totals.duration.observe(invocation.duration_ms / 1000)
-        totals.billed_gb_seconds += invocation.gb_seconds
-        if invocation.cold:
-            totals.cold_starts += 1
-            if invocation.init_ms is not None:
-                totals.init.observe(invocation.init_ms / 1000)
+    def count(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Add metering records (`Invocation.record()`: durations in milliseconds)."""
+        invocations, functions = self._invocations, self._functions
+        with self._lock:
+            for record in records:
+                function, outcome = record["function"], record["outcome"]
+                key = (function, record["trigger"], outcome)
+                invocations[key] = invocations.get(key, 0) + 1
+                if outcome == _THROTTLED:
+                    continue
+                totals = functions.get(function)
+                if totals is None:
+                    totals = functions[function] = FunctionTotals()
+                totals.duration.observe(record["durationMs"] / 1000)
+                totals.billed_gb_seconds += record["gbSeconds"]
+                if record["cold"]:
+                    totals.cold_starts += 1
+                    if record["initMs"] is not None:
+                        totals.init.observe(record["initMs"] / 1000)
 
     def recursion_dropped(self, function: str) -> None:
-        """An invocation of `function` stopped as a recursive loop (it never ran)."""
+        """An invocation of `function` stopped as a recursive loop (it never ran): counted
+        on the event loop, where the stop is made (a copy of a dict is one C call, which
+        the GIL keeps whole, so `snapshot` needs no lock for it)."""
         self._recursion_dropped[function] = self._recursion_dropped.get(function, 0) + 1
 
     def snapshot(self) -> Snapshot:
-        """A copy, safe to read from the scrape's thread while invocations go on: each copy
-        of a dict or list is one C call, which the GIL keeps whole."""
-        return Snapshot(self._invocations.copy(),
-                        {name: totals.copy() for name, totals in list(self._functions.items())},
-                        self._recursion_dropped.copy())
+        """A copy, safe to read from the scrape's thread while flushes go on."""
+        with self._lock:
+            return Snapshot(self._invocations.copy(),
+                            {name: totals.copy() for name, totals in self._functions.items()},
+                            self._recursion_dropped.copy())

@@ -30,7 +30,7 @@ from squall.backends.protocol import Streams
 from squall.core.pipeline import Handler, Interceptor, InvokeRequest
 from squall.core.retention import Cap
 from squall.observability.batching import Batch, StreamBatch
-from squall.observability.context import TRACEPARENT, new_span_id, new_trace_id, parse_traceparent
+from squall.observability.context import TRACEPARENT, new_span_id, new_trace, parse_traceparent
 from squall.observability.otlp import Exporter, export_configured
 from squall.observability.sampling import Sampler
 from squall.observability.settings import ObservabilitySettings
@@ -129,12 +129,14 @@ class Tracing(Interceptor):
         headers = request.headers
         incoming = headers.get(TRACEPARENT)
         parent = parse_traceparent(incoming) if incoming else None
-        trace_id = new_trace_id() if parent is None else parent.trace_id
+        start = time_ns()
+        if parent is None:
+            trace_id, span_id = new_trace(start)
+        else:
+            trace_id, span_id = parent.trace_id, new_span_id()
         sampled = self.sampler.sampled(trace_id, parent)
-        span_id = new_span_id()
         headers[TRACEPARENT] = f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
         request.trace_id = trace_id
-        start = time_ns()
         invocation = await call_next(request)
         if sampled:
             end = time_ns()

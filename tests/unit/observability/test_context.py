@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from squall.backends import Message
@@ -11,7 +13,7 @@ from squall.observability.context import (
     TRACE_ATTRIBUTE,
     SpanContext,
     message_context,
-    new_trace_id,
+    new_trace,
     parse_traceparent,
     parse_xray,
     trace_attribute,
@@ -56,9 +58,13 @@ def test_xray_header_is_the_same_ids():
     assert parse_xray(None) is None
 
 
-def test_new_trace_ids_are_xray_roots_of_now():
-    trace_id = new_trace_id()
-    assert len(trace_id) == 32 and parse_xray(SpanContext(trace_id, SPAN, True).xray()) is not None
+def test_new_traces_are_xray_roots_of_now_with_a_valid_root_span():
+    now = time.time_ns()
+    trace_id, span_id = new_trace(now)
+    assert len(trace_id) == 32 and parse_xray(SpanContext(trace_id, span_id, True).xray()) is not None
+    assert int(trace_id[:8], 16) == now // 1_000_000_000
+    assert parse_traceparent(SpanContext(trace_id, span_id, True).traceparent()) == (trace_id, span_id, True)
+    assert len({new_trace(now) for _ in range(100)}) == 100  # the same second: still random ids
 
 
 def test_samplers_from_the_standard_variables():

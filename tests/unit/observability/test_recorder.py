@@ -17,7 +17,9 @@ from tests.support import free_port
 
 
 def invocation(function="f", duration_ms=2.0, cold=False, init_ms=None, error=None, trigger="http"):
-    return Invocation("r", function, trigger, 0.0, duration_ms, 256, cold=cold, init_ms=init_ms, error=error)
+    """The metering record of an invocation, as the meter's flush hands the recorder."""
+    return Invocation("r", function, trigger, 0.0, duration_ms, 256, cold=cold, init_ms=init_ms,
+                      error=error).record()
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive():
@@ -30,11 +32,9 @@ def test_histogram_buckets_are_cumulative_and_inclusive():
 
 def test_recorder_counts_by_label_and_neither_times_nor_bills_throttles():
     recorder = Recorder()
-    recorder.record(invocation(cold=True, init_ms=30.0, duration_ms=1.5))
-    recorder.record(invocation(duration_ms=2000.4))
-    recorder.record(invocation(error=FunctionError("x")))
-    recorder.record(invocation(error=Throttled("busy"), duration_ms=2000.0))
-    recorder.record(invocation(trigger="queue"))
+    recorder.count([invocation(cold=True, init_ms=30.0, duration_ms=1.5), invocation(duration_ms=2000.4)])
+    recorder.count([invocation(error=FunctionError("x")), invocation(error=Throttled("busy"), duration_ms=2000.0),
+                    invocation(trigger="queue")])
     snapshot = recorder.snapshot()
     assert snapshot.invocations == {("f", "http", "success"): 2, ("f", "http", "error"): 1,
                                     ("f", "http", "throttled"): 1, ("f", "queue", "success"): 1}
@@ -47,15 +47,15 @@ def test_recorder_counts_by_label_and_neither_times_nor_bills_throttles():
 
 def test_the_snapshot_does_not_move_with_later_invocations():
     recorder = Recorder()
-    recorder.record(invocation())
+    recorder.count([invocation()])
     snapshot = recorder.snapshot()
-    recorder.record(invocation())
+    recorder.count([invocation()])
     assert snapshot.invocations[("f", "http", "success")] == 1 and sum(snapshot.functions["f"].duration.counts) == 1
 
 
 def test_the_collector_exposes_prometheus_names(tmp_path):
     recorder = Recorder()
-    recorder.record(invocation(error=Throttled("busy")))
+    recorder.count([invocation(error=Throttled("busy"))])
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InvocationCollector(recorder))
     backend = open_backend(f"sqlite:///{tmp_path}/state.db")
@@ -73,8 +73,21 @@ def test_a_scrape_while_the_backend_is_down_still_has_the_node_series(tmp_path):
     backend = open_backend(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     node = Node(App("down"), backend, str(tmp_path / "objects"))
     assert node.recorder is not None
-    node.recorder.record(invocation())
+    node.recorder.count([invocation()])
     text = Exposition(node.recorder, node.runtime, backend, "n1", "down").render().decode()
     assert 'squall_invocations_total{function="f",outcome="success",trigger="http"} 1.0' in text
     assert 'squall_node_info{app="down",node="n1"} 1.0' in text
     assert "squall_queue_messages_visible{" not in text
+
+
+def test_the_meter_counts_each_flush_once_even_one_the_backend_refuses(tmp_path):
+    from squall.observability.metering import Meter
+
+    recorder = Recorder()
+    down = open_backend(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    meter = Meter(down, "n1", recorder=recorder)
+    meter.record(Invocation("r1", "f", "http", 0.0, 1.0, 256))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises, the flush fails
+        meter.flush()
+    meter.flush()  # nothing left to write: counted once
+    assert recorder.snapshot().invocations == {("f", "http", "success"): 1}
