@@ -98,13 +98,14 @@ class Node:
         self.sources: list[Source[Any]] = sources_for(app)
         #: spans of every invocation (None with observability off)
         tracing = tracing_for(self, observability) if observability.enabled else None
+        metering = Metering(self.meter, [tracing.close] if tracing else None)  # which ends the span too
         # an interceptor of the settings that raises fails its invocation (metered), not the node
         extra = [Contain(), *self.settings.interceptors] if self.settings.interceptors else []
         #: run one invocation through the pipeline (FunctionNotFound for an unknown name); the
         #: composed chain itself, not a method around it: every invocation passes here
         # recursive loop detection first: a stopped invocation never ran, so it is not metered
-        self.invoke: Handler = chain([RecursionGuard(self.recorder), Metering(self.meter),
-                                      *([tracing] if tracing else []), *extra], self.runtime.invoke)
+        self.invoke: Handler = chain([RecursionGuard(self.recorder), metering, *([tracing] if tracing else []), *extra],
+                                     self.runtime.invoke)
         self._shared: dict[type[Service], Service] = {}
         own = [service for source in self.sources for service in source.services(self)]
         self.services = Services([

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from squall.aws import request_id as new_request_id
 from squall.errors import FunctionNotFound, InvocationError
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from squall.observability.context import SpanContext
 
 log = logging.getLogger("squall.pipeline")
+
+
+class OpenSpan(NamedTuple):
+    """An invocation's span from its start to its end: its id, its parent's ("" for a
+    root) and its start, in epoch nanoseconds."""
+
+    span_id: str
+    parent_id: str
+    start_ns: int
 
 
 @dataclass(slots=True)
@@ -53,6 +62,9 @@ class InvokeRequest:
     #: the invocation's trace id, once tracing has seen it ("" without tracing): what its
     #: log lines are tagged with
     trace_id: str = ""
+    #: the invocation's span while it runs, if it is sampled: tracing opens it, and closes
+    #: it when metering records the invocation (squall.observability.tracing)
+    span: OpenSpan | None = None
 
 
 Handler = Callable[[InvokeRequest], Coroutine[Any, Any, Invocation]]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from squall.backends import Backend
@@ -24,6 +24,8 @@ from squall.observability.recorder import Recorder
 from squall.runtime.invocation import Invocation
 
 INVOCATIONS_STREAM = "squall.invocations"
+#: what ends with an invocation's metering record (`Tracing.close`)
+Closer = Callable[[InvokeRequest, Invocation], None]
 log = logging.getLogger("squall.metering")
 
 
@@ -55,12 +57,17 @@ class Metering(Interceptor):
     """Records every invocation. (Its REPORT line, whatever ended it, is in the function's
     log: the runtime writes the platform's lines, squall.runtime.platform.)"""
 
-    def __init__(self, meter: Meter):
+    def __init__(self, meter: Meter, closers: list[Closer] | None = None):
+        """`closers`: what else ends with the invocation's record (tracing's span), called
+        here rather than from a coroutine of their own around the rest of the chain."""
         self.meter = meter
+        self.closers = closers or []
 
     async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
         invocation = await call_next(request)
         self.meter.record(invocation)
+        for close in self.closers:
+            close(request, invocation)
         return invocation
 
 

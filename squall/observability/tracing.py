@@ -6,7 +6,9 @@ makes the invocation's span id and puts the invocation's own context back in
 `headers["traceparent"]` before the runtime runs it: the instance derives
 `_X_AMZN_TRACE_ID` and the OpenTelemetry context from it, the log sink tags lines with its
 trace id, and whatever the handler sends on (`ctx.queue(...).send`, `ctx.invoke`,
-`ctx.invoke_async`) carries it. Once the invocation ends, its span follows OpenTelemetry's
+`ctx.invoke_async`) carries it. The span ends where metering records the invocation
+(`Metering` calls `Tracing.close`), so tracing wraps no coroutine of its own around the
+rest of the chain. Its span follows OpenTelemetry's
 FaaS conventions, with what its source adds (`Source.span`: the HTTP server or messaging
 conventions), plus the spans the instance handed back (the handler's own, its sends).
 
@@ -22,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from squall.backends.protocol import Streams
-from squall.core.pipeline import Handler, Interceptor, InvokeRequest
+from squall.core.pipeline import Handler, Interceptor, InvokeRequest, OpenSpan
 from squall.core.retention import Cap
 from squall.observability.batching import Batch, StreamBatch
 from squall.observability.context import TRACEPARENT, new_span_id, new_trace, parse_traceparent
@@ -125,7 +127,10 @@ class Tracing(Interceptor):
         self.retention: dict[str, float] = {}
         self.caps: list[Cap] = []
 
-    async def __call__(self, request: InvokeRequest, call_next: Handler) -> Invocation:
+    def __call__(self, request: InvokeRequest, call_next: Handler) -> Coroutine[Any, Any, Invocation]:
+        """Open the invocation's span and pass its context on; the rest of the chain's
+        coroutine itself (every invocation passes here: no frame of its own). `close`
+        ends the span."""
         headers = request.headers
         incoming = headers.get(TRACEPARENT)
         parent = parse_traceparent(incoming) if incoming else None
@@ -137,21 +142,25 @@ class Tracing(Interceptor):
         sampled = self.sampler.sampled(trace_id, parent)
         headers[TRACEPARENT] = f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
         request.trace_id = trace_id
-        invocation = await call_next(request)
         if sampled:
-            end = time_ns()
-            try:
-                self._record(request, invocation, trace_id, span_id, "" if parent is None else parent.span_id,
-                             start, end)
-                spans = invocation.spans
-                if spans:
-                    self._instance_spans(spans)
-            except Exception:  # noqa: BLE001 - a span is never worth an invocation
-                log.exception("invocation %s of %s: its span was not recorded", request.request_id, request.function)
-        return invocation
+            request.span = OpenSpan(span_id, "" if parent is None else parent.span_id, start)
+        return call_next(request)
 
-    def _record(self, request: InvokeRequest, invocation: Invocation, trace_id: str, span_id: str,
-                parent_id: str, start: int, end: int) -> None:
+    def close(self, request: InvokeRequest, invocation: Invocation) -> None:
+        """End the invocation's span, if it is sampled (Metering calls this as it records
+        the invocation), with the spans its instance handed back."""
+        span = request.span
+        if span is None:
+            return
+        try:
+            self._record(request, invocation, span, time_ns())
+            spans = invocation.spans
+            if spans:
+                self._instance_spans(spans)
+        except Exception:  # noqa: BLE001 - a span is never worth an invocation
+            log.exception("invocation %s of %s: its span was not recorded", request.request_id, request.function)
+
+    def _record(self, request: InvokeRequest, invocation: Invocation, span: OpenSpan, end: int) -> None:
         """Buffer the invocation's span, in `SpanBatch`'s form (`store.compact_span`)."""
         function = request.function
         attributes, plain = self._functions.get(function) or self._function(function)
@@ -166,8 +175,9 @@ class Tracing(Interceptor):
             status, message, error_type = _UNSET, "", ""
         links = tuple((link.trace_id, link.span_id, link.sampled) for link in request.links) if request.links else ()
         batch = self.tracer.batch
-        batch.spans.append((trace_id, span_id, parent_id, batch.shape(function, shape, attributes), start, end,
-                            invocation.request_id, invocation.cold, status, message, error_type, links))
+        batch.spans.append((request.trace_id, span.span_id, span.parent_id, batch.shape(function, shape, attributes),
+                            span.start_ns, end, invocation.request_id, invocation.cold, status, message, error_type,
+                            links))
 
     def _function(self, function: str) -> tuple[dict[str, Any], SpanShape]:
         """What every span of `function` says about it (what follows from its name,

@@ -289,7 +289,10 @@ def test_a_node_killed_mid_batch_loses_nothing_and_keeps_order(cluster):
     logs = wait_until(lambda: complete(store, "durable", groups, 20), timeout=30, message="every group delivered")
     for group in groups:
         assert_in_order(logs[group], 20)
-    taken_over = [g for g, log in logs.items() if log[0][2] == "node-0" and log[-1][2] == "node-1"]
+    # a group node-0 worked on and node-1 finished (which group's batch node-0 held when it
+    # was killed varies: groups move between nodes from batch to batch)
+    taken_over = [g for g, log in logs.items() if any(node == "node-0" for _, _, node in log)
+                  and log[-1][2] == "node-1"]
     assert taken_over, "no group of the killed node was finished by the other"
     wait_until(lambda: store.queue_stats("durable.fifo").total == 0, timeout=10, message="every message acked")
     assert store.queue_stats("durable-dlq.fifo").total == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 
@@ -63,9 +64,10 @@ def test_a_tracer_batch_is_counted_without_decoding_and_read_back_whole(sqlite, 
 
 
 def test_invocation_spans_share_their_shape_once_per_record_and_read_back_whole(sqlite, clock):
-    from squall.core.pipeline import InvokeRequest
+    from squall.core.pipeline import InvokeRequest, chain
     from squall.errors import FunctionError
     from squall.observability.context import SpanContext
+    from squall.observability.metering import Meter, Metering
     from squall.observability.sampling import Sampler
     from squall.observability.spans import FaasTrigger, SpanShape, Status
     from squall.observability.tracing import Tracing
@@ -80,7 +82,7 @@ def test_invocation_spans_share_their_shape_once_per_record_and_read_back_whole(
         async def terminal(request: InvokeRequest) -> Invocation:
             return Invocation(request.request_id, request.function, request.trigger, 1.0, 2.0, 256,
                               error=FunctionError("no", "ValueError") if fail else None)
-        await tracing(request, terminal)
+        await chain([Metering(Meter(sqlite, "node-a"), [tracing.close]), tracing], terminal)(request)
 
     for i in range(3):
         asyncio.run(run(InvokeRequest("worker", {}, "queue", "q", links=(link,)), fail=i == 2))
@@ -101,3 +103,30 @@ def test_invocation_spans_share_their_shape_once_per_record_and_read_back_whole(
     assert failed.status_message and "error.type" not in first.attributes
     assert plain.kind is SpanKind.SERVER and plain.attributes["faas.trigger"] == "other" and plain.links == []
     assert len({span.attributes["faas.invocation_id"] for span in spans}) == 4
+
+
+def test_the_span_opens_before_the_runtime_and_closes_with_the_metering_record(sqlite):
+    from squall.core.pipeline import InvokeRequest, chain
+    from squall.observability.metering import Meter, Metering
+    from squall.observability.sampling import Sampler
+    from squall.observability.tracing import Tracing
+    from squall.runtime.invocation import Invocation
+
+    meter = Meter(sqlite, "node-a")
+    seen: list[int] = []
+
+    async def terminal(request: InvokeRequest) -> Invocation:
+        seen.append(time.time_ns())
+        return Invocation(request.request_id, request.function, request.trigger, 1.0, 2.0, 256)
+
+    for sampler, expected in ((Sampler(), 1), (Sampler(parent_based=False, ratio=0.0), 0)):
+        tracer = Tracer(sqlite, "node-a")
+        tracing = Tracing(tracer, {}, sampler, lambda function: 256)
+        request = InvokeRequest("f", {})
+        asyncio.run(chain([Metering(meter, [tracing.close]), tracing], terminal)(request))
+        assert len(tracer.batch.spans) == expected and request.trace_id  # a trace id either way
+        assert (request.span is not None) == bool(expected)  # an unsampled invocation opens no span
+        if expected:
+            start, end = tracer.batch.spans[0][4:6]
+            assert start <= seen[-1] <= end
+    assert len(meter._buffer) == 2  # both metered
